@@ -1,0 +1,105 @@
+"""The control API under ``/_mock/``: what a test or a QA person inspects and drives."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from mock_server import __version__
+from mock_server.api.keys import SANDBOX
+from mock_server.api.routing import add
+from mock_server.domain import views
+from mock_server.domain.model import SignatureRequest
+from mock_server.domain.service import Sandbox
+from mock_server.errors import VendorError
+
+PREFIX = "/_mock"
+
+
+class ControlError(Exception):
+    """A control API fault, rendered as ``{"error": ...}``."""
+
+    def __init__(self, http_status: int, message: str) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+
+
+def render_error(error: VendorError) -> web.Response:
+    """Catalogue errors reaching the control API (unknown routes, bodies) as plain JSON."""
+    return web.json_response({"error": error.details, "status": error.http_status}, status=error.http_status)
+
+
+def _sandbox(request: web.Request) -> Sandbox:
+    return request.app[SANDBOX]
+
+
+async def health(request: web.Request) -> web.Response:
+    sandbox = _sandbox(request)
+    return web.json_response({
+        "status": "ok",
+        "version": __version__,
+        "seed": sandbox.rng.seed,
+        "requests": len(sandbox.state.requests),
+        "time": sandbox.clock.now().isoformat(),
+    })
+
+
+async def reset(request: web.Request) -> web.Response:
+    _sandbox(request).reset()
+    return web.json_response({"status": "reset"})
+
+
+def _summary(found: SignatureRequest) -> dict[str, Any]:
+    return {
+        "pk": found.pk,
+        "status": found.status.value,
+        "signer": " ".join(filter(None, (found.identity.given_name, found.identity.surname_1,
+                                          found.identity.surname_2))),
+        "created_at": found.created_at.isoformat(),
+        "documents": len(found.documents),
+    }
+
+
+async def list_requests(request: web.Request) -> web.Response:
+    requests = _sandbox(request).state.requests.values()
+    return web.json_response({"requests": [_summary(r) for r in requests]})
+
+
+async def get_request(request: web.Request) -> web.Response:
+    pk = request.match_info["pk"]
+    found = _sandbox(request).state.requests.get(int(pk)) if pk.isdigit() else None
+    if found is None:
+        raise ControlError(404, f"request {pk} not found")
+    return web.json_response({
+        **views.request_detail(found),
+        "history": views.history(found),
+        "documents": [views.document_summary(d) for d in found.documents.values()],
+        "contract_signed": found.signed_contract is not None,
+    })
+
+
+async def sms(request: web.Request) -> web.Response:
+    wanted = request.query.get("request")
+    if wanted is not None and not wanted.isdigit():
+        raise ControlError(400, "request must be a request pk")
+    messages = _sandbox(request).otp.messages(int(wanted) if wanted else None)
+    return web.json_response({"messages": [views.outbox_message(m) for m in messages]})
+
+
+async def ca_pem(request: web.Request) -> web.Response:
+    return web.Response(
+        body=_sandbox(request).pki.ca_bundle_pem(),
+        content_type="application/x-pem-file",
+        headers={"Content-Disposition": 'attachment; filename="oneshot-mock-test-ca.pem"'},
+    )
+
+
+def setup(app: web.Application) -> None:
+    """Register the control routes."""
+    add(app, "GET", PREFIX + "/health", health)
+    add(app, "POST", PREFIX + "/reset", reset)
+    add(app, "GET", PREFIX + "/requests", list_requests)
+    add(app, "GET", PREFIX + "/requests/{pk}", get_request)
+    add(app, "GET", PREFIX + "/sms", sms)
+    add(app, "GET", PREFIX + "/pki/ca.pem", ca_pem)

@@ -1,0 +1,13 @@
+"""Typed application keys shared by the HTTP adapters."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from mock_server.config import Config
+from mock_server.domain.service import Sandbox
+
+CONFIG = web.AppKey("config", Config)
+SANDBOX = web.AppKey("sandbox", Sandbox)
+# Set by handlers that learn a request pk the URL does not carry (create), for the access log.
+REQUEST_PK = "oneshot_mock.request_pk"

@@ -1,0 +1,103 @@
+"""Tolerant body parsing shared by every API family.
+
+Real clients send JSON without a Content-Type, empty bodies where JSON is expected,
+multipart streamed with chunked transfer encoding, and url-encoded forms; all of it
+ends up as plain fields and :class:`Upload` parts here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+
+from mock_server.api.keys import CONFIG
+from mock_server.domain.model import Upload
+from mock_server.errors import vendor_error
+
+_CHUNK = 256 * 1024
+
+
+@dataclass
+class Form:
+    """Text fields and file parts of a body, whatever its encoding."""
+
+    fields: dict[str, str] = field(default_factory=dict)
+    files: list[Upload] = field(default_factory=list)
+
+
+async def read_json(request: web.Request, invalid_json_key: str = "api.400.malformed_body") -> dict[str, Any]:
+    """The body as a JSON object; an empty body is ``{}`` (clients send that for OTP)."""
+    raw = await _read_all(request)
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as fault:
+        raise vendor_error(invalid_json_key, error=str(fault)) from None
+    if not isinstance(value, dict):
+        raise vendor_error(invalid_json_key, error="expected a JSON object")
+    return value
+
+
+async def read_fields(request: web.Request, invalid_json_key: str) -> dict[str, str]:
+    """A JSON object body with every value as text (``1`` and ``true`` alike)."""
+    return {k: _as_text(v) for k, v in (await read_json(request, invalid_json_key)).items()}
+
+
+async def read_form(request: web.Request, file_limit: int, too_large_key: str,
+                    invalid_json_key: str = "api.400.malformed_body") -> Form:
+    """Multipart, url-encoded or JSON, as one :class:`Form`; files over ``file_limit`` are refused."""
+    if request.content_type.startswith("multipart/"):
+        return await _read_multipart(request, file_limit, too_large_key)
+    if request.content_type == "application/x-www-form-urlencoded":
+        posted = await request.post()
+        return Form(fields={k: str(v) for k, v in posted.items()})
+    body = await read_json(request, invalid_json_key)
+    return Form(fields={k: _as_text(v) for k, v in body.items()})
+
+
+async def _read_multipart(request: web.Request, file_limit: int, too_large_key: str) -> Form:
+    form = Form()
+    try:
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                raise ValueError("nested multipart bodies are not supported")
+            name = part.name or ""
+            if part.filename is None:
+                form.fields[name] = await part.text()
+                continue
+            data = await _read_part(part, file_limit, too_large_key)
+            content_type = part.headers.get("Content-Type", "application/octet-stream")
+            form.files.append(Upload(name, part.filename, content_type, data))
+    except web.HTTPException:
+        raise
+    except (ValueError, AssertionError, KeyError, UnicodeDecodeError) as fault:
+        raise vendor_error("api.400.malformed_body", error=str(fault) or type(fault).__name__) from None
+    return form
+
+
+async def _read_part(part: BodyPartReader, limit: int, too_large_key: str) -> bytes:
+    chunks, size = [], 0
+    while chunk := await part.read_chunk(_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise vendor_error(too_large_key, filename=part.filename, limit=limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _read_all(request: web.Request) -> bytes:
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise vendor_error("api.413.body_too_large", limit=request.app[CONFIG].max_body_bytes) from None
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)

@@ -1,0 +1,25 @@
+"""Route registration and responses common to every API family."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def add(app: web.Application, method: str, path: str, handler: Handler) -> None:
+    """Register ``path`` with and without a trailing slash (clients send both)."""
+    app.router.add_route(method, path, handler)
+    app.router.add_route(method, path + "/", handler)
+
+
+def download(data: bytes, content_type: str, filename: str) -> web.Response:
+    """A binary answer with its own content type (clients tell success from error by it)."""
+    safe = filename.replace('"', "").replace("\r", "").replace("\n", "")
+    return web.Response(
+        body=data,
+        content_type=content_type,
+        headers={"Content-Disposition": f'attachment; filename="{safe}"'},
+    )

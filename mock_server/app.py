@@ -1,0 +1,128 @@
+"""``create_app``: the aiohttp application, its middlewares and background resources."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Executor, ProcessPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import web
+
+from mock_server.api import control, legacy
+from mock_server.api.keys import CONFIG, REQUEST_PK, SANDBOX
+from mock_server.config import Config
+from mock_server.domain.seedfile import SeedData
+from mock_server.domain.service import Sandbox, SandboxSettings
+from mock_server.errors import VendorError, vendor_error
+from mock_server.pki.authority import PkiMaterial
+from mock_server.sms import OtpPolicy
+
+log = logging.getLogger("mock_server")
+access_log = logging.getLogger("mock_server.access")
+
+# Where each error is rendered: the envelope of the API family the path belongs to.
+_RENDERERS: list[tuple[str, Callable[[VendorError], web.Response]]] = [
+    (control.PREFIX + "/", control.render_error),
+    (legacy.PREFIX + "/", legacy.render_error),
+]
+
+
+def _render(path: str, error: VendorError) -> web.Response:
+    for prefix, renderer in _RENDERERS:
+        if path.startswith(prefix):
+            return renderer(error)
+    return legacy.render_error(error)
+
+
+@web.middleware
+async def access_log_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """One line per request: method, path, status, milliseconds, request pk when known."""
+    started = time.perf_counter()
+    response = await handler(request)
+    elapsed = (time.perf_counter() - started) * 1000
+    pk = request.match_info.get("pk") or request.get(REQUEST_PK)
+    access_log.info(
+        "%s %s %s %.1fms pk=%s", request.method, request.path, response.status, elapsed, pk or "-",
+        extra={"http": {"method": request.method, "path": request.path, "status": response.status,
+                        "ms": round(elapsed, 1), "request_pk": pk}},
+    )
+    return response
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Every failure leaves in an envelope: catalogue errors, unknown routes, bugs."""
+    try:
+        return await handler(request)
+    except VendorError as error:
+        return _render(request.path, error)
+    except control.ControlError as error:
+        return web.json_response({"error": str(error), "status": error.http_status}, status=error.http_status)
+    except web.HTTPNotFound:
+        return _render(request.path, vendor_error("api.404.unknown_route", method=request.method,
+                                                  path=request.path))
+    except web.HTTPMethodNotAllowed:
+        return _render(request.path, vendor_error("api.405.method_not_allowed", method=request.method,
+                                                  path=request.path))
+    except web.HTTPRequestEntityTooLarge:
+        return _render(request.path, vendor_error("api.413.body_too_large",
+                                                  limit=request.app[CONFIG].max_body_bytes))
+    except web.HTTPException:
+        raise
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        reference = uuid.uuid4().hex[:12]
+        log.exception("unhandled error (reference %s) on %s %s", reference, request.method, request.path)
+        return _render(request.path, vendor_error("api.500.internal", reference=reference))
+
+
+def sandbox_settings(config: Config) -> SandboxSettings:
+    """The domain's settings from the CLI's."""
+    return SandboxSettings(
+        seed=config.seed,
+        otp=OtpPolicy(
+            ttl=timedelta(seconds=config.otp_ttl_seconds),
+            resend_interval=timedelta(seconds=config.otp_resend_seconds),
+            fixed_code=config.otp,
+        ),
+    )
+
+
+def create_app(config: Config, executor: Executor | None = None) -> web.Application:
+    """The sandbox application. Signing runs in ``executor`` (a process pool of its own if None)."""
+    owned = executor is None
+    pool: Executor = executor or ProcessPoolExecutor(
+        max_workers=config.workers, mp_context=multiprocessing.get_context("spawn")
+    )
+
+    async def run(fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+
+    pki = PkiMaterial.from_dir(config.pki_dir) if config.pki_dir else PkiMaterial.bundled()
+    seed = SeedData.load(config.seed_file) if config.seed_file else None
+    sandbox = Sandbox(sandbox_settings(config), pki, run, seed)
+
+    app = web.Application(
+        middlewares=[access_log_middleware, error_middleware], client_max_size=config.max_body_bytes
+    )
+    app[CONFIG] = config
+    app[SANDBOX] = sandbox
+    legacy.setup(app)
+    control.setup(app)
+
+    async def background(app: web.Application):
+        sandbox.keys.start()
+        yield
+        await sandbox.keys.stop()
+        if owned:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    app.cleanup_ctx.append(background)
+    return app

@@ -1,0 +1,98 @@
+"""The ``oneshot-mock`` command: ``serve`` and ``generate-pki``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from mock_server import __version__
+from mock_server.config import Config
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per log line; access-log fields under ``http``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if hasattr(record, "http"):
+            entry["http"] = record.http
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure_logging(log_format: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="oneshot-mock", description=__doc__)
+    parser.add_argument("--version", action="version", version=__version__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the sandbox")
+    defaults = Config()
+    serve.add_argument("--host", default=defaults.host, help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=defaults.port)
+    serve.add_argument("--seed", type=int, default=defaults.seed,
+                       help="seed of every random value (pks, uids, OTPs)")
+    serve.add_argument("--otp", default=None, metavar="CODE", help="fixed OTP code instead of random ones")
+    serve.add_argument("--otp-ttl", type=float, default=defaults.otp_ttl_seconds, metavar="SECONDS",
+                       help="OTP lifetime (default 300)")
+    serve.add_argument("--otp-resend", type=float, default=defaults.otp_resend_seconds, metavar="SECONDS",
+                       help="minimum interval between two OTPs of a request (default 60)")
+    serve.add_argument("--pki-dir", type=Path, default=None,
+                       help="your own CA: directory with root.pem, issuing.pem/.key, tsa.pem/.key")
+    serve.add_argument("--seed-file", type=Path, default=None, help="YAML file of tokens, RAOs, images, requests")
+    serve.add_argument("--log-format", choices=("text", "json"), default=defaults.log_format)
+    serve.add_argument("--workers", type=int, default=defaults.workers,
+                       help="signing worker processes (default: one per core)")
+    serve.add_argument("--max-upload-mb", type=float, default=defaults.max_upload_mb,
+                       help="per-file upload limit in MiB (default 20)")
+
+    generate = commands.add_parser("generate-pki", help="write a fresh test PKI (PEM files) to DIR")
+    generate.add_argument("directory", type=Path)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the console script."""
+    args = _parser().parse_args(argv)
+    if args.command == "generate-pki":
+        from mock_server.pki.generate import generate_test_pki
+
+        generate_test_pki(args.directory)
+        print(f"test PKI written to {args.directory}")
+        return
+
+    config = Config(
+        host=args.host, port=args.port, seed=args.seed, otp=args.otp, otp_ttl_seconds=args.otp_ttl,
+        otp_resend_seconds=args.otp_resend, pki_dir=args.pki_dir, seed_file=args.seed_file,
+        log_format=args.log_format, workers=max(args.workers, 1), max_upload_mb=args.max_upload_mb,
+    )
+    configure_logging(config.log_format)
+    from aiohttp import web
+
+    from mock_server.app import create_app
+    from mock_server.domain.seedfile import SeedFileError
+
+    try:
+        app = create_app(config)
+    except (SeedFileError, FileNotFoundError) as fault:
+        sys.exit(f"oneshot-mock: {fault}")
+    logging.getLogger("mock_server").info("oneshot-mock %s on http://%s:%s", __version__, config.host, config.port)
+    web.run_app(app, host=config.host, port=config.port, access_log=None, print=None)

@@ -1,0 +1,33 @@
+"""Every option of ``oneshot-mock serve`` in one dataclass."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Config:
+    """How the sandbox runs. CLI flags map one to one onto these fields."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    seed: int = 0
+    otp: str | None = None
+    otp_ttl_seconds: float = 300.0
+    otp_resend_seconds: float = 60.0
+    pki_dir: Path | None = None
+    seed_file: Path | None = None
+    log_format: str = "text"
+    workers: int = max(os.cpu_count() or 1, 1)
+    max_upload_mb: float = 20.0
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def max_body_bytes(self) -> int:
+        """Whole non-multipart bodies (JSON, forms): generous, they carry no files."""
+        return self.max_file_bytes

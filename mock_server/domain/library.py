@@ -1,0 +1,84 @@
+"""Settings, metadata and signature images: the request-independent resources."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from PIL import Image as PilImage
+from PIL import UnidentifiedImageError
+
+from mock_server.domain.ids import RandomSource
+from mock_server.domain.model import Image, Metadata, Upload
+from mock_server.domain.store import State
+from mock_server.errors import vendor_error
+
+IMAGE_TYPES = {"PNG": ("image/png", ".png"), "JPEG": ("image/jpeg", ".jpg")}
+
+
+def update_settings(state: State, changes: Mapping[str, Any]) -> None:
+    """Merge ``changes`` section by section into the settings."""
+    for section, values in changes.items():
+        if isinstance(values, Mapping) and isinstance(state.settings.get(section), dict):
+            state.settings[section].update(values)
+        else:
+            state.settings[section] = values
+
+
+def add_metadata(state: State, rng: RandomSource, fields: Mapping[str, Any]) -> Metadata:
+    metadata, oid = fields.get("metadata"), fields.get("metadata_oid")
+    if not metadata or not oid:
+        raise vendor_error("upload_metadata.400.missing_parameters")
+    entry = Metadata(rng.hex_uid(), str(oid), str(metadata))
+    state.metadata[entry.uid] = entry
+    return entry
+
+
+def get_metadata(state: State, uid: str, operation: str = "get_metadata") -> Metadata:
+    entry = state.metadata.get(uid)
+    if entry is None:
+        raise vendor_error(f"{operation}.404.not_found")
+    return entry
+
+
+def list_metadata(state: State) -> list[Metadata]:
+    if not state.metadata:
+        raise vendor_error("list_metadata.404.not_found")
+    return list(state.metadata.values())
+
+
+def delete_metadata(state: State, uid: str) -> None:
+    get_metadata(state, uid, "delete_metadata")
+    del state.metadata[uid]
+
+
+def add_image(state: State, rng: RandomSource, upload: Upload, now: datetime,
+              uid: str | None = None) -> Image:
+    """Store a PNG or JPEG; anything else is the vendor's 415 (bytes sniffed, not names)."""
+    try:
+        with PilImage.open(io.BytesIO(upload.data)) as picture:
+            kind, (width, height) = picture.format, picture.size
+    except (UnidentifiedImageError, OSError):
+        kind, width, height = None, 0, 0
+    if kind not in IMAGE_TYPES:
+        shown = upload.content_type or upload.filename or "unknown"
+        raise vendor_error("upload_image.415.unsupported", type=shown)
+    mime, _ = IMAGE_TYPES[kind]
+    image = Image(uid or rng.uuid(), upload.filename or f"image{IMAGE_TYPES[kind][1]}", mime,
+                  upload.data, width, height, now)
+    state.images[image.uid] = image
+    return image
+
+
+def get_image(state: State, uid: str, operation: str = "retrieve_image") -> Image:
+    image = state.images.get(uid)
+    if image is None:
+        raise vendor_error(f"{operation}.404.not_found", uid=uid)
+    return image
+
+
+def delete_image(state: State, uid: str) -> None:
+    get_image(state, uid, "delete_image")
+    del state.images[uid]

@@ -1,0 +1,35 @@
+"""Which status may follow which, and the one function that moves a request."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from mock_server.domain.model import SignatureRequest, Status, StatusChange
+
+S = Status
+ALLOWED: dict[Status | None, frozenset[Status]] = {
+    None: frozenset({S.CREATED, S.VIDEOPENDING}),
+    S.CREATED: frozenset({S.ENROLLREADY, S.CANCELLED}),
+    S.VIDEOPENDING: frozenset({S.VIDEOREVIEW, S.VIDEOINCOMPLETE, S.VIDEOERROR, S.CANCELLED}),
+    S.VIDEOINCOMPLETE: frozenset({S.VIDEOREVIEW, S.VIDEOERROR, S.CANCELLED}),
+    S.VIDEOREVIEW: frozenset({S.ENROLLREADY, S.CANCELLED}),
+    S.VIDEOERROR: frozenset({S.CANCELLED}),
+    S.ENROLLREADY: frozenset({S.ISSUED, S.CANCELLED}),
+    S.ISSUED: frozenset(),
+    S.CANCELLED: frozenset(),
+}
+
+
+class IllegalTransition(RuntimeError):
+    """A status change the lifecycle forbids: a sandbox bug, never a client error."""
+
+
+def transition(request: SignatureRequest, status: Status, at: datetime) -> StatusChange:
+    """Move ``request`` to ``status`` and record the change in its history."""
+    previous = request.history[-1].status if request.history else None
+    if status not in ALLOWED[previous]:
+        raise IllegalTransition(f"request {request.pk}: {previous} -> {status}")
+    change = StatusChange(status=status, previous=previous, at=at)
+    request.history.append(change)
+    request.status = status
+    return change

@@ -1,0 +1,146 @@
+"""The sandbox's domain objects. No HTTP here: both API families and the control API
+read and change these through :mod:`mock_server.domain.service`."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class Status(enum.StrEnum):
+    """Request statuses, spelt as the vendor does."""
+
+    CREATED = "CREATED"
+    VIDEOPENDING = "VIDEOPENDING"
+    VIDEOREVIEW = "VIDEOREVIEW"
+    VIDEOINCOMPLETE = "VIDEOINCOMPLETE"
+    VIDEOERROR = "VIDEOERROR"
+    ENROLLREADY = "ENROLLREADY"
+    ISSUED = "ISSUED"
+    CANCELLED = "CANCELLED"
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """One step of a request's history."""
+
+    status: Status
+    previous: Status | None
+    at: datetime
+
+
+@dataclass
+class Rao:
+    """A registration authority officer account."""
+
+    pk: int
+    username: str
+    password: str
+    pin: str
+    registration_authority: int
+
+
+@dataclass
+class Token:
+    """Stored RAO credentials; password and pin may be left for each call to supply."""
+
+    uid: str
+    username: str
+    password: str | None
+    pin: str | None
+    protected: bool = False
+
+
+@dataclass
+class Image:
+    """A signature image (PNG or JPEG)."""
+
+    uid: str
+    filename: str
+    mime: str
+    data: bytes
+    width: int
+    height: int
+    uploaded_at: datetime
+
+
+@dataclass
+class Metadata:
+    """A base64 metadata blob with its OID, referenced by the sign call."""
+
+    uid: str
+    oid: str
+    metadata: str
+
+
+@dataclass
+class Document:
+    """A PDF uploaded to a request, and its signed version once signed."""
+
+    uid: str
+    key: str
+    filename: str
+    mime: str
+    ext: str
+    data: bytes
+    digest: str
+    page_count: int
+    uploaded_at: datetime
+    signed: bytes | None = None
+
+
+@dataclass
+class Identity:
+    """The signer as the create call described them."""
+
+    given_name: str
+    surname_1: str
+    surname_2: str
+    id_document_type: str
+    id_document_country: str
+    serial_number: str
+    email: str
+    mobile_phone_number: str
+
+
+@dataclass
+class IssuedCertificate:
+    """The one-shot certificate issued at sign time."""
+
+    serial: int
+    der: bytes
+    issued_at: datetime
+
+
+@dataclass
+class SignatureRequest:
+    """One signer, one one-shot certificate, N documents."""
+
+    pk: int
+    identity: Identity
+    profile: str
+    registration_authority: int
+    rao: Rao
+    env: str
+    scratchcard: str
+    communication_language: str
+    created_at: datetime
+    status: Status
+    history: list[StatusChange] = field(default_factory=list)
+    documents: dict[str, Document] = field(default_factory=dict)
+    identity_images: dict[str, bytes] = field(default_factory=dict)
+    extra_fields: dict[str, str] = field(default_factory=dict)
+    contract: bytes | None = None
+    signed_contract: bytes | None = None
+    certificate: IssuedCertificate | None = None
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file part of a multipart body, as any API family received it."""
+
+    field: str
+    filename: str
+    content_type: str
+    data: bytes

@@ -1,0 +1,411 @@
+"""The operations every API family calls: one implementation of each vendor behaviour."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from mock_server.contract import ContractFacts, render_contract
+from mock_server.domain import accounts, library, lifecycle, validation
+from mock_server.domain.clock import Clock
+from mock_server.domain.defaults import DEFAULT_RA, default_tokens
+from mock_server.domain.ids import RandomSource
+from mock_server.domain.model import (
+    Document,
+    IssuedCertificate,
+    Rao,
+    SignatureRequest,
+    Status,
+    Token,
+    Upload,
+)
+from mock_server.domain.seedfile import SeedData, SeedFileError
+from mock_server.domain.signparams import DocumentOptions, SignParams, parse_sign_body
+from mock_server.domain.store import State
+from mock_server.errors import VendorError, vendor_error
+from mock_server.pki.authority import PkiMaterial, SignerIdentity, validity_window
+from mock_server.pki.keypool import KeyPool
+from mock_server.pki.pades import DocumentRefused
+from mock_server.pki.signing import (
+    PdfToSign,
+    SignJob,
+    SignOutcome,
+    VisibleSignature,
+    inspect_pdf,
+    sign_request,
+)
+from mock_server.sms import CHANNELS, OtpDesk, OtpPolicy, OutboxMessage
+
+Runner = Callable[..., Awaitable[Any]]
+CONTRACT_UID = "contract"
+_PDF_HEADER = b"%PDF-"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How many documents an upload call and a request may carry."""
+
+    max_files_per_upload: int = 10
+    max_documents_per_request: int = 50
+
+
+@dataclass(frozen=True)
+class SandboxSettings:
+    """The knobs of the domain (the CLI maps onto these)."""
+
+    seed: int
+    otp: OtpPolicy = field(default_factory=OtpPolicy)
+    limits: Limits = field(default_factory=Limits)
+    certificate_lifetime: timedelta = timedelta(days=1)
+    key_pool_size: int = 8
+
+
+class Sandbox:
+    """The whole sandbox behind the HTTP adapters."""
+
+    def __init__(self, settings: SandboxSettings, pki: PkiMaterial, run: Runner,
+                 seed: SeedData | None = None) -> None:
+        self.settings = settings
+        self.pki = pki
+        self.clock = Clock()
+        self.rng = RandomSource(settings.seed)
+        self.otp = OtpDesk(self.rng, self.clock, settings.otp)
+        self.keys = KeyPool(run, settings.key_pool_size)
+        self._run = run
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._seed = seed
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the start state (seed file included), replaying the same random sequence."""
+        self.rng.reset()
+        self.otp.reset()
+        self.state = State.initial()
+        self._locks.clear()
+        self._next_pk = self._first_pk()
+        if self._seed is not None:
+            self._apply_seed(self._seed)
+
+    def _apply_seed(self, seed: SeedData) -> None:
+        now = self.clock.now()
+        for index, rao in enumerate(seed.raos):
+            self.state.raos[rao["username"]] = Rao(
+                pk=int(rao.get("pk", 2000 + index)), username=rao["username"], password=rao["password"],
+                pin=rao["pin"], registration_authority=int(rao.get("registration_authority", DEFAULT_RA)),
+            )
+        for token in seed.tokens:
+            self.state.tokens[token["uid"]] = Token(
+                token["uid"], token["username"], token.get("password"), token.get("pin")
+            )
+        for image in seed.images:
+            upload = Upload("image", image.filename, "", image.data)
+            try:
+                library.add_image(self.state, self.rng, upload, now, uid=image.uid)
+            except VendorError as error:
+                raise SeedFileError(f"image {image.uid}: {error.details}") from None
+        for seeded in seed.requests:
+            fields = dict(seeded.fields)
+            if not (fields.get("token") or fields.get("username")):
+                fields["token"] = default_tokens()[0].uid
+            try:
+                request = self.create_request(fields, {}, pk=seeded.pk)
+            except VendorError as error:
+                raise SeedFileError(f"request {seeded.pk}: {error.details}") from None
+            for file in seeded.documents:
+                upload = Upload("file", file.filename, "application/pdf", file.data)
+                request.documents[file.uid] = _new_document(file.uid, upload, file.page_count, now)
+
+    def _first_pk(self) -> int:
+        return self.rng.integer(10_000, 60_000)
+
+    def allocate_pk(self) -> int:
+        """The next free request pk."""
+        while self._next_pk in self.state.requests:
+            self._next_pk += 1
+        pk, self._next_pk = self._next_pk, self._next_pk + 1
+        return pk
+
+    # Requests -----------------------------------------------------------------
+
+    def create_request(self, fields: Mapping[str, str], images: Mapping[str, bytes],
+                       pk: int | None = None) -> SignatureRequest:
+        """Validate, approve at once with the caller's RAO credentials: ``ENROLLREADY``."""
+        general, defaults = self.state.settings["general"], self.state.settings["request"]
+        checked = validation.validate_create_request(
+            fields,
+            validation.RequestDefaults(
+                environment=str(general.get("environment") or ""),
+                profile=str(defaults.get("default_profile") or ""),
+                registration_authority=str(defaults.get("default_ra") or ""),
+            ),
+        )
+        rao = accounts.resolve_rao(self.state, fields)
+        now = self.clock.now()
+        known = set(validation.IDENTITY_FIELDS) | {
+            "surname_2", "id_document_type", "id_document_country", "email", "mobile_phone_number",
+            "profile", "registration_authority", "env", "communication_language", "token",
+            "username", "password", "pin", "billing_username", "billing_password",
+        }
+        request = SignatureRequest(
+            pk=pk if pk is not None else self.allocate_pk(),
+            identity=checked.identity,
+            profile=checked.profile,
+            registration_authority=checked.registration_authority,
+            rao=rao,
+            env=checked.env,
+            scratchcard=self.rng.digits(7),
+            communication_language=checked.communication_language,
+            created_at=now,
+            status=Status.CREATED,
+            identity_images=dict(images),
+            extra_fields={k: v for k, v in fields.items() if k not in known},
+        )
+        lifecycle.transition(request, Status.CREATED, now)
+        lifecycle.transition(request, Status.ENROLLREADY, now)
+        self.state.requests[request.pk] = request
+        return request
+
+    def find_request(self, pk: str | int, not_found_key: str, **values: Any) -> SignatureRequest:
+        """The request ``pk``, or the vendor error ``not_found_key`` of the calling operation."""
+        request = None
+        if str(pk).isdigit():
+            request = self.state.requests.get(int(pk))
+        if request is None:
+            raise vendor_error(not_found_key, pk=pk, **values)
+        return request
+
+    # OTP ----------------------------------------------------------------------
+
+    def generate_otp(self, pk: str, delivery_method: str | None) -> OutboxMessage:
+        """Create a code and "send" it to the request's phone (the outbox)."""
+        channel = (delivery_method or "sms").strip().lower()
+        if channel not in CHANNELS:
+            raise vendor_error("generate_otp.400.invalid_delivery_method", value=delivery_method)
+        request = self.find_request(pk, "generate_otp.404.not_found")
+        if request.status != Status.ENROLLREADY:
+            raise vendor_error("generate_otp.412.invalid_status")
+        if self.otp.too_soon(request.pk):
+            raise vendor_error("generate_otp.412.too_soon")
+        return self.otp.issue(
+            request.pk, request.identity.mobile_phone_number, channel, request.communication_language
+        )
+
+    # Documents ----------------------------------------------------------------
+
+    async def upload_documents(self, pk: str, uploads: list[Upload]) -> list[Document]:
+        """Store the PDFs of one upload call after checking each can be signed."""
+        request = self.find_request(pk, "upload_document.404.not_found")
+        limits = self.settings.limits
+        if not uploads:
+            raise vendor_error("upload_document.400.missing_file")
+        if (len(uploads) > limits.max_files_per_upload
+                or len(request.documents) + len(uploads) > limits.max_documents_per_request):
+            raise vendor_error("upload_document.400.max_documents", pk=request.pk)
+        if request.status == Status.ISSUED:
+            raise vendor_error("upload_document.412.already_issued")
+        checked: list[tuple[Upload, int]] = []
+        for upload in uploads:
+            if _PDF_HEADER not in upload.data[:1024]:
+                raise vendor_error("upload_document.415.unsupported", type=_describe_type(upload))
+            try:
+                report = await self._run(inspect_pdf, upload.data)
+            except DocumentRefused as refusal:
+                raise vendor_error(
+                    "upload_document.400.unsignable", filename=upload.filename, reason=str(refusal)
+                ) from None
+            checked.append((upload, report.page_count))
+        now = self.clock.now()
+        documents = []
+        for upload, page_count in checked:
+            document = _new_document(self.rng.uuid(), upload, page_count, now)
+            request.documents[document.uid] = document
+            documents.append(document)
+        return documents
+
+    def list_documents(self, pk: str, operation: str = "list_documents") -> list[Document]:
+        request = self.find_request(pk, f"{operation}.404.not_found")
+        if not request.documents:
+            raise vendor_error(f"{operation}.404.not_found")
+        return list(request.documents.values())
+
+    def delete_all_documents(self, pk: str) -> None:
+        self.list_documents(pk, "delete_all_documents")
+        self.find_request(pk, "delete_all_documents.404.not_found").documents.clear()
+
+    def document_bytes(self, pk: str, kind: str, uid: str) -> tuple[Document, bytes]:
+        """An original or signed document; 404 while a signed one does not exist yet."""
+        request = self.find_request(pk, "retrieve_document.404.not_found")
+        document = request.documents.get(uid)
+        if document is None or kind not in ("original", "signed"):
+            raise vendor_error("retrieve_document.404.not_found")
+        data = document.data if kind == "original" else document.signed
+        if data is None:
+            raise vendor_error("retrieve_document.404.not_found")
+        return document, data
+
+    def delete_document(self, pk: str, kind: str, uid: str) -> None:
+        """Delete a document (``original``) or only its signed version (``signed``)."""
+        request = self.find_request(pk, "delete_document.404.not_found", uid=uid, type=kind)
+        document = request.documents.get(uid)
+        if document is None or kind not in ("original", "signed") or (
+            kind == "signed" and document.signed is None
+        ):
+            raise vendor_error("delete_document.404.not_found", uid=uid, type=kind)
+        if kind == "signed":
+            document.signed = None
+        else:
+            del request.documents[uid]
+
+    async def contract(self, pk: str) -> bytes:
+        """The service contract; the signed one once the request is ISSUED."""
+        request = self.find_request(pk, "retrieve_contract.404.not_found")
+        if request.signed_contract is not None:
+            return request.signed_contract
+        return await self._contract(request)
+
+    async def _contract(self, request: SignatureRequest) -> bytes:
+        if request.contract is None:
+            identity = request.identity
+            facts = ContractFacts(
+                request_pk=request.pk,
+                signer_name=_signer(request).common_name,
+                id_document=f"{identity.id_document_type} {identity.id_document_country} "
+                            f"{identity.serial_number}",
+                email=identity.email,
+                mobile_phone_number=identity.mobile_phone_number,
+                profile=request.profile,
+                registration_authority=str(request.registration_authority),
+                date=request.created_at.strftime("%d/%m/%Y %H:%M:%S UTC"),
+            )
+            request.contract = await self._run(render_contract, facts)
+        return request.contract
+
+    # Signing ------------------------------------------------------------------
+
+    async def sign(self, pk: str, body: dict[str, Any]) -> SignatureRequest:
+        """Issue the one-shot certificate and sign every document and the contract."""
+        params = parse_sign_body(body)
+        request = self.find_request(pk, "sign.404.not_found")
+        lock = self._locks.setdefault(request.pk, asyncio.Lock())
+        async with lock:
+            self._check_signable(request, params)
+            if not params.external_auth and not self.otp.redeem(request.pk, params.secret):
+                raise vendor_error("sign.403.invalid_otp")
+            outcome = await self._sign_all(request, params)
+            self._record(request, outcome)
+        if outcome.refused:
+            raise vendor_error("sign.400.documents_refused", outcome.refused)
+        return request
+
+    def _check_signable(self, request: SignatureRequest, params: SignParams) -> None:
+        if request.status == Status.ISSUED:
+            raise vendor_error("sign.412.already_issued")
+        if request.status != Status.ENROLLREADY:
+            raise vendor_error("sign.412.invalid_status", status=request.status.value)
+        unknown = [uid for uid in params.options if uid not in request.documents]
+        if unknown:
+            raise vendor_error("sign.404.documents_missing", uids=", ".join(unknown))
+        missing_images: dict[str, str] = {}
+        bad_pages: dict[str, str] = {}
+        for uid, document in request.documents.items():
+            options = self._options_for(uid, params)
+            if options is None:
+                continue
+            if options.image_uid and options.image_uid not in self.state.images:
+                missing_images[uid] = f"The image {options.image_uid} cannot be found on disk"
+            if options.page >= max(document.page_count, 1):
+                bad_pages[uid] = (f"Page {options.page} does not exist in file {uid} "
+                                  f"({document.page_count} pages, numbered from 0)")
+        if missing_images:
+            raise vendor_error("sign.404.image_missing", missing_images)
+        if bad_pages:
+            raise vendor_error("sign.400.invalid_options", bad_pages)
+        if params.metadata_uid and params.metadata_uid not in self.state.metadata:
+            raise vendor_error("sign.404.metadata_missing")
+
+    @staticmethod
+    def _options_for(uid: str, params: SignParams) -> DocumentOptions | None:
+        return params.options.get(uid, params.options_for_all)
+
+    async def _sign_all(self, request: SignatureRequest, params: SignParams) -> SignOutcome:
+        pdfs = [PdfToSign(CONTRACT_UID, await self._contract(request))]
+        for uid, document in request.documents.items():
+            options = self._options_for(uid, params)
+            visible = None
+            if options is not None:
+                image = self.state.images[options.image_uid].data if options.image_uid else None
+                visible = VisibleSignature(options.page, options.box, image, params.text)
+            pdfs.append(PdfToSign(uid, document.data, visible))
+        now = self.clock.now()
+        not_before, not_after = validity_window(now, self.settings.certificate_lifetime)
+        job = SignJob(
+            pki=self.pki,
+            identity=_signer(request),
+            key_der=await self.keys.take(),
+            certificate_serial=self.rng.serial(),
+            not_before=not_before,
+            not_after=not_after,
+            signing_time=now,
+            pdfs=tuple(pdfs),
+            # pyHanko asks for one extra token per signature to size the CMS placeholder.
+            timestamp_serials=tuple(self.rng.serial() for _ in range(2 * len(pdfs) + 2)),
+        )
+        return await self._run(sign_request, job)
+
+    def _record(self, request: SignatureRequest, outcome: SignOutcome) -> None:
+        now = self.clock.now()
+        request.certificate = IssuedCertificate(outcome.certificate_serial, outcome.certificate_der, now)
+        request.signed_contract = outcome.signed.get(CONTRACT_UID)
+        for uid, data in outcome.signed.items():
+            if uid in request.documents:
+                request.documents[uid].signed = data
+        lifecycle.transition(request, Status.ISSUED, now)
+
+    # Settings, tokens, metadata, images: thin pass-throughs keep one entry point.
+
+    def create_token(self, fields: Mapping[str, str]):
+        return accounts.create_token(self.state, self.rng, fields)
+
+    def add_metadata(self, fields: Mapping[str, Any]):
+        return library.add_metadata(self.state, self.rng, fields)
+
+    def add_image(self, upload: Upload):
+        return library.add_image(self.state, self.rng, upload, self.clock.now())
+
+
+def _signer(request: SignatureRequest) -> SignerIdentity:
+    identity = request.identity
+    return SignerIdentity(
+        given_name=identity.given_name,
+        surname_1=identity.surname_1,
+        surname_2=identity.surname_2,
+        id_document_type=identity.id_document_type,
+        id_document_country=identity.id_document_country,
+        serial_number=identity.serial_number,
+        email=identity.email,
+    )
+
+
+def _new_document(uid: str, upload: Upload, page_count: int, now: datetime) -> Document:
+    filename = upload.filename or "document.pdf"
+    return Document(
+        uid=uid,
+        key=upload.field,
+        filename=filename,
+        mime="application/pdf",
+        ext=os.path.splitext(filename)[1] or ".pdf",
+        data=upload.data,
+        digest=hashlib.sha256(upload.data).hexdigest(),
+        page_count=page_count,
+        uploaded_at=now,
+    )
+
+
+def _describe_type(upload: Upload) -> str:
+    ext = os.path.splitext(upload.filename)[1]
+    return ext or upload.content_type or "unknown"

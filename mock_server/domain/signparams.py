@@ -1,0 +1,133 @@
+"""The sign call's body: parsed and checked once for both API families."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from mock_server.errors import vendor_error
+from mock_server.pki.signing import TextTemplate
+
+DEFAULT_TEXT = ("Digitally signed by %(CN)s", "Date: %(DATE)s")
+DEFAULT_DATE_FORMAT = "%d/%m/%Y %H:%M:%S"
+DEFAULT_TIMEZONE = "Europe/Madrid"
+# Legacy clients put one options block straight under "options" for every document.
+_FLAT_OPTION_KEYS = ("position", "page", "image")
+
+
+@dataclass(frozen=True)
+class DocumentOptions:
+    """Visible signature of one document: page (0-based), box in points, image uid."""
+
+    page: int
+    box: tuple[float, float, float, float]
+    image_uid: str | None
+
+
+@dataclass(frozen=True)
+class SignParams:
+    """What a sign call asks for."""
+
+    secret: str
+    external_auth: bool
+    options: dict[str, DocumentOptions]
+    options_for_all: DocumentOptions | None
+    text: TextTemplate | None
+    metadata_uid: str | None
+
+
+def parse_sign_body(body: dict[str, Any]) -> SignParams:
+    """Check a sign body; raise the vendor's 400 answers for missing or bad fields."""
+    secret = _text(body.get("secret"))
+    if not secret:
+        raise vendor_error("sign.400.missing_parameter", name="secret")
+    ext_type, ext_value = _text(body.get("ext_unlock_type")), _text(body.get("ext_unlock_value"))
+    if bool(ext_type) != bool(ext_value):
+        missing = "ext_unlock_value" if ext_type else "ext_unlock_type"
+        raise vendor_error("sign.400.missing_parameter", name=missing)
+
+    options_body = body.get("options") or {}
+    if not isinstance(options_body, dict):
+        raise vendor_error("sign.400.invalid_options", {"options": "options must be an object"})
+    options_for_all = None
+    per_document: dict[str, Any] = options_body
+    if any(key in options_body for key in _FLAT_OPTION_KEYS):
+        per_document = {}
+        options_for_all = _document_options("*", options_body)
+
+    missing: dict[str, str] = {}
+    invalid: dict[str, str] = {}
+    options: dict[str, DocumentOptions] = {}
+    for uid, block in per_document.items():
+        if not isinstance(block, dict):
+            invalid[uid] = f"Options for file {uid} must be an object"
+            continue
+        for name in ("position", "page"):
+            if block.get(name) in (None, ""):
+                missing.setdefault(uid, f"Missing required parameter '{name}' for file {uid}")
+        if uid not in missing:
+            try:
+                options[uid] = _document_options(uid, block)
+            except ValueError as fault:
+                invalid[uid] = str(fault)
+    if missing:
+        raise vendor_error("sign.400.missing_image_parameters", missing)
+    if invalid:
+        raise vendor_error("sign.400.invalid_options", invalid)
+
+    return SignParams(
+        secret=secret,
+        external_auth=bool(ext_type),
+        options=options,
+        options_for_all=options_for_all,
+        text=_text_template(body),
+        metadata_uid=_text(body.get("metadata")) or None,
+    )
+
+
+def _document_options(uid: str, block: dict[str, Any]) -> DocumentOptions:
+    try:
+        parts = [float(p) for p in str(block["position"]).split(",")]
+    except (KeyError, ValueError):
+        parts = []
+    if len(parts) != 4 or parts[2] <= parts[0] or parts[3] <= parts[1]:
+        raise ValueError(
+            f"Invalid position '{block.get('position')}' for file {uid}: expected 'x1, y1, x2, y2'"
+            " with x2 > x1 and y2 > y1"
+        )
+    try:
+        page = int(str(block.get("page", 0)).strip())
+    except ValueError:
+        page = -1
+    if page < 0:
+        raise ValueError(f"Invalid page '{block.get('page')}' for file {uid}: expected an integer from 0")
+    image = _text(block.get("image")) or None
+    return DocumentOptions(page=page, box=(parts[0], parts[1], parts[2], parts[3]), image_uid=image)
+
+
+def _text_template(body: dict[str, Any]) -> TextTemplate | None:
+    if str(body.get("use_signature_text", True)).lower() in ("false", "0", "no"):
+        return None
+    fmt = body.get("signature_format") or {}
+    if not isinstance(fmt, dict):
+        raise vendor_error("sign.400.invalid_options", {"signature_format": "signature_format must be an object"})
+    lines = fmt.get("text_format") or DEFAULT_TEXT
+    if isinstance(lines, str):
+        lines = [lines]
+    timezone = _text(fmt.get("timezone")) or DEFAULT_TIMEZONE
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise vendor_error(
+            "sign.400.invalid_options", {"signature_format": f"Unknown timezone '{timezone}'"}
+        ) from None
+    return TextTemplate(
+        lines=tuple(str(line) for line in lines),
+        date_format=_text(fmt.get("date_format")) or DEFAULT_DATE_FORMAT,
+        timezone=timezone,
+    )
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value).strip()

@@ -1,0 +1,97 @@
+"""Validation of a create-request body, with the vendor's answers for each fault."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from mock_server.domain.countries import ISO_3166_ALPHA_2
+from mock_server.domain.model import Identity
+from mock_server.errors import vendor_error
+
+ID_DOCUMENT_TYPES = ("IDC", "PAS", "PNO", "TIN", "CI", "CE")
+SANDBOX_ENVIRONMENTS = ("sandbox", "test")
+LANGUAGES = ("ES", "EN", "PL")
+# Deliberately loose, like Django's EmailValidator the vendor answers with: one @,
+# a dotted domain, no spaces.
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PHONE = re.compile(r"^(\+|00)[1-9][0-9 ]{6,17}$")
+IDENTITY_FIELDS = ("given_name", "surname_1", "serial_number")
+
+
+@dataclass(frozen=True)
+class RequestDefaults:
+    """What settings supply when a create call leaves a field out."""
+
+    environment: str
+    profile: str
+    registration_authority: str
+
+
+@dataclass(frozen=True)
+class ValidatedRequest:
+    """A create-request body that passed every check."""
+
+    identity: Identity
+    profile: str
+    registration_authority: int
+    env: str
+    communication_language: str
+
+
+def validate_create_request(fields: Mapping[str, str], defaults: RequestDefaults) -> ValidatedRequest:
+    """Check ``fields`` in the order the vendor does; raise the first fault found."""
+    env = fields.get("env") or defaults.environment
+    if not env:
+        raise vendor_error("create_request.400.missing_env")
+    if env == "prod":
+        raise vendor_error("create_request.400.environment_unavailable")
+    if env not in SANDBOX_ENVIRONMENTS:
+        raise vendor_error("create_request.400.unknown_environment", env=env)
+
+    phone = fields.get("mobile_phone_number", "").strip()
+    if not phone:
+        raise vendor_error("create_request.400.missing_phone")
+    if not _PHONE.match(phone):
+        raise vendor_error("create_request.400.missing_prefix")
+
+    if "email" not in fields:
+        raise vendor_error("create_request.400.missing_email")
+    email = fields["email"].strip()
+    if not email:
+        raise vendor_error("create_request.400.blank_email")
+    if not _EMAIL.match(email):
+        raise vendor_error("create_request.400.invalid_email")
+
+    id_type = (fields.get("id_document_type") or "IDC").strip()
+    if id_type not in ID_DOCUMENT_TYPES:
+        raise vendor_error("create_request.400.invalid_id_document_type")
+    country = (fields.get("id_document_country") or "ES").strip()
+    if country not in ISO_3166_ALPHA_2:
+        raise vendor_error("create_request.400.invalid_country", value=country)
+
+    missing = [name for name in IDENTITY_FIELDS if not fields.get(name, "").strip()]
+    profile = (fields.get("profile") or defaults.profile).strip()
+    if not profile:
+        missing.append("profile")
+    ra = (fields.get("registration_authority") or defaults.registration_authority).strip()
+    if not ra.isdigit():
+        missing.append("registration_authority")
+    language = (fields.get("communication_language") or "ES").strip().upper()
+    if language not in LANGUAGES:
+        missing.append("communication_language")
+    if missing:
+        raise vendor_error("create_request.412.invalid_fields", fields=", ".join(missing))
+
+    identity = Identity(
+        given_name=fields["given_name"].strip(),
+        surname_1=fields["surname_1"].strip(),
+        surname_2=fields.get("surname_2", "").strip(),
+        id_document_type=id_type,
+        id_document_country=country,
+        serial_number=fields["serial_number"].strip(),
+        email=email,
+        mobile_phone_number=phone,
+    )
+    return ValidatedRequest(identity, profile, int(ra), env, language)

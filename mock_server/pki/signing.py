@@ -1,0 +1,138 @@
+"""Signing jobs: what the event loop ships to a worker process, and what comes back.
+
+Every function here is a top-level, picklable entry point run in an executor; none of
+them may be called on the event loop.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from mock_server.pki import pades
+from mock_server.pki.authority import (
+    PkiMaterial,
+    SignerIdentity,
+    issue_one_shot_certificate,
+    parsed,
+)
+from mock_server.pki.keysigner import KeySigner
+from mock_server.pki.tsa import SandboxTimeStamper, SandboxTsa
+
+_PLACEHOLDER = re.compile(r"%\((CN|SUBJECT|DATE|E)\)s?")
+
+
+@dataclass(frozen=True)
+class TextTemplate:
+    """The ``signature_format`` of a sign call."""
+
+    lines: tuple[str, ...]
+    date_format: str
+    timezone: str
+
+
+@dataclass(frozen=True)
+class VisibleSignature:
+    """Where a visible signature goes and what it shows; text is rendered once the certificate exists."""
+
+    page: int
+    box: tuple[float, float, float, float]
+    image: bytes | None
+    text: TextTemplate | None
+
+
+@dataclass(frozen=True)
+class PdfToSign:
+    """One PDF of a request."""
+
+    uid: str
+    data: bytes
+    visible: VisibleSignature | None = None
+
+
+@dataclass(frozen=True)
+class SignJob:
+    """Issue a one-shot certificate and sign every PDF of a request with it."""
+
+    pki: PkiMaterial
+    identity: SignerIdentity
+    key_der: bytes
+    certificate_serial: int
+    not_before: datetime
+    not_after: datetime
+    signing_time: datetime
+    pdfs: tuple[PdfToSign, ...]
+    timestamp_serials: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class SignOutcome:
+    """The issued certificate, the signed PDFs by uid, and the refused ones with reasons."""
+
+    certificate_serial: int
+    certificate_der: bytes
+    signed: dict[str, bytes]
+    refused: dict[str, str]
+
+
+def generate_key() -> bytes:
+    """A fresh RSA-2048 key, PKCS#8 DER."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def inspect_pdf(data: bytes) -> pades.PdfReport:
+    """Upload-time check of a PDF (see :func:`pades.inspect_pdf`)."""
+    return pades.inspect_pdf(data)
+
+
+def sign_request(job: SignJob) -> SignOutcome:
+    """Run a :class:`SignJob`: one certificate, one PAdES signature per PDF."""
+    pki = parsed(job.pki)
+    # Our own freshly generated key: the expensive RSA consistency check adds nothing.
+    key = serialization.load_der_private_key(
+        job.key_der, password=None, unsafe_skip_rsa_key_validation=True
+    )
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise TypeError("one-shot keys are RSA")
+    cert = issue_one_shot_certificate(
+        pki, job.identity, key.public_key(), job.certificate_serial, job.not_before, job.not_after
+    )
+    signer = KeySigner(cert, key, chain=[pki.issuing_cert, pki.root_cert])
+    timestamper = SandboxTimeStamper(SandboxTsa(pki), job.signing_time, iter(job.timestamp_serials))
+    field_name = f"OneShot-{job.certificate_serial:x}"
+    signed: dict[str, bytes] = {}
+    refused: dict[str, str] = {}
+    for pdf in job.pdfs:
+        appearance = _appearance(pdf.visible, cert, job) if pdf.visible else None
+        try:
+            signed[pdf.uid] = pades.sign_pdf(pdf.data, signer, timestamper, field_name, appearance)
+        except pades.DocumentRefused as refusal:
+            refused[pdf.uid] = str(refusal)
+    return SignOutcome(
+        job.certificate_serial, cert.public_bytes(serialization.Encoding.DER), signed, refused
+    )
+
+
+def _appearance(visible: VisibleSignature, cert: x509.Certificate, job: SignJob) -> pades.Appearance:
+    text = ""
+    if visible.text is not None:
+        moment = job.signing_time.astimezone(ZoneInfo(visible.text.timezone))
+        values = {
+            "CN": job.identity.common_name,
+            "SUBJECT": cert.subject.rfc4514_string(),
+            "DATE": moment.strftime(visible.text.date_format),
+            "E": job.identity.email,
+        }
+        text = "\n".join(
+            _PLACEHOLDER.sub(lambda m: values[m.group(1)], line) for line in visible.text.lines
+        )
+    return pades.Appearance(page=visible.page, box=visible.box, text=text, image=visible.image)
