@@ -10,4 +10,4 @@ from mock_server.domain.service import Sandbox
 CONFIG = web.AppKey("config", Config)
 SANDBOX = web.AppKey("sandbox", Sandbox)
 # Set by handlers that learn a request pk the URL does not carry (create), for the access log.
-REQUEST_PK = "oneshot_mock.request_pk"
+REQUEST_PK = web.RequestKey("request_pk", int)

@@ -1,0 +1,71 @@
+"""Shared fixtures: a sandbox per test driven over real HTTP, and independent validators."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from mock_server.app import create_app
+from mock_server.config import Config
+from tests.helpers import SandboxClient
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = Path(os.environ.get("ONESHOT_MOCK_CORPUS", REPO.parent / "shared" / "corpus" / "pdf"))
+ROOT_PEM = REPO / "fixtures" / "pki" / "root.pem"
+
+MakeClient = Callable[..., Awaitable[SandboxClient]]
+
+
+@pytest.fixture(scope="session")
+def executor():
+    """One signing process pool for the whole run (spawning one per test costs seconds)."""
+    pool = ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"))
+    yield pool
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.fixture
+async def make_client(aiohttp_client, executor) -> AsyncIterator[MakeClient]:
+    """Start a sandbox with some config fields changed; returns a :class:`SandboxClient`."""
+
+    async def make(**changes) -> SandboxClient:
+        config = replace(Config(seed=1234), **changes)
+        client: TestClient = await aiohttp_client(create_app(config, executor))
+        return SandboxClient(client)
+
+    yield make
+
+
+@pytest.fixture
+async def sandbox(make_client) -> SandboxClient:
+    return await make_client()
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    if not CORPUS.is_dir():
+        pytest.skip(f"PDF corpus not found at {CORPUS}")
+    return CORPUS
+
+
+@pytest.fixture(scope="session")
+def nss_db(tmp_path_factory) -> Path:
+    """An NSS database trusting the sandbox root, for poppler's pdfsig."""
+    if not (shutil.which("pdfsig") and shutil.which("certutil")):
+        pytest.skip("pdfsig/certutil not installed (poppler-utils, libnss3-tools)")
+    db = tmp_path_factory.mktemp("nssdb")
+    subprocess.run(["certutil", "-N", "-d", f"sql:{db}", "--empty-password"], check=True)
+    subprocess.run(
+        ["certutil", "-A", "-d", f"sql:{db}", "-n", "oneshot-mock-root", "-t", "CT,C,C", "-i", str(ROOT_PEM)],
+        check=True,
+    )
+    return db

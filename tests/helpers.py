@@ -1,0 +1,147 @@
+"""Client-side helpers: what a test suite of a client app would write against the sandbox."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp.test_utils import TestClient
+from PIL import Image
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
+from pyhanko.sign.validation import async_validate_pdf_signature
+from pyhanko.sign.validation.status import PdfSignatureStatus
+from pyhanko_certvalidator import ValidationContext
+from pyhanko.keys import load_cert_from_pemder
+
+ROOT_PEM = Path(__file__).resolve().parents[1] / "fixtures" / "pki" / "root.pem"
+DEFAULT_TOKEN = "6d1cae4d55be4cdf9cac50ee36f73406"
+
+IDENTITY = {
+    "given_name": "Ana",
+    "surname_1": "López",
+    "surname_2": "Ruiz",
+    "id_document_type": "IDC",
+    "id_document_country": "ES",
+    "serial_number": "12345678Z",
+    "email": "ana.lopez@example.com",
+    "mobile_phone_number": "+34600000001",
+    "registration_authority": "9999",
+    "profile": "PFnubeQAFCiudadano",
+    "env": "sandbox",
+}
+
+
+def blank_pdf(pages: int = 1) -> bytes:
+    """A minimal valid PDF with ``pages`` empty A4 pages."""
+    writer = PdfFileWriter()
+    for _ in range(pages):
+        contents = writer.add_object(generic.StreamObject(stream_data=b""))
+        writer.insert_page(PageObject(contents=contents, media_box=(0, 0, 595, 842)))
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def picture(fmt: str = "PNG", size: tuple[int, int] = (120, 60)) -> bytes:
+    """A small solid-colour image."""
+    out = io.BytesIO()
+    Image.new("RGB", size, (20, 90, 200)).save(out, fmt)
+    return out.getvalue()
+
+
+@dataclass
+class Answer:
+    """An HTTP answer: status, content type, body (JSON decoded when it is JSON)."""
+
+    status: int
+    content_type: str
+    body: Any
+    raw: bytes
+
+
+class SandboxClient:
+    """The calls a client app makes, over real HTTP."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.http = client
+
+    async def call(self, method: str, path: str, **kwargs: Any) -> Answer:
+        async with self.http.request(method, path, **kwargs) as response:
+            raw = await response.read()
+            body: Any = raw
+            if response.content_type == "application/json":
+                body = json.loads(raw)
+            return Answer(response.status, response.content_type, body, raw)
+
+    async def create_request(self, *, multipart: bool = True, **changes: Any) -> int:
+        fields = {"token": DEFAULT_TOKEN, **IDENTITY, **changes}
+        fields = {k: v for k, v in fields.items() if v is not None}
+        answer = await self.create_request_raw(fields, multipart=multipart)
+        assert answer.status == 201, answer.body
+        assert answer.body["status"] == "201 Created"
+        return answer.body["details"]
+
+    async def create_request_raw(self, fields: dict[str, Any], *, multipart: bool = True) -> Answer:
+        if multipart:
+            form = aiohttp.FormData()
+            for key, value in fields.items():
+                form.add_field(key, str(value))
+            return await self.call("POST", "/api/v1/request", data=form)
+        return await self.call("POST", "/api/v1/request", json=fields)
+
+    async def upload(self, pk: int, *files: tuple[str, str, bytes]) -> Answer:
+        """Upload ``(field, filename, bytes)`` parts to a request."""
+        form = aiohttp.FormData()
+        for field, filename, data in files:
+            form.add_field(field, data, filename=filename, content_type="application/pdf")
+        return await self.call("POST", f"/api/v1/document/{pk}", data=form)
+
+    async def upload_pdf(self, pk: int, data: bytes | None = None, filename: str = "doc.pdf") -> str:
+        answer = await self.upload(pk, ("file", filename, data or blank_pdf()))
+        assert answer.status == 200, answer.body
+        return answer.body["details"]
+
+    async def upload_image(self, data: bytes, filename: str = "sig.png", content_type: str = "image/png") -> Answer:
+        form = aiohttp.FormData()
+        form.add_field("image", data, filename=filename, content_type=content_type)
+        return await self.call("POST", "/api/v1/image", data=form)
+
+    async def otp(self, pk: int) -> str:
+        """Ask for an OTP and read it from the sandbox's SMS outbox."""
+        answer = await self.call("POST", f"/api/v1/otp/{pk}")
+        assert answer.status == 200, answer.body
+        outbox = await self.call("GET", f"/_mock/sms?request={pk}")
+        return outbox.body["messages"][-1]["otp"]
+
+    async def sign(self, pk: int, body: dict[str, Any]) -> Answer:
+        return await self.call("POST", f"/api/v1/sign/{pk}", json=body)
+
+    async def signed(self, pk: int, uid: str) -> bytes:
+        answer = await self.call("GET", f"/api/v1/document/{pk}/signed/{uid}")
+        assert answer.status == 200 and answer.content_type == "application/pdf", answer.body
+        return answer.raw
+
+
+async def validate(pdf: bytes, index: int = -1) -> PdfSignatureStatus:
+    """pyHanko's validator on signature ``index``, trusting only the sandbox root."""
+    reader = PdfFileReader(io.BytesIO(pdf))
+    signature = reader.embedded_signatures[index]
+    context = ValidationContext(trust_roots=[load_cert_from_pemder(str(ROOT_PEM))])
+    return await async_validate_pdf_signature(signature, context)
+
+
+def pdfsig(pdf: bytes, nss_db: Path, tmp_path: Path) -> str:
+    """poppler's report on ``pdf``, trusting the NSS database ``nss_db``."""
+    target = tmp_path / "checked.pdf"
+    target.write_bytes(pdf)
+    result = subprocess.run(
+        ["pdfsig", "-nssdir", f"sql:{nss_db}", str(target)], capture_output=True, text=True, check=False
+    )
+    return result.stdout + result.stderr
