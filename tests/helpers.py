@@ -12,13 +12,13 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestClient
 from PIL import Image
+from pyhanko.keys import load_cert_from_pemder
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
 from pyhanko.sign.validation import async_validate_pdf_signature
 from pyhanko.sign.validation.status import PdfSignatureStatus
 from pyhanko_certvalidator import ValidationContext
-from pyhanko.keys import load_cert_from_pemder
 
 ROOT_PEM = Path(__file__).resolve().parents[1] / "fixtures" / "pki" / "root.pem"
 DEFAULT_TOKEN = "6d1cae4d55be4cdf9cac50ee36f73406"
@@ -129,11 +129,14 @@ class SandboxClient:
         return answer.raw
 
 
-async def validate(pdf: bytes, index: int = -1) -> PdfSignatureStatus:
-    """pyHanko's validator on signature ``index``, trusting only the sandbox root."""
-    reader = PdfFileReader(io.BytesIO(pdf))
+async def validate(pdf: bytes, index: int = -1, root: Path = ROOT_PEM) -> PdfSignatureStatus:
+    """pyHanko's validator on signature ``index``, trusting only the sandbox root.
+
+    Non-strict reading: pyHanko refuses hybrid-xref files outright in strict mode.
+    """
+    reader = PdfFileReader(io.BytesIO(pdf), strict=False)
     signature = reader.embedded_signatures[index]
-    context = ValidationContext(trust_roots=[load_cert_from_pemder(str(ROOT_PEM))])
+    context = ValidationContext(trust_roots=[load_cert_from_pemder(str(root))])
     return await async_validate_pdf_signature(signature, context)
 
 

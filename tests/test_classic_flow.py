@@ -7,7 +7,6 @@ import re
 
 from pyhanko.pdf_utils.reader import PdfFileReader
 
-
 from tests.helpers import DEFAULT_TOKEN, blank_pdf, pdfsig, picture, validate
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -43,7 +44,8 @@ from mock_server.sms import CHANNELS, OtpDesk, OtpPolicy, OutboxMessage
 
 Runner = Callable[..., Awaitable[Any]]
 CONTRACT_UID = "contract"
-_PDF_HEADER = b"%PDF-"
+# PDF readers accept junk before the header, within the first kilobyte.
+_PDF_HEADER = re.compile(rb"%PDF-[12]\.[0-9]")
 
 
 @dataclass(frozen=True)
@@ -210,7 +212,7 @@ class Sandbox:
             raise vendor_error("upload_document.412.already_issued")
         checked: list[tuple[Upload, int]] = []
         for upload in uploads:
-            if _PDF_HEADER not in upload.data[:1024]:
+            if not _PDF_HEADER.search(upload.data[:1024]):
                 raise vendor_error("upload_document.415.unsupported", type=_describe_type(upload))
             try:
                 report = await self._run(inspect_pdf, upload.data)
@@ -407,5 +409,5 @@ def _new_document(uid: str, upload: Upload, page_count: int, now: datetime) -> D
 
 
 def _describe_type(upload: Upload) -> str:
-    ext = os.path.splitext(upload.filename)[1]
-    return ext or upload.content_type or "unknown"
+    declared = os.path.splitext(upload.filename)[1] or upload.content_type or "unknown"
+    return f"{declared} (the content is not a PDF)"

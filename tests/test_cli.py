@@ -1,0 +1,207 @@
+"""``oneshot-mock serve`` as a real process: the vendor's curl sequence, logs, seed file, PKI."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mock_server.app import create_app
+from mock_server.config import Config
+from tests.helpers import DEFAULT_TOKEN, SandboxClient, blank_pdf, pdfsig, picture, validate
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve(tmp_path: Path, *args: str) -> Iterator[tuple[str, Path]]:
+    """Run the CLI on a free loopback port until the block ends."""
+    port = _free_port()
+    log = tmp_path / f"server-{port}.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mock_server", "serve", "--port", str(port), "--workers", "1", *args],
+            stdout=sink, stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"server exited: {log.read_text()}")
+            try:
+                urllib.request.urlopen(base + "/_mock/health", timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield base, log
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def curl(*args: str) -> str:
+    result = subprocess.run(["curl", "--silent", "--show-error", *args], capture_output=True, text=True,
+                            check=True, timeout=60)
+    return result.stdout
+
+
+@pytest.fixture
+def needs_curl():
+    if not shutil.which("curl"):
+        pytest.skip("curl not installed")
+
+
+def test_vendor_curl_sequence_runs_unchanged(tmp_path, needs_curl, tmp_path_factory):
+    """The classic workflow as the vendor's guide writes it, host swapped."""
+    document = tmp_path / "document.pdf"
+    document.write_bytes(blank_pdf())
+    with serve(tmp_path, "--otp", "123456") as (host, _log):
+        tokens = json.loads(curl("--location", "--request", "GET", f"{host}/api/v1/tokens"))
+        assert DEFAULT_TOKEN in tokens["details"]
+        created = json.loads(curl(
+            "--location", "--request", "POST", f"{host}/api/v1/request",
+            "--form", f"token={DEFAULT_TOKEN}", "--form", "profile=PFnubeQAFCiudadano",
+            "--form", "given_name=Name", "--form", "surname_1=Surname1", "--form", "surname_2=Surname2",
+            "--form", "id_document_type=IDC", "--form", "id_document_country=ES",
+            "--form", "serial_number=12345678A", "--form", "email=name@domain.com",
+            "--form", "mobile_phone_number=+34600123123", "--form", "registration_authority=139",
+            "--form", "env=sandbox", "--form", "billing_username=user@uanataca.com",
+            "--form", "billing_password=UGVyb2xpdG8xLg==",
+        ))
+        assert created["status"] == "201 Created"
+        pk = created["details"]
+        uploaded = json.loads(curl("--location", "--request", "POST", f"{host}/api/v1/document/{pk}",
+                                   "--form", f'file=@"{document}"'))
+        uid = uploaded["details"]
+        curl("--location", "--request", "GET", f"{host}/api/v1/document/{pk}/contract",
+             "--output", str(tmp_path / "contract.pdf"))
+        otp = json.loads(curl("--location", "--request", "POST", f"{host}/api/v1/otp/{pk}"))
+        assert otp == {"status": "200 OK", "details": "OTP generated"}
+        signed = json.loads(curl("--location", "--request", "POST", f"{host}/api/v1/sign/{pk}",
+                                 "--header", "Content-Type: application/json",
+                                 "--data-raw", '{"secret": "123456"}'))
+        assert signed == {"status": "200 OK", "details": "Documents correctly signed"}
+        curl("--location", "--request", "GET", f"{host}/api/v1/document/{pk}/signed/{uid}",
+             "--output", str(tmp_path / "signed.pdf"))
+        curl("--location", "--request", "GET", f"{host}/api/v1/document/{pk}/contract",
+             "--output", str(tmp_path / "signed-contract.pdf"))
+        curl(f"{host}/_mock/pki/ca.pem", "--output", str(tmp_path / "ca.pem"))
+        deleted = json.loads(curl("--location", "--request", "DELETE", f"{host}/api/v1/documents/{pk}"))
+        assert deleted == {"status": "200 OK", "details": "Documents deleted successfully"}
+
+    if not (shutil.which("pdfsig") and shutil.which("certutil")):
+        pytest.skip("pdfsig/certutil not installed")
+    db = tmp_path_factory.mktemp("nss-from-ca-pem")
+    subprocess.run(["certutil", "-N", "-d", f"sql:{db}", "--empty-password"], check=True)
+    # Trust exactly what /_mock/pki/ca.pem served: its first certificate is the root.
+    root = (tmp_path / "ca.pem").read_text().split("-----END CERTIFICATE-----")[0] + "-----END CERTIFICATE-----\n"
+    (tmp_path / "root.pem").write_text(root)
+    subprocess.run(["certutil", "-A", "-d", f"sql:{db}", "-n", "root", "-t", "CT,C,C",
+                    "-i", str(tmp_path / "root.pem")], check=True)
+    for name in ("signed.pdf", "signed-contract.pdf"):
+        report = pdfsig((tmp_path / name).read_bytes(), db, tmp_path)
+        assert "Signature is Valid" in report, report
+        assert "Certificate is Trusted" in report, report
+        assert "Signature Type: ETSI.CAdES.detached" in report, report
+
+
+def test_one_log_line_per_request(tmp_path):
+    with serve(tmp_path) as (host, log):
+        urllib.request.urlopen(host + "/api/v1/hello").close()
+        with contextlib.suppress(urllib.error.HTTPError):
+            urllib.request.urlopen(host + "/api/v1/request/424242").close()
+    lines = log.read_text().splitlines()
+    assert "on http://127.0.0.1:" in lines[0]
+    hello = [line for line in lines if "GET /api/v1/hello" in line]
+    assert len(hello) == 1 and " 200 " in hello[0] and "ms" in hello[0]
+    [missing] = [line for line in lines if "/api/v1/request/424242" in line]
+    assert " 404 " in missing and "pk=424242" in missing
+
+
+def test_json_log_format(tmp_path):
+    with serve(tmp_path, "--log-format", "json") as (host, log):
+        urllib.request.urlopen(host + "/api/v1/hello").close()
+    entries = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    [access] = [e for e in entries if e.get("http", {}).get("path") == "/api/v1/hello"]
+    assert access["http"]["method"] == "GET" and access["http"]["status"] == 200
+    assert isinstance(access["http"]["ms"], float)
+
+
+def _seed_file(tmp_path: Path) -> Path:
+    (tmp_path / "stamp.png").write_bytes(picture())
+    (tmp_path / "fixed.pdf").write_bytes(blank_pdf(2))
+    seed = {
+        "raos": [{"username": "5550001", "password": "secret", "pin": "1111"}],
+        "tokens": [{"uid": "00000000000000000000000000000001", "username": "5550001",
+                    "password": "secret", "pin": "1111"}],
+        "images": [{"uid": "11111111-1111-4111-8111-111111111111", "file": "stamp.png"}],
+        "requests": [{
+            "pk": 424242, "token": "00000000000000000000000000000001",
+            "given_name": "Fixed", "surname_1": "Person", "serial_number": "00000000T",
+            "email": "fixed@example.com", "mobile_phone_number": "+34600999999",
+            "documents": [{"uid": "22222222-2222-4222-8222-222222222222", "file": "fixed.pdf"}],
+        }],
+    }
+    path = tmp_path / "seed.yaml"
+    path.write_text(yaml.safe_dump(seed))
+    return path
+
+
+async def test_seed_file_fixed_ids(make_client, tmp_path):
+    sandbox = await make_client(seed_file=_seed_file(tmp_path))
+    detail = (await sandbox.call("GET", "/api/v1/request/424242")).body["details"]
+    assert detail["given_name"] == "Fixed" and detail["status"] == "ENROLLREADY"
+    token = (await sandbox.call("GET", "/api/v1/token/00000000000000000000000000000001")).body["details"]
+    assert token == {"username": "5550001", "password": True, "pin": True}
+    doc = "22222222-2222-4222-8222-222222222222"
+    original = await sandbox.call("GET", f"/api/v1/document/424242/original/{doc}")
+    assert original.raw == (tmp_path / "fixed.pdf").read_bytes()
+    body = {"secret": await sandbox.otp(424242),
+            "options": {doc: {"position": "10,10,200,80", "page": 1,
+                              "image": "11111111-1111-4111-8111-111111111111"}}}
+    assert (await sandbox.sign(424242, body)).status == 200
+    assert (await validate(await sandbox.signed(424242, doc))).bottom_line
+    await sandbox.call("POST", "/_mock/reset")
+    again = (await sandbox.call("GET", "/api/v1/request/424242")).body["details"]
+    assert again["status"] == "ENROLLREADY", "a reset re-applies the seed file"
+
+
+def test_bad_seed_file_is_refused_at_start(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"requests": [{"given_name": "No pk"}]}))
+    result = subprocess.run([sys.executable, "-m", "mock_server", "serve", "--seed-file", str(bad),
+                             "--port", str(_free_port())], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "requests[0]" in result.stderr and "'pk'" in result.stderr
+
+
+async def test_generated_pki_replaces_the_bundled_one(aiohttp_client, executor, tmp_path):
+    pki = tmp_path / "pki"
+    subprocess.run([sys.executable, "-m", "mock_server", "generate-pki", str(pki)], check=True, timeout=120)
+    client = SandboxClient(await aiohttp_client(create_app(Config(seed=7, pki_dir=pki), executor)))
+    pk = await client.create_request()
+    uid = await client.upload_pdf(pk)
+    await client.sign(pk, {"secret": await client.otp(pk)})
+    pdf = await client.signed(pk, uid)
+    assert (await validate(pdf, root=pki / "root.pem")).trusted
+    assert not (await validate(pdf)).trusted, "the bundled root must not vouch for another CA"
