@@ -19,8 +19,9 @@ def create_token(state: State, rng: RandomSource, fields: Mapping[str, str]) -> 
     rao = state.raos.get(username)
     if rao is None or (password and password != rao.password) or (pin and pin != rao.pin):
         raise vendor_error("create_token.404.rao_not_found")
+    # The built-in tokens hold the sandbox credentials: clients must still be able to make their own.
     for token in state.tokens.values():
-        if (token.username, token.password, token.pin) == (username, password, pin):
+        if not token.builtin and (token.username, token.password, token.pin) == (username, password, pin):
             raise vendor_error("create_token.400.token_exists")
     token = Token(rng.hex_uid(), username, password, pin)
     state.tokens[token.uid] = token

@@ -24,9 +24,11 @@ def default_raos() -> list[Rao]:
 def default_tokens() -> list[Token]:
     """The three tokens the vendor's documentation uses."""
     return [
-        Token("6d1cae4d55be4cdf9cac50ee36f73406", "9001800", SANDBOX_PASSWORD, SANDBOX_PIN),
-        Token("fd6a21e6fb7d43b9893a520d67d6ff60", "1125824", SANDBOX_PASSWORD, SANDBOX_PIN, protected=True),
-        Token("3bf8d8eb-d96c-41ea-83ad-d78a7016c7da", "7000001", SANDBOX_PASSWORD, SANDBOX_PIN, protected=True),
+        Token("6d1cae4d55be4cdf9cac50ee36f73406", "9001800", SANDBOX_PASSWORD, SANDBOX_PIN, builtin=True),
+        Token("fd6a21e6fb7d43b9893a520d67d6ff60", "1125824", SANDBOX_PASSWORD, SANDBOX_PIN,
+              builtin=True, protected=True),
+        Token("3bf8d8eb-d96c-41ea-83ad-d78a7016c7da", "7000001", SANDBOX_PASSWORD, SANDBOX_PIN,
+              builtin=True, protected=True),
     ]
 
 

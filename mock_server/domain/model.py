@@ -43,12 +43,16 @@ class Rao:
 
 @dataclass
 class Token:
-    """Stored RAO credentials; password and pin may be left for each call to supply."""
+    """Stored RAO credentials; password and pin may be left for each call to supply.
+
+    ``builtin`` tokens come with the sandbox; ``protected`` ones cannot be deleted.
+    """
 
     uid: str
     username: str
     password: str | None
     pin: str | None
+    builtin: bool = False
     protected: bool = False
 
 
