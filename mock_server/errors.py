@@ -207,7 +207,6 @@ _ENTRIES: list[ErrorSpec] = [
     ErrorSpec("api.404.unknown_route", 404, "Not found: {method} {path}"),
     ErrorSpec("api.405.method_not_allowed", 405, "Method {method} not allowed on {path}"),
     ErrorSpec("api.413.body_too_large", 413, "Request body exceeds the limit of {limit} bytes"),
-    ErrorSpec("api.415.unsupported_body", 415, "Unsupported Content-Type: {content_type}"),
     ErrorSpec("api.500.internal", 500, "Internal sandbox error (reference {reference}); see the sandbox log"),
 ]
 

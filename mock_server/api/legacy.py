@@ -91,7 +91,7 @@ async def upload_metadata(request: web.Request) -> web.Response:
 
 
 async def delete_all_metadata(request: web.Request) -> web.Response:
-    _sandbox(request).state.metadata.clear()
+    library.delete_all_metadata(_sandbox(request).state)
     return envelope("All metadata deleted")
 
 
@@ -228,7 +228,7 @@ async def list_images(request: web.Request) -> web.Response:
 
 
 async def delete_all_images(request: web.Request) -> web.Response:
-    _sandbox(request).state.images.clear()
+    library.delete_all_images(_sandbox(request).state)
     return envelope("Images deleted successfully")
 
 

@@ -49,6 +49,10 @@ def list_metadata(state: State) -> list[Metadata]:
     return list(state.metadata.values())
 
 
+def delete_all_metadata(state: State) -> None:
+    state.metadata.clear()
+
+
 def delete_metadata(state: State, uid: str) -> None:
     get_metadata(state, uid, "delete_metadata")
     del state.metadata[uid]
@@ -82,3 +86,7 @@ def get_image(state: State, uid: str, operation: str = "retrieve_image") -> Imag
 def delete_image(state: State, uid: str) -> None:
     get_image(state, uid, "delete_image")
     del state.images[uid]
+
+
+def delete_all_images(state: State) -> None:
+    state.images.clear()

@@ -134,7 +134,6 @@ class SignatureRequest:
     history: list[StatusChange] = field(default_factory=list)
     documents: dict[str, Document] = field(default_factory=dict)
     identity_images: dict[str, bytes] = field(default_factory=dict)
-    extra_fields: dict[str, str] = field(default_factory=dict)
     contract: bytes | None = None
     signed_contract: bytes | None = None
     certificate: IssuedCertificate | None = None

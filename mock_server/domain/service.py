@@ -148,11 +148,6 @@ class Sandbox:
         )
         rao = accounts.resolve_rao(self.state, fields)
         now = self.clock.now()
-        known = set(validation.IDENTITY_FIELDS) | {
-            "surname_2", "id_document_type", "id_document_country", "email", "mobile_phone_number",
-            "profile", "registration_authority", "env", "communication_language", "token",
-            "username", "password", "pin", "billing_username", "billing_password",
-        }
         request = SignatureRequest(
             pk=pk if pk is not None else self.allocate_pk(),
             identity=checked.identity,
@@ -165,7 +160,6 @@ class Sandbox:
             created_at=now,
             status=Status.CREATED,
             identity_images=dict(images),
-            extra_fields={k: v for k, v in fields.items() if k not in known},
         )
         lifecycle.transition(request, Status.CREATED, now)
         lifecycle.transition(request, Status.ENROLLREADY, now)

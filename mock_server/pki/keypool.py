@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 
 from mock_server.pki.signing import generate_key
 
 Runner = Callable[..., Awaitable]
+log = logging.getLogger(__name__)
 
 
 class KeyPool:
@@ -40,5 +42,10 @@ class KeyPool:
 
     async def _fill(self) -> None:
         while True:
-            key = await self._run(generate_key)
+            try:
+                key = await self._run(generate_key)
+            except Exception:  # a broken or restarting pool must not end the filling for good
+                log.warning("key generation failed; retrying in a second", exc_info=True)
+                await asyncio.sleep(1)
+                continue
             await self._ready.put(key)

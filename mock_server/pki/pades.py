@@ -14,6 +14,7 @@ from pyhanko.pdf_utils.images import PdfImage
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
+from pyhanko.sign.fields import MDPPerm
 from pyhanko.sign.general import SigningError
 from pyhanko.sign.timestamps import TimeStamper
 from pyhanko.sign.validation.pdf_embedded import read_certification_data
@@ -53,7 +54,7 @@ def inspect_pdf(data: bytes) -> PdfReport:
         if reader.encrypted:
             raise DocumentRefused(ENCRYPTED)
         certification = read_certification_data(reader)
-        if certification is not None and certification.permission.value == 1:
+        if certification is not None and certification.permission == MDPPerm.NO_CHANGES:
             raise DocumentRefused(FORBIDS_CHANGES)
         pages = reader.root["/Pages"]
         page_count = int(pages.get("/Count", 0))
