@@ -33,6 +33,7 @@ from mock_server.pki.authority import PkiMaterial, SignerIdentity, validity_wind
 from mock_server.pki.keypool import KeyPool
 from mock_server.pki.pades import DocumentRefused
 from mock_server.pki.signing import (
+    Countersigner,
     PdfToSign,
     SignJob,
     SignOutcome,
@@ -323,6 +324,31 @@ class Sandbox:
             raise vendor_error("sign.400.invalid_options", bad_pages)
         if params.metadata_uid and params.metadata_uid not in self.state.metadata:
             raise vendor_error("sign.404.metadata_missing")
+        wants_countersignature = any(
+            (options := self._options_for(uid, params)) is not None and options.countersign
+            for uid in request.documents
+        )
+        if wants_countersignature or params.countersignature is not None:
+            self._countersigning_rao(params)
+        counter = params.countersignature
+        if wants_countersignature and counter is not None and counter.page is not None:
+            for uid, document in request.documents.items():
+                options = self._options_for(uid, params)
+                if options is not None and options.countersign and counter.page >= max(document.page_count, 1):
+                    bad_pages[uid] = (f"Countersignature page {counter.page} does not exist in file {uid} "
+                                      f"({document.page_count} pages, numbered from 0)")
+            if bad_pages:
+                raise vendor_error("sign.400.invalid_options", bad_pages)
+
+    def _countersigning_rao(self, params: SignParams) -> Rao:
+        """The RAO account whose credentials the ``countersignature`` block carries."""
+        block = params.countersignature
+        if block is None:
+            raise vendor_error("sign.400.missing_parameter", name="countersignature")
+        rao = self.state.raos.get(block.username)
+        if rao is None or (rao.password, rao.pin) != (block.password, block.pin):
+            raise vendor_error("sign.403.countersignature_credentials")
+        return rao
 
     @staticmethod
     def _options_for(uid: str, params: SignParams) -> DocumentOptions | None:
@@ -336,7 +362,7 @@ class Sandbox:
             if options is not None:
                 image = self.state.images[options.image_uid].data if options.image_uid else None
                 visible = VisibleSignature(options.page, options.box, image, params.text)
-            pdfs.append(PdfToSign(uid, document.data, visible))
+            pdfs.append(PdfToSign(uid, document.data, visible, options is not None and options.countersign))
         now = self.clock.now()
         not_before, not_after = validity_window(now, self.settings.certificate_lifetime)
         job = SignJob(
@@ -348,10 +374,26 @@ class Sandbox:
             not_after=not_after,
             signing_time=now,
             pdfs=tuple(pdfs),
-            # pyHanko asks for one extra token per signature to size the CMS placeholder.
-            timestamp_serials=tuple(self.rng.serial() for _ in range(2 * len(pdfs) + 2)),
+            # pyHanko asks for one extra token per signature to size the CMS placeholder;
+            # countersigned PDFs carry two signatures.
+            timestamp_serials=tuple(self.rng.serial() for _ in range(4 * len(pdfs) + 2)),
+            countersigner=await self._countersigner(params) if any(p.countersign for p in pdfs) else None,
         )
         return await self._run(sign_request, job)
+
+    async def _countersigner(self, params: SignParams) -> Countersigner | None:
+        block = params.countersignature
+        if block is None:
+            return None
+        rao = self._countersigning_rao(params)
+        visible = None
+        if block.page is not None and block.box is not None:
+            visible = VisibleSignature(block.page, block.box, None, block.text)
+        identity = SignerIdentity(
+            given_name="OneShot", surname_1="Operator", surname_2="", id_document_type="IDC",
+            id_document_country="ES", serial_number=rao.username, email="",
+        )
+        return Countersigner(identity, await self.keys.take(), self.rng.serial(), visible)
 
     def _record(self, request: SignatureRequest, outcome: SignOutcome) -> None:
         now = self.clock.now()

@@ -23,6 +23,19 @@ class DocumentOptions:
     page: int
     box: tuple[float, float, float, float]
     image_uid: str | None
+    countersign: bool = False
+
+
+@dataclass(frozen=True)
+class Countersignature:
+    """The RAO's (SignCloud account's) second signature over documents that ask for it."""
+
+    username: str
+    password: str
+    pin: str
+    page: int | None
+    box: tuple[float, float, float, float] | None
+    text: TextTemplate | None
 
 
 @dataclass(frozen=True)
@@ -35,6 +48,7 @@ class SignParams:
     options_for_all: DocumentOptions | None
     text: TextTemplate | None
     metadata_uid: str | None
+    countersignature: Countersignature | None = None
 
 
 def parse_sign_body(body: dict[str, Any]) -> SignParams:
@@ -83,6 +97,29 @@ def parse_sign_body(body: dict[str, Any]) -> SignParams:
         options_for_all=options_for_all,
         text=_text_template(body),
         metadata_uid=_text(body.get("metadata")) or None,
+        countersignature=_countersignature(body.get("countersignature")),
+    )
+
+
+def _countersignature(block: Any) -> Countersignature | None:
+    if block is None:
+        return None
+    if not isinstance(block, dict):
+        raise vendor_error("sign.400.invalid_options", {"countersignature": "countersignature must be an object"})
+    page, box = None, None
+    if block.get("position") not in (None, "") or block.get("page") not in (None, ""):
+        try:
+            placed = _document_options("countersignature", block)
+        except ValueError as fault:
+            raise vendor_error("sign.400.invalid_options", {"countersignature": str(fault)}) from None
+        page, box = placed.page, placed.box
+    return Countersignature(
+        username=_text(block.get("username")),
+        password=_text(block.get("password")),
+        pin=_text(block.get("pin")),
+        page=page,
+        box=box,
+        text=_text_template(block),
     )
 
 
@@ -103,11 +140,22 @@ def _document_options(uid: str, block: dict[str, Any]) -> DocumentOptions:
     if page < 0:
         raise ValueError(f"Invalid page '{block.get('page')}' for file {uid}: expected an integer from 0")
     image = _text(block.get("image")) or None
-    return DocumentOptions(page=page, box=(parts[0], parts[1], parts[2], parts[3]), image_uid=image)
+    return DocumentOptions(
+        page=page,
+        box=(parts[0], parts[1], parts[2], parts[3]),
+        image_uid=image,
+        countersign=_flag(block.get("usecountersignature"), default=False),
+    )
+
+
+def _flag(value: Any, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return str(value).strip().lower() not in ("false", "0", "no")
 
 
 def _text_template(body: dict[str, Any]) -> TextTemplate | None:
-    if str(body.get("use_signature_text", True)).lower() in ("false", "0", "no"):
+    if not _flag(body.get("use_signature_text"), default=True):
         return None
     fmt = body.get("signature_format") or {}
     if not isinstance(fmt, dict):

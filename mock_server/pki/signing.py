@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mock_server.pki import pades
 from mock_server.pki.authority import (
+    ParsedPki,
     PkiMaterial,
     SignerIdentity,
     issue_one_shot_certificate,
@@ -54,6 +55,17 @@ class PdfToSign:
     uid: str
     data: bytes
     visible: VisibleSignature | None = None
+    countersign: bool = False
+
+
+@dataclass(frozen=True)
+class Countersigner:
+    """Who adds a second signature to the PDFs marked ``countersign``, and where it shows."""
+
+    identity: SignerIdentity
+    key_der: bytes
+    certificate_serial: int
+    visible: VisibleSignature | None
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,7 @@ class SignJob:
     signing_time: datetime
     pdfs: tuple[PdfToSign, ...]
     timestamp_serials: tuple[int, ...]
+    countersigner: Countersigner | None = None
 
 
 @dataclass(frozen=True)
@@ -95,26 +108,28 @@ def inspect_pdf(data: bytes) -> pades.PdfReport:
 
 
 def sign_request(job: SignJob) -> SignOutcome:
-    """Run a :class:`SignJob`: one certificate, one PAdES signature per PDF."""
+    """Run a :class:`SignJob`: one certificate, one PAdES signature per PDF (plus countersignatures)."""
     pki = parsed(job.pki)
-    # Our own freshly generated key: the expensive RSA consistency check adds nothing.
-    key = serialization.load_der_private_key(
-        job.key_der, password=None, unsafe_skip_rsa_key_validation=True
-    )
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise TypeError("one-shot keys are RSA")
-    cert = issue_one_shot_certificate(
-        pki, job.identity, key.public_key(), job.certificate_serial, job.not_before, job.not_after
-    )
-    signer = KeySigner(cert, key, chain=[pki.issuing_cert, pki.root_cert])
+    signer, cert = _signer(pki, job.identity, job.key_der, job.certificate_serial, job)
     timestamper = SandboxTimeStamper(SandboxTsa(pki), job.signing_time, iter(job.timestamp_serials))
-    field_name = f"OneShot-{job.certificate_serial:x}"
+    counter = None
+    if job.countersigner is not None:
+        c = job.countersigner
+        counter = (c, *_signer(pki, c.identity, c.key_der, c.certificate_serial, job))
     signed: dict[str, bytes] = {}
     refused: dict[str, str] = {}
     for pdf in job.pdfs:
-        appearance = _appearance(pdf.visible, cert, job) if pdf.visible else None
         try:
-            signed[pdf.uid] = pades.sign_pdf(pdf.data, signer, timestamper, field_name, appearance)
+            appearance = _appearance(pdf.visible, job.identity, cert, job) if pdf.visible else None
+            data = pades.sign_pdf(
+                pdf.data, signer, timestamper, f"OneShot-{job.certificate_serial:x}", appearance
+            )
+            if pdf.countersign and counter is not None:
+                spec, counter_signer, counter_cert = counter
+                appearance = _appearance(spec.visible, spec.identity, counter_cert, job) if spec.visible else None
+                field_name = f"OneShot-Countersignature-{spec.certificate_serial:x}"
+                data = pades.sign_pdf(data, counter_signer, timestamper, field_name, appearance)
+            signed[pdf.uid] = data
         except pades.DocumentRefused as refusal:
             refused[pdf.uid] = str(refusal)
     return SignOutcome(
@@ -122,15 +137,28 @@ def sign_request(job: SignJob) -> SignOutcome:
     )
 
 
-def _appearance(visible: VisibleSignature, cert: x509.Certificate, job: SignJob) -> pades.Appearance:
+def _signer(
+    pki: ParsedPki, identity: SignerIdentity, key_der: bytes, serial: int, job: SignJob
+) -> tuple[KeySigner, x509.Certificate]:
+    # Our own freshly generated key: the expensive RSA consistency check adds nothing.
+    key = serialization.load_der_private_key(key_der, password=None, unsafe_skip_rsa_key_validation=True)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise TypeError("one-shot keys are RSA")
+    cert = issue_one_shot_certificate(pki, identity, key.public_key(), serial, job.not_before, job.not_after)
+    return KeySigner(cert, key, chain=[pki.issuing_cert, pki.root_cert]), cert
+
+
+def _appearance(
+    visible: VisibleSignature, identity: SignerIdentity, cert: x509.Certificate, job: SignJob
+) -> pades.Appearance:
     text = ""
     if visible.text is not None:
         moment = job.signing_time.astimezone(ZoneInfo(visible.text.timezone))
         values = {
-            "CN": job.identity.common_name,
+            "CN": identity.common_name,
             "SUBJECT": cert.subject.rfc4514_string(),
             "DATE": moment.strftime(visible.text.date_format),
-            "E": job.identity.email,
+            "E": identity.email,
         }
         text = "\n".join(
             _PLACEHOLDER.sub(lambda m: values[m.group(1)], line) for line in visible.text.lines
