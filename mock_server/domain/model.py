@@ -4,8 +4,12 @@ read and change these through :mod:`mock_server.domain.service`."""
 from __future__ import annotations
 
 import enum
+import hashlib
+import os
 from dataclasses import dataclass, field
 from datetime import datetime
+
+from mock_server.pki.authority import SignerIdentity
 
 
 class Status(enum.StrEnum):
@@ -78,6 +82,16 @@ class Metadata:
     metadata: str
 
 
+@dataclass(frozen=True)
+class Upload:
+    """A file part of a multipart body, as any API family received it."""
+
+    field: str
+    filename: str
+    content_type: str
+    data: bytes
+
+
 @dataclass
 class Document:
     """A PDF uploaded to a request, and its signed version once signed."""
@@ -93,19 +107,28 @@ class Document:
     uploaded_at: datetime
     signed: bytes | None = None
 
+    @classmethod
+    def from_upload(cls, uid: str, upload: Upload, page_count: int, now: datetime) -> Document:
+        """A request's PDF as uploaded (already checked to be signable)."""
+        filename = upload.filename or "document.pdf"
+        return cls(
+            uid=uid,
+            key=upload.field,
+            filename=filename,
+            mime="application/pdf",
+            ext=os.path.splitext(filename)[1] or ".pdf",
+            data=upload.data,
+            digest=hashlib.sha256(upload.data).hexdigest(),
+            page_count=page_count,
+            uploaded_at=now,
+        )
 
-@dataclass
-class Identity:
-    """The signer as the create call described them."""
 
-    given_name: str
-    surname_1: str
-    surname_2: str
-    id_document_type: str
-    id_document_country: str
-    serial_number: str
-    email: str
-    mobile_phone_number: str
+@dataclass(frozen=True)
+class Identity(SignerIdentity):
+    """The signer as the create call described them: what the certificate names, plus the phone."""
+
+    mobile_phone_number: str = ""
 
 
 @dataclass
@@ -138,12 +161,3 @@ class SignatureRequest:
     signed_contract: bytes | None = None
     certificate: IssuedCertificate | None = None
 
-
-@dataclass(frozen=True)
-class Upload:
-    """A file part of a multipart body, as any API family received it."""
-
-    field: str
-    filename: str
-    content_type: str
-    data: bytes

@@ -8,11 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from mock_server.domain import library
+from mock_server.domain.defaults import DEFAULT_RA, default_tokens
+from mock_server.domain.model import Document, Rao, Token, Upload
+from mock_server.errors import VendorError
 from mock_server.pki.pades import DocumentRefused, inspect_pdf
+
+if TYPE_CHECKING:
+    from mock_server.domain.service import Sandbox
 
 _SECTIONS = {"raos", "tokens", "images", "requests"}
 
@@ -44,8 +51,8 @@ class SeedRequest:
 class SeedData:
     """The parsed content of a seed file."""
 
-    raos: tuple[dict[str, str], ...]
-    tokens: tuple[dict[str, str], ...]
+    raos: tuple[Rao, ...]
+    tokens: tuple[Token, ...]
     images: tuple[SeedFile, ...]
     requests: tuple[SeedRequest, ...]
 
@@ -60,15 +67,37 @@ class SeedData:
             raise SeedFileError(f"{path}: top level must be a mapping of {sorted(_SECTIONS)}")
         where = _Where(path)
         return cls(
-            raos=tuple(where.fields(e, f"raos[{i}]", ("username", "password", "pin"))
-                       for i, e in enumerate(content.get("raos") or [])),
-            tokens=tuple(where.fields(e, f"tokens[{i}]", ("uid", "username"))
-                         for i, e in enumerate(content.get("tokens") or [])),
+            raos=tuple(where.rao(e, f"raos[{i}]", i) for i, e in enumerate(content.get("raos") or [])),
+            tokens=tuple(where.token(e, f"tokens[{i}]") for i, e in enumerate(content.get("tokens") or [])),
             images=tuple(where.file(e, f"images[{i}]", pdf=False)
                          for i, e in enumerate(content.get("images") or [])),
             requests=tuple(where.request(e, f"requests[{i}]")
                            for i, e in enumerate(content.get("requests") or [])),
         )
+
+
+    def apply(self, sandbox: Sandbox) -> None:
+        """Create everything the seed file names in ``sandbox``'s (fresh) state."""
+        state, now = sandbox.state, sandbox.clock.now()
+        state.raos.update({rao.username: rao for rao in self.raos})
+        state.tokens.update({token.uid: token for token in self.tokens})
+        for image in self.images:
+            try:
+                library.add_image(state, sandbox.rng, Upload("image", image.filename, "", image.data), now,
+                                  uid=image.uid)
+            except VendorError as error:
+                raise SeedFileError(f"image {image.uid}: {error.details}") from None
+        for seeded in self.requests:
+            fields = dict(seeded.fields)
+            if not (fields.get("token") or fields.get("username")):
+                fields["token"] = default_tokens()[0].uid
+            try:
+                request = sandbox.create_request(fields, {}, pk=seeded.pk)
+            except VendorError as error:
+                raise SeedFileError(f"request {seeded.pk}: {error.details}") from None
+            for file in seeded.documents:
+                upload = Upload("file", file.filename, "application/pdf", file.data)
+                request.documents[file.uid] = Document.from_upload(file.uid, upload, file.page_count, now)
 
 
 class _Where:
@@ -85,6 +114,26 @@ class _Where:
             if entry.get(key) in (None, ""):
                 raise self.fail(name, f"field '{key}' is required")
         return {k: str(v) for k, v in entry.items() if not isinstance(v, (list, dict))}
+
+    def number(self, fields: dict[str, str], name: str, key: str, default: int) -> int:
+        value = fields.get(key, str(default))
+        if not value.isdigit():
+            raise self.fail(name, f"field '{key}' must be a positive integer")
+        return int(value)
+
+    def rao(self, entry: Any, name: str, index: int) -> Rao:
+        fields = self.fields(entry, name, ("username", "password", "pin"))
+        return Rao(
+            pk=self.number(fields, name, "pk", 2000 + index),
+            username=fields["username"],
+            password=fields["password"],
+            pin=fields["pin"],
+            registration_authority=self.number(fields, name, "registration_authority", DEFAULT_RA),
+        )
+
+    def token(self, entry: Any, name: str) -> Token:
+        fields = self.fields(entry, name, ("uid", "username"))
+        return Token(fields["uid"], fields["username"], fields.get("password"), fields.get("pin"))
 
     def file(self, entry: Any, name: str, *, pdf: bool) -> SeedFile:
         fields = self.fields(entry, name, ("uid", "file"))

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from mock_server.contract import ContractFacts, render_contract
 from mock_server.domain import accounts, library, lifecycle, validation
 from mock_server.domain.clock import Clock
-from mock_server.domain.defaults import DEFAULT_RA, default_tokens
 from mock_server.domain.ids import RandomSource
 from mock_server.domain.model import (
     Document,
@@ -22,13 +20,12 @@ from mock_server.domain.model import (
     Rao,
     SignatureRequest,
     Status,
-    Token,
     Upload,
 )
-from mock_server.domain.seedfile import SeedData, SeedFileError
+from mock_server.domain.seedfile import SeedData
 from mock_server.domain.signparams import DocumentOptions, SignParams, parse_sign_body
 from mock_server.domain.store import State
-from mock_server.errors import VendorError, vendor_error
+from mock_server.errors import vendor_error
 from mock_server.pki.authority import PkiMaterial, SignerIdentity, validity_window
 from mock_server.pki.keypool import KeyPool
 from mock_server.pki.pades import DocumentRefused
@@ -92,36 +89,7 @@ class Sandbox:
         self._locks.clear()
         self._next_pk = self._first_pk()
         if self._seed is not None:
-            self._apply_seed(self._seed)
-
-    def _apply_seed(self, seed: SeedData) -> None:
-        now = self.clock.now()
-        for index, rao in enumerate(seed.raos):
-            self.state.raos[rao["username"]] = Rao(
-                pk=int(rao.get("pk", 2000 + index)), username=rao["username"], password=rao["password"],
-                pin=rao["pin"], registration_authority=int(rao.get("registration_authority", DEFAULT_RA)),
-            )
-        for token in seed.tokens:
-            self.state.tokens[token["uid"]] = Token(
-                token["uid"], token["username"], token.get("password"), token.get("pin")
-            )
-        for image in seed.images:
-            upload = Upload("image", image.filename, "", image.data)
-            try:
-                library.add_image(self.state, self.rng, upload, now, uid=image.uid)
-            except VendorError as error:
-                raise SeedFileError(f"image {image.uid}: {error.details}") from None
-        for seeded in seed.requests:
-            fields = dict(seeded.fields)
-            if not (fields.get("token") or fields.get("username")):
-                fields["token"] = default_tokens()[0].uid
-            try:
-                request = self.create_request(fields, {}, pk=seeded.pk)
-            except VendorError as error:
-                raise SeedFileError(f"request {seeded.pk}: {error.details}") from None
-            for file in seeded.documents:
-                upload = Upload("file", file.filename, "application/pdf", file.data)
-                request.documents[file.uid] = _new_document(file.uid, upload, file.page_count, now)
+            self._seed.apply(self)
 
     def _first_pk(self) -> int:
         return self.rng.integer(10_000, 60_000)
@@ -197,14 +165,9 @@ class Sandbox:
     async def upload_documents(self, pk: str, uploads: list[Upload]) -> list[Document]:
         """Store the PDFs of one upload call after checking each can be signed."""
         request = self.find_request(pk, "upload_document.404.not_found")
-        limits = self.settings.limits
         if not uploads:
             raise vendor_error("upload_document.400.missing_file")
-        if (len(uploads) > limits.max_files_per_upload
-                or len(request.documents) + len(uploads) > limits.max_documents_per_request):
-            raise vendor_error("upload_document.400.max_documents", pk=request.pk)
-        if request.status == Status.ISSUED:
-            raise vendor_error("upload_document.412.already_issued")
+        self._check_room(request, uploads)
         checked: list[tuple[Upload, int]] = []
         for upload in uploads:
             if not _PDF_HEADER.search(upload.data[:1024]):
@@ -216,13 +179,25 @@ class Sandbox:
                     "upload_document.400.unsignable", filename=upload.filename, reason=str(refusal)
                 ) from None
             checked.append((upload, report.page_count))
-        now = self.clock.now()
-        documents = []
-        for upload, page_count in checked:
-            document = _new_document(self.rng.uuid(), upload, page_count, now)
-            request.documents[document.uid] = document
-            documents.append(document)
+        async with self._lock(request):
+            # Checked again: a sign or another upload may have run while the PDFs were inspected.
+            self._check_room(request, uploads)
+            now = self.clock.now()
+            documents = [Document.from_upload(self.rng.uuid(), u, pages, now) for u, pages in checked]
+            request.documents.update((d.uid, d) for d in documents)
         return documents
+
+    def _check_room(self, request: SignatureRequest, uploads: list[Upload]) -> None:
+        limits = self.settings.limits
+        if (len(uploads) > limits.max_files_per_upload
+                or len(request.documents) + len(uploads) > limits.max_documents_per_request):
+            raise vendor_error("upload_document.400.max_documents", pk=request.pk)
+        if request.status == Status.ISSUED:
+            raise vendor_error("upload_document.412.already_issued")
+
+    def _lock(self, request: SignatureRequest) -> asyncio.Lock:
+        """Serialises the changes of one request that span an await (signing, uploads)."""
+        return self._locks.setdefault(request.pk, asyncio.Lock())
 
     def list_documents(self, pk: str, operation: str = "list_documents") -> list[Document]:
         request = self.find_request(pk, f"{operation}.404.not_found")
@@ -270,7 +245,7 @@ class Sandbox:
             identity = request.identity
             facts = ContractFacts(
                 request_pk=request.pk,
-                signer_name=_signer(request).common_name,
+                signer_name=request.identity.common_name,
                 id_document=f"{identity.id_document_type} {identity.id_document_country} "
                             f"{identity.serial_number}",
                 email=identity.email,
@@ -288,8 +263,7 @@ class Sandbox:
         """Issue the one-shot certificate and sign every document and the contract."""
         params = parse_sign_body(body)
         request = self.find_request(pk, "sign.404.not_found")
-        lock = self._locks.setdefault(request.pk, asyncio.Lock())
-        async with lock:
+        async with self._lock(request):
             self._check_signable(request, params)
             if not params.external_auth and not self.otp.redeem(request.pk, params.secret):
                 raise vendor_error("sign.403.invalid_otp")
@@ -367,7 +341,7 @@ class Sandbox:
         not_before, not_after = validity_window(now, self.settings.certificate_lifetime)
         job = SignJob(
             pki=self.pki,
-            identity=_signer(request),
+            identity=request.identity,
             key_der=await self.keys.take(),
             certificate_serial=self.rng.serial(),
             not_before=not_before,
@@ -414,34 +388,6 @@ class Sandbox:
 
     def add_image(self, upload: Upload):
         return library.add_image(self.state, self.rng, upload, self.clock.now())
-
-
-def _signer(request: SignatureRequest) -> SignerIdentity:
-    identity = request.identity
-    return SignerIdentity(
-        given_name=identity.given_name,
-        surname_1=identity.surname_1,
-        surname_2=identity.surname_2,
-        id_document_type=identity.id_document_type,
-        id_document_country=identity.id_document_country,
-        serial_number=identity.serial_number,
-        email=identity.email,
-    )
-
-
-def _new_document(uid: str, upload: Upload, page_count: int, now: datetime) -> Document:
-    filename = upload.filename or "document.pdf"
-    return Document(
-        uid=uid,
-        key=upload.field,
-        filename=filename,
-        mime="application/pdf",
-        ext=os.path.splitext(filename)[1] or ".pdf",
-        data=upload.data,
-        digest=hashlib.sha256(upload.data).hexdigest(),
-        page_count=page_count,
-        uploaded_at=now,
-    )
 
 
 def _describe_type(upload: Upload) -> str:
