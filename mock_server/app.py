@@ -92,6 +92,7 @@ def sandbox_settings(config: Config) -> SandboxSettings:
             resend_interval=timedelta(seconds=config.otp_resend_seconds),
             fixed_code=config.otp,
         ),
+        public_url=config.base_url,
     )
 
 

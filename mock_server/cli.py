@@ -61,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-format", choices=("text", "json"), default=defaults.log_format)
     serve.add_argument("--workers", type=int, default=defaults.workers,
                        help="signing worker processes (default: one per core)")
+    serve.add_argument("--public-url", default=None, metavar="URL",
+                       help="base URL certificates point at for CRL and OCSP (default: the bound address)")
     serve.add_argument("--max-upload-mb", type=float, default=defaults.max_upload_mb,
                        help="per-file upload limit in MiB (default 20)")
 
@@ -83,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         host=args.host, port=args.port, seed=args.seed, otp=args.otp, otp_ttl_seconds=args.otp_ttl,
         otp_resend_seconds=args.otp_resend, pki_dir=args.pki_dir, seed_file=args.seed_file,
         log_format=args.log_format, workers=max(args.workers, 1), max_upload_mb=args.max_upload_mb,
+        public_url=args.public_url,
     )
     configure_logging(config.log_format)
     from aiohttp import web

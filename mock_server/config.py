@@ -22,10 +22,19 @@ class Config:
     log_format: str = "text"
     workers: int = max(os.cpu_count() or 1, 1)
     max_upload_mb: float = 20.0
+    public_url: str | None = None
 
     @property
     def max_file_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def base_url(self) -> str:
+        """Where clients reach the sandbox: ``public_url``, else the bound address."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
 
     @property
     def max_body_bytes(self) -> int:

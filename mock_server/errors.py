@@ -181,6 +181,7 @@ _ENTRIES: list[ErrorSpec] = [
     # sandbox: no file part at all, and PDFs the signer could never sign
     ErrorSpec("upload_document.400.missing_file", 400, "Missing required parameter: 'file'"),
     ErrorSpec("upload_document.400.unsignable", 400, "Document {filename} cannot be signed: {reason}"),
+    ErrorSpec("upload_document.400.invalid_hashfile", 400, "Invalid hashfile {filename}: {problem}"),
     ErrorSpec("upload_document.404.not_found", 404, "Cannot upload document: Request {pk} not found on disk"),
     # sandbox: documents added after signing would never be signed
     ErrorSpec("upload_document.412.already_issued", 412, "Request already in ISSUED status"),

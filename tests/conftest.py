@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shutil
+import socket
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -25,6 +26,12 @@ ROOT_PEM = REPO / "fixtures" / "pki" / "root.pem"
 MakeClient = Callable[..., Awaitable[SandboxClient]]
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 @pytest.fixture(scope="session")
 def executor():
     """One signing process pool for the whole run (spawning one per test costs seconds)."""
@@ -38,8 +45,10 @@ async def make_client(aiohttp_client, executor) -> AsyncIterator[MakeClient]:
     """Start a sandbox with some config fields changed; returns a :class:`SandboxClient`."""
 
     async def make(**changes) -> SandboxClient:
-        config = replace(Config(seed=1234), **changes)
-        client: TestClient = await aiohttp_client(create_app(config, executor))
+        # A known port, so the CRL and OCSP URLs in issued certificates reach this very server.
+        port = free_port()
+        config = replace(Config(seed=1234, port=port), **changes)
+        client: TestClient = await aiohttp_client(create_app(config, executor), server_kwargs={"port": port})
         return SandboxClient(client)
 
     yield make

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,11 +140,23 @@ async def validate(pdf: bytes, index: int = -1, root: Path = ROOT_PEM) -> PdfSig
     return await async_validate_pdf_signature(signature, context)
 
 
-def pdfsig(pdf: bytes, nss_db: Path, tmp_path: Path) -> str:
-    """poppler's report on ``pdf``, trusting the NSS database ``nss_db``."""
+async def pdfsig(pdf: bytes, nss_db: Path, tmp_path: Path) -> str:
+    """poppler's report on ``pdf``, trusting the NSS database ``nss_db``.
+
+    Run without blocking the event loop: NSS asks the sandbox's own OCSP responder.
+    """
     target = tmp_path / "checked.pdf"
     target.write_bytes(pdf)
-    result = subprocess.run(
-        ["pdfsig", "-nssdir", f"sql:{nss_db}", str(target)], capture_output=True, text=True, check=False
+    process = await asyncio.create_subprocess_exec(
+        "pdfsig", "-nssdir", f"sql:{nss_db}", str(target),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
-    return result.stdout + result.stderr
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+    return output.decode()
+
+
+def covers_whole_document(status: PdfSignatureStatus) -> bool:
+    """The signature covers the file, bar B-LT validation data appended after it (DSS only)."""
+    if status.coverage.name == "ENTIRE_FILE":
+        return True
+    return status.coverage.name == "ENTIRE_REVISION" and status.modification_level.name == "LTA_UPDATES"

@@ -7,7 +7,7 @@ import re
 
 from pyhanko.pdf_utils.reader import PdfFileReader
 
-from tests.helpers import DEFAULT_TOKEN, blank_pdf, pdfsig, picture, validate
+from tests.helpers import DEFAULT_TOKEN, blank_pdf, covers_whole_document, pdfsig, picture, validate
 
 
 async def test_classic_flow_signs_document_and_contract(sandbox, nss_db, tmp_path):
@@ -33,8 +33,8 @@ async def test_classic_flow_signs_document_and_contract(sandbox, nss_db, tmp_pat
         assert status.timestamp_validity is not None
         assert status.timestamp_validity.intact and status.timestamp_validity.valid
         assert status.timestamp_validity.trusted
-        assert status.coverage.name == "ENTIRE_FILE"
-        report = pdfsig(pdf, nss_db, tmp_path)
+        assert covers_whole_document(status), status.pretty_print_details()
+        report = await pdfsig(pdf, nss_db, tmp_path)
         assert "Signature is Valid" in report, report
         assert "Certificate is Trusted" in report, report
         assert "ETSI.CAdES.detached" in report, report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import shutil
@@ -109,20 +110,21 @@ def test_vendor_curl_sequence_runs_unchanged(tmp_path, needs_curl, tmp_path_fact
         deleted = json.loads(curl("--location", "--request", "DELETE", f"{host}/api/v1/documents/{pk}"))
         assert deleted == {"status": "200 OK", "details": "Documents deleted successfully"}
 
-    if not (shutil.which("pdfsig") and shutil.which("certutil")):
-        pytest.skip("pdfsig/certutil not installed")
-    db = tmp_path_factory.mktemp("nss-from-ca-pem")
-    subprocess.run(["certutil", "-N", "-d", f"sql:{db}", "--empty-password"], check=True)
-    # Trust exactly what /_mock/pki/ca.pem served: its first certificate is the root.
-    root = (tmp_path / "ca.pem").read_text().split("-----END CERTIFICATE-----")[0] + "-----END CERTIFICATE-----\n"
-    (tmp_path / "root.pem").write_text(root)
-    subprocess.run(["certutil", "-A", "-d", f"sql:{db}", "-n", "root", "-t", "CT,C,C",
-                    "-i", str(tmp_path / "root.pem")], check=True)
-    for name in ("signed.pdf", "signed-contract.pdf"):
-        report = pdfsig((tmp_path / name).read_bytes(), db, tmp_path)
-        assert "Signature is Valid" in report, report
-        assert "Certificate is Trusted" in report, report
-        assert "Signature Type: ETSI.CAdES.detached" in report, report
+        if not (shutil.which("pdfsig") and shutil.which("certutil")):
+            pytest.skip("pdfsig/certutil not installed")
+        db = tmp_path_factory.mktemp("nss-from-ca-pem")
+        subprocess.run(["certutil", "-N", "-d", f"sql:{db}", "--empty-password"], check=True)
+        # Trust exactly what /_mock/pki/ca.pem served: its first certificate is the root.
+        root = (tmp_path / "ca.pem").read_text().split("-----END CERTIFICATE-----")[0] + "-----END CERTIFICATE-----\n"
+        (tmp_path / "root.pem").write_text(root)
+        subprocess.run(["certutil", "-A", "-d", f"sql:{db}", "-n", "root", "-t", "CT,C,C",
+                        "-i", str(tmp_path / "root.pem")], check=True)
+        # While the server runs: NSS checks the certificates with the sandbox's OCSP responder.
+        for name in ("signed.pdf", "signed-contract.pdf"):
+            report = asyncio.run(pdfsig((tmp_path / name).read_bytes(), db, tmp_path))
+            assert "Signature is Valid" in report, report
+            assert "Certificate is Trusted" in report, report
+            assert "Signature Type: ETSI.CAdES.detached" in report, report
 
 
 def test_one_log_line_per_request(tmp_path):

@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from mock_server import __version__
+from mock_server.api import parsing
 from mock_server.api.keys import SANDBOX
 from mock_server.api.routing import add
 from mock_server.domain import views
@@ -95,6 +96,47 @@ async def ca_pem(request: web.Request) -> web.Response:
     )
 
 
+async def tsa(request: web.Request) -> web.Response:
+    reply = await _sandbox(request).timestamp(await request.read())
+    return web.Response(body=reply, content_type="application/timestamp-reply")
+
+
+async def crl(request: web.Request) -> web.Response:
+    return web.Response(
+        body=await _sandbox(request).crl(),
+        content_type="application/pkix-crl",
+        headers={"Content-Disposition": 'attachment; filename="oneshot-mock-issuing-ca.crl"'},
+    )
+
+
+async def ocsp(request: web.Request) -> web.Response:
+    reply = await _sandbox(request).ocsp(await request.read())
+    return web.Response(body=reply, content_type="application/ocsp-response")
+
+
+async def revoke(request: web.Request) -> web.Response:
+    body = await parsing.read_json(request)
+    serial, pk = body.get("serial"), body.get("request")
+    try:
+        if pk is not None:
+            certificate = _sandbox(request).revoke(request_pk=int(pk))
+        elif serial is not None:
+            number = serial if isinstance(serial, int) else int(str(serial), 16)
+            certificate = _sandbox(request).revoke(serial=number)
+        else:
+            raise ControlError(400, 'give "serial" (hex string or integer) or "request" (pk)')
+    except ValueError:
+        raise ControlError(400, "serial must be hex or an integer, request a pk") from None
+    except LookupError as missing:
+        raise ControlError(404, str(missing)) from None
+    return web.json_response(views.certificate_status(certificate))
+
+
+async def certificates(request: web.Request) -> web.Response:
+    issued = _sandbox(request).state.certificates.values()
+    return web.json_response({"certificates": [views.certificate_status(c) for c in issued]})
+
+
 def setup(app: web.Application) -> None:
     """Register the control routes."""
     add(app, "GET", PREFIX + "/health", health)
@@ -103,3 +145,8 @@ def setup(app: web.Application) -> None:
     add(app, "GET", PREFIX + "/requests/{pk}", get_request)
     add(app, "GET", PREFIX + "/sms", sms)
     add(app, "GET", PREFIX + "/pki/ca.pem", ca_pem)
+    add(app, "GET", PREFIX + "/pki/crl", crl)
+    add(app, "POST", PREFIX + "/pki/ocsp", ocsp)
+    add(app, "POST", PREFIX + "/pki/revoke", revoke)
+    add(app, "GET", PREFIX + "/pki/certificates", certificates)
+    add(app, "POST", PREFIX + "/tsa", tsa)

@@ -175,8 +175,8 @@ async def upload_document(request: web.Request) -> web.Response:
 
 async def retrieve_document(request: web.Request) -> web.Response:
     info = request.match_info
-    document, data = _sandbox(request).document_bytes(info["pk"], info["type"], info["uid"])
-    return download(data, document.mime, document.filename)
+    file = _sandbox(request).document_download(info["pk"], info["type"], info["uid"])
+    return download(file.data, file.content_type, file.filename)
 
 
 async def delete_document(request: web.Request) -> web.Response:

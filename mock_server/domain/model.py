@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from mock_server.pki.authority import SignerIdentity
+from mock_server.pki.cades import HashToSign
 
 
 class Status(enum.StrEnum):
@@ -92,6 +93,15 @@ class Upload:
     data: bytes
 
 
+@dataclass(frozen=True)
+class Download:
+    """Bytes a client downloads, with the content type and file name they are served with."""
+
+    data: bytes
+    content_type: str
+    filename: str
+
+
 @dataclass
 class Document:
     """A PDF uploaded to a request, and its signed version once signed."""
@@ -106,6 +116,7 @@ class Document:
     page_count: int
     uploaded_at: datetime
     signed: bytes | None = None
+    hash_file: HashToSign | None = None
 
     @classmethod
     def from_upload(cls, uid: str, upload: Upload, page_count: int, now: datetime) -> Document:
@@ -123,6 +134,23 @@ class Document:
             uploaded_at=now,
         )
 
+    @classmethod
+    def from_hash_file(cls, uid: str, upload: Upload, hash_file: HashToSign, now: datetime) -> Document:
+        """A request's hash file: a digest signed as a detached CMS (P7M)."""
+        filename = upload.filename or "hashfile.json"
+        return cls(
+            uid=uid,
+            key=upload.field,
+            filename=filename,
+            mime="application/json",
+            ext=os.path.splitext(filename)[1] or ".json",
+            data=upload.data,
+            digest=hashlib.sha256(upload.data).hexdigest(),
+            page_count=0,
+            uploaded_at=now,
+            hash_file=hash_file,
+        )
+
 
 @dataclass(frozen=True)
 class Identity(SignerIdentity):
@@ -133,11 +161,13 @@ class Identity(SignerIdentity):
 
 @dataclass
 class IssuedCertificate:
-    """The one-shot certificate issued at sign time."""
+    """A one-shot certificate issued at sign time, and its revocation."""
 
     serial: int
     der: bytes
     issued_at: datetime
+    request_pk: int
+    revoked_at: datetime | None = None
 
 
 @dataclass

@@ -10,12 +10,17 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from cryptography import x509
+from cryptography.x509 import ocsp
+
 from mock_server.contract import ContractFacts, render_contract
 from mock_server.domain import accounts, library, lifecycle, validation
 from mock_server.domain.clock import Clock
+from mock_server.domain.hashfile import parse_hash_file
 from mock_server.domain.ids import RandomSource
 from mock_server.domain.model import (
     Document,
+    Download,
     IssuedCertificate,
     Rao,
     SignatureRequest,
@@ -27,8 +32,17 @@ from mock_server.domain.signparams import DocumentOptions, SignParams, parse_sig
 from mock_server.domain.store import State
 from mock_server.errors import vendor_error
 from mock_server.pki.authority import PkiMaterial, SignerIdentity, validity_window
+from mock_server.pki.cades import HashToSign
 from mock_server.pki.keypool import KeyPool
 from mock_server.pki.pades import DocumentRefused
+from mock_server.pki.revocation import (
+    OcspQuery,
+    Revocation,
+    crl_der,
+    issued_by_sandbox,
+    malformed_ocsp_response,
+    ocsp_response_der,
+)
 from mock_server.pki.signing import (
     Countersigner,
     PdfToSign,
@@ -38,6 +52,7 @@ from mock_server.pki.signing import (
     inspect_pdf,
     sign_request,
 )
+from mock_server.pki.tsa import timestamp_reply
 from mock_server.sms import CHANNELS, OtpDesk, OtpPolicy, OutboxMessage
 
 Runner = Callable[..., Awaitable[Any]]
@@ -63,6 +78,7 @@ class SandboxSettings:
     limits: Limits = field(default_factory=Limits)
     certificate_lifetime: timedelta = timedelta(days=1)
     key_pool_size: int = 8
+    public_url: str = "http://127.0.0.1:8080"
 
 
 class Sandbox:
@@ -163,13 +179,16 @@ class Sandbox:
     # Documents ----------------------------------------------------------------
 
     async def upload_documents(self, pk: str, uploads: list[Upload]) -> list[Document]:
-        """Store the PDFs of one upload call after checking each can be signed."""
+        """Store the PDFs and hash files of one upload call after checking each can be signed."""
         request = self.find_request(pk, "upload_document.404.not_found")
         if not uploads:
             raise vendor_error("upload_document.400.missing_file")
         self._check_room(request, uploads)
-        checked: list[tuple[Upload, int]] = []
+        checked: list[tuple[Upload, int, HashToSign | None]] = []
         for upload in uploads:
+            if upload.field.startswith("hashfile"):
+                checked.append((upload, 0, parse_hash_file(upload.filename or "hashfile.json", upload.data)))
+                continue
             if not _PDF_HEADER.search(upload.data[:1024]):
                 raise vendor_error("upload_document.415.unsupported", type=_describe_type(upload))
             try:
@@ -178,12 +197,16 @@ class Sandbox:
                 raise vendor_error(
                     "upload_document.400.unsignable", filename=upload.filename, reason=str(refusal)
                 ) from None
-            checked.append((upload, report.page_count))
+            checked.append((upload, report.page_count, None))
         async with self._lock(request):
             # Checked again: a sign or another upload may have run while the PDFs were inspected.
             self._check_room(request, uploads)
             now = self.clock.now()
-            documents = [Document.from_upload(self.rng.uuid(), u, pages, now) for u, pages in checked]
+            documents = [
+                Document.from_hash_file(self.rng.uuid(), upload, hash_file, now) if hash_file
+                else Document.from_upload(self.rng.uuid(), upload, pages, now)
+                for upload, pages, hash_file in checked
+            ]
             request.documents.update((d.uid, d) for d in documents)
         return documents
 
@@ -209,16 +232,22 @@ class Sandbox:
         self.list_documents(pk, "delete_all_documents")
         self.find_request(pk, "delete_all_documents.404.not_found").documents.clear()
 
-    def document_bytes(self, pk: str, kind: str, uid: str) -> tuple[Document, bytes]:
+    def document_download(self, pk: str, kind: str, uid: str) -> Download:
         """An original or signed document; 404 while a signed one does not exist yet."""
         request = self.find_request(pk, "retrieve_document.404.not_found")
         document = request.documents.get(uid)
         if document is None or kind not in ("original", "signed"):
             raise vendor_error("retrieve_document.404.not_found")
-        data = document.data if kind == "original" else document.signed
-        if data is None:
+        if kind == "original":
+            # The spec serves originals as octet-stream; PDFs keep their own type so clients see a PDF.
+            content_type = "application/octet-stream" if document.hash_file else document.mime
+            return Download(document.data, content_type, document.filename)
+        if document.signed is None:
             raise vendor_error("retrieve_document.404.not_found")
-        return document, data
+        if document.hash_file is not None:
+            name = os.path.splitext(document.filename)[0] + ".p7m"
+            return Download(document.signed, "application/pkcs7-mime", name)
+        return Download(document.signed, document.mime, document.filename)
 
     def delete_document(self, pk: str, kind: str, uid: str) -> None:
         """Delete a document (``original``) or only its signed version (``signed``)."""
@@ -285,7 +314,7 @@ class Sandbox:
         bad_pages: dict[str, str] = {}
         for uid, document in request.documents.items():
             options = self._options_for(uid, params)
-            if options is None:
+            if options is None or document.hash_file is not None:
                 continue
             if options.image_uid and options.image_uid not in self.state.images:
                 missing_images[uid] = f"The image {options.image_uid} cannot be found on disk"
@@ -330,7 +359,11 @@ class Sandbox:
 
     async def _sign_all(self, request: SignatureRequest, params: SignParams) -> SignOutcome:
         pdfs = [PdfToSign(CONTRACT_UID, await self._contract(request))]
+        hashes = []
         for uid, document in request.documents.items():
+            if document.hash_file is not None:
+                hashes.append((uid, document.hash_file))
+                continue
             options = self._options_for(uid, params)
             visible = None
             if options is not None:
@@ -339,6 +372,7 @@ class Sandbox:
             pdfs.append(PdfToSign(uid, document.data, visible, options is not None and options.countersign))
         now = self.clock.now()
         not_before, not_after = validity_window(now, self.settings.certificate_lifetime)
+        revocations = self.revocations()
         job = SignJob(
             pki=self.pki,
             identity=request.identity,
@@ -347,10 +381,15 @@ class Sandbox:
             not_before=not_before,
             not_after=not_after,
             signing_time=now,
+            public_url=self.settings.public_url,
             pdfs=tuple(pdfs),
+            hashes=tuple(hashes),
             # pyHanko asks for one extra token per signature to size the CMS placeholder;
             # countersigned PDFs carry two signatures.
-            timestamp_serials=tuple(self.rng.serial() for _ in range(4 * len(pdfs) + 2)),
+            timestamp_serials=tuple(self.rng.serial() for _ in range(4 * len(pdfs) + len(hashes) + 2)),
+            ltv=params.ltv,
+            revocations=revocations,
+            crl_number=len(revocations) + 1,
             countersigner=await self._countersigner(params) if any(p.countersign for p in pdfs) else None,
         )
         return await self._run(sign_request, job)
@@ -371,12 +410,68 @@ class Sandbox:
 
     def _record(self, request: SignatureRequest, outcome: SignOutcome) -> None:
         now = self.clock.now()
-        request.certificate = IssuedCertificate(outcome.certificate_serial, outcome.certificate_der, now)
+        request.certificate = IssuedCertificate(outcome.certificate_serial, outcome.certificate_der, now, request.pk)
+        self.state.certificates[request.certificate.serial] = request.certificate
         request.signed_contract = outcome.signed.get(CONTRACT_UID)
         for uid, data in outcome.signed.items():
             if uid in request.documents:
                 request.documents[uid].signed = data
         lifecycle.transition(request, Status.ISSUED, now)
+
+    # Revocation and time-stamping ---------------------------------------------
+
+    def revocations(self) -> tuple[Revocation, ...]:
+        """Every revoked certificate, in revocation order."""
+        revoked = [c for c in self.state.certificates.values() if c.revoked_at is not None]
+        revoked.sort(key=lambda c: c.revoked_at)
+        return tuple(Revocation(c.serial, c.revoked_at) for c in revoked)
+
+    def revoke(self, serial: int | None = None, request_pk: int | None = None) -> IssuedCertificate:
+        """Revoke a one-shot certificate, named by serial or by its request (idempotent)."""
+        if request_pk is not None:
+            request = self.state.requests.get(request_pk)
+            certificate = request.certificate if request is not None else None
+        else:
+            certificate = self.state.certificates.get(serial) if serial is not None else None
+        if certificate is None:
+            raise LookupError("no certificate issued by the sandbox matches")
+        if certificate.revoked_at is None:
+            certificate.revoked_at = self.clock.now()
+        return certificate
+
+    async def crl(self) -> bytes:
+        """The issuing CA's current CRL (DER)."""
+        revocations = self.revocations()
+        return await self._run(crl_der, self.pki, revocations, self.clock.now(), len(revocations) + 1)
+
+    async def ocsp(self, request_der: bytes) -> bytes:
+        """An OCSP answer (DER) about one certificate of the issuing CA."""
+        try:
+            ocsp_request = ocsp.load_der_ocsp_request(request_der)
+            nonce = ocsp_request.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
+        except x509.ExtensionNotFound:
+            nonce = None
+        except ValueError:
+            return malformed_ocsp_response()
+        certificate = self.state.certificates.get(ocsp_request.serial_number)
+        status, revoked_at = "unknown", None
+        if certificate is not None and issued_by_sandbox(self.pki, ocsp_request):
+            status = "revoked" if certificate.revoked_at else "good"
+            revoked_at = certificate.revoked_at
+        query = OcspQuery(
+            issuer_name_hash=ocsp_request.issuer_name_hash,
+            issuer_key_hash=ocsp_request.issuer_key_hash,
+            serial=ocsp_request.serial_number,
+            hash_algorithm=ocsp_request.hash_algorithm.name,
+            nonce=nonce,
+            status=status,
+            revoked_at=revoked_at,
+        )
+        return await self._run(ocsp_response_der, self.pki, query, self.clock.now())
+
+    async def timestamp(self, request_der: bytes) -> bytes:
+        """The TSA's DER answer to a DER RFC 3161 request."""
+        return await self._run(timestamp_reply, self.pki, request_der, self.clock.now(), self.rng.serial())
 
     # Settings, tokens, metadata, images: thin pass-throughs keep one entry point.
 

@@ -49,6 +49,7 @@ class SignParams:
     text: TextTemplate | None
     metadata_uid: str | None
     countersignature: Countersignature | None = None
+    ltv: bool = True
 
 
 def parse_sign_body(body: dict[str, Any]) -> SignParams:
@@ -98,6 +99,7 @@ def parse_sign_body(body: dict[str, Any]) -> SignParams:
         text=_text_template(body),
         metadata_uid=_text(body.get("metadata")) or None,
         countersignature=_countersignature(body.get("countersignature")),
+        ltv=not _flag(body.get("disable_ltv"), default=False),
     )
 
 

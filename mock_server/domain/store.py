@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mock_server.domain import defaults
-from mock_server.domain.model import Image, Metadata, Rao, SignatureRequest, Token
+from mock_server.domain.model import Image, IssuedCertificate, Metadata, Rao, SignatureRequest, Token
 
 
 @dataclass
@@ -18,6 +18,7 @@ class State:
     requests: dict[int, SignatureRequest] = field(default_factory=dict)
     images: dict[str, Image] = field(default_factory=dict)
     metadata: dict[str, Metadata] = field(default_factory=dict)
+    certificates: dict[int, IssuedCertificate] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=defaults.default_settings)
 
     @classmethod

@@ -9,6 +9,7 @@ from cryptography import x509
 from mock_server.domain.model import (
     Document,
     Image,
+    IssuedCertificate,
     Rao,
     SignatureRequest,
     StatusChange,
@@ -26,7 +27,8 @@ def request_detail(request: SignatureRequest) -> dict[str, Any]:
     certificates = []
     if request.certificate is not None:
         cert = x509.load_der_x509_certificate(request.certificate.der)
-        certificates.append({"profile": request.profile, **certificate_summary(cert)})
+        revoked = request.certificate.revoked_at is not None
+        certificates.append({"profile": request.profile, **certificate_summary(cert, revoked)})
     user = _rao_user(request)
     return {
         "pk": request.pk,
@@ -148,6 +150,17 @@ def document_summary(document: Document) -> dict[str, Any]:
         "filename": document.filename,
         "size": len(document.data),
         "sha256": document.digest,
+        "kind": "hash" if document.hash_file is not None else "pdf",
         "pages": document.page_count,
         "signed": document.signed is not None,
+    }
+
+
+def certificate_status(certificate: IssuedCertificate) -> dict[str, Any]:
+    """A one-shot certificate as the control API shows it."""
+    return {
+        "serial": format(certificate.serial, "x"),
+        "request": certificate.request_pk,
+        "issued_at": certificate.issued_at.isoformat(),
+        "revoked_at": certificate.revoked_at.isoformat() if certificate.revoked_at else None,
     }

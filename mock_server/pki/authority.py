@@ -13,10 +13,11 @@ from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
 PKI_FILES = ("root.pem", "issuing.pem", "issuing.key", "tsa.pem", "tsa.key")
 
@@ -113,8 +114,12 @@ def issue_one_shot_certificate(
     serial: int,
     not_before: datetime,
     not_after: datetime,
+    public_url: str,
 ) -> x509.Certificate:
-    """Issue the end-entity certificate a request signs its documents with."""
+    """Issue the end-entity certificate a request signs its documents with.
+
+    Its CRL distribution point and OCSP responder are the sandbox's, under ``public_url``.
+    """
     attributes = [
         x509.NameAttribute(NameOID.COUNTRY_NAME, identity.id_document_country),
         x509.NameAttribute(NameOID.SERIAL_NUMBER, identity.etsi_serial_number),
@@ -152,6 +157,23 @@ def issue_one_shot_certificate(
             critical=False,
         )
     )
+    builder = builder.add_extension(
+        x509.CRLDistributionPoints([
+            x509.DistributionPoint(
+                full_name=[x509.UniformResourceIdentifier(f"{public_url}/_mock/pki/crl")],
+                relative_name=None, reasons=None, crl_issuer=None,
+            )
+        ]),
+        critical=False,
+    ).add_extension(
+        x509.AuthorityInformationAccess([
+            x509.AccessDescription(
+                AuthorityInformationAccessOID.OCSP,
+                x509.UniformResourceIdentifier(f"{public_url}/_mock/pki/ocsp"),
+            )
+        ]),
+        critical=False,
+    )
     if identity.email:
         builder = builder.add_extension(
             x509.SubjectAlternativeName([x509.RFC822Name(identity.email)]), critical=False
@@ -159,12 +181,17 @@ def issue_one_shot_certificate(
     return builder.sign(pki.issuing_key, hashes.SHA256())
 
 
-def certificate_summary(cert: x509.Certificate) -> dict[str, str]:
+def asn1_certificate(cert: x509.Certificate) -> asn1_x509.Certificate:
+    """The asn1crypto view of a ``cryptography`` certificate (what pyHanko works with)."""
+    return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
+
+
+def certificate_summary(cert: x509.Certificate, revoked: bool = False) -> dict[str, str]:
     """The vendor's ``certificate`` object (as in ``approving_rao.certificate``)."""
     der = cert.public_bytes(serialization.Encoding.DER)
     return {
-        "status": "0",
-        "valid": "VALID",
+        "status": "1" if revoked else "0",
+        "valid": "REVOKED" if revoked else "VALID",
         "serial_number": format(cert.serial_number, "x"),
         "valid_from": _vendor_time(cert.not_valid_before_utc),
         "valid_to": _vendor_time(cert.not_valid_after_utc),

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from asn1crypto import keys as asn1_keys
-from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -18,6 +17,8 @@ from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from pyhanko.sign.general import get_pyca_cryptography_hash
 from pyhanko.sign.signers import SimpleSigner
 from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+from mock_server.pki.authority import asn1_certificate
 
 
 class KeySigner(SimpleSigner):
@@ -37,16 +38,11 @@ class KeySigner(SimpleSigner):
             )
         )
         super().__init__(
-            signing_cert=self.asn1_cert(cert),
+            signing_cert=asn1_certificate(cert),
             signing_key=key_info,
-            cert_registry=SimpleCertificateStore.from_certs([self.asn1_cert(c) for c in chain]),
+            cert_registry=SimpleCertificateStore.from_certs([asn1_certificate(c) for c in chain]),
         )
         self._key = key
-
-    @staticmethod
-    def asn1_cert(cert: x509.Certificate) -> asn1_x509.Certificate:
-        """The asn1crypto view of a ``cryptography`` certificate."""
-        return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
 
     def sign_raw(self, data: bytes, digest_algorithm: str) -> bytes:
         return self._key.sign(data, PKCS1v15(), get_pyca_cryptography_hash(digest_algorithm))

@@ -14,16 +14,20 @@ from zoneinfo import ZoneInfo
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from pyhanko_certvalidator import ValidationContext
 
 from mock_server.pki import pades
 from mock_server.pki.authority import (
     ParsedPki,
     PkiMaterial,
     SignerIdentity,
+    asn1_certificate,
     issue_one_shot_certificate,
     parsed,
 )
+from mock_server.pki.cades import HashToSign, sign_digest
 from mock_server.pki.keysigner import KeySigner
+from mock_server.pki.revocation import Revocation, build_crl, good_ocsp_response
 from mock_server.pki.tsa import SandboxTimeStamper, SandboxTsa
 
 _PLACEHOLDER = re.compile(r"%\((CN|SUBJECT|DATE|E)\)s?")
@@ -70,7 +74,11 @@ class Countersigner:
 
 @dataclass(frozen=True)
 class SignJob:
-    """Issue a one-shot certificate and sign every PDF of a request with it."""
+    """Issue a one-shot certificate and sign every PDF and digest of a request with it.
+
+    ``ltv`` embeds validation material (PAdES-B-LT): the chain, a CRL listing
+    ``revocations`` and an OCSP answer for the new certificate.
+    """
 
     pki: PkiMaterial
     identity: SignerIdentity
@@ -79,14 +87,19 @@ class SignJob:
     not_before: datetime
     not_after: datetime
     signing_time: datetime
+    public_url: str
     pdfs: tuple[PdfToSign, ...]
+    hashes: tuple[tuple[str, HashToSign], ...]
     timestamp_serials: tuple[int, ...]
+    ltv: bool = True
+    revocations: tuple[Revocation, ...] = ()
+    crl_number: int = 1
     countersigner: Countersigner | None = None
 
 
 @dataclass(frozen=True)
 class SignOutcome:
-    """The issued certificate, the signed PDFs by uid, and the refused ones with reasons."""
+    """The issued certificate, the signed PDFs and P7Ms by uid, and the refused ones with reasons."""
 
     certificate_serial: int
     certificate_der: bytes
@@ -108,44 +121,70 @@ def inspect_pdf(data: bytes) -> pades.PdfReport:
 
 
 def sign_request(job: SignJob) -> SignOutcome:
-    """Run a :class:`SignJob`: one certificate, one PAdES signature per PDF (plus countersignatures)."""
+    """Run a :class:`SignJob`: one certificate, a PAdES signature per PDF (plus countersignatures)
+    and a detached CMS per digest."""
     pki = parsed(job.pki)
-    signer, cert = _signer(pki, job.identity, job.key_der, job.certificate_serial, job)
-    timestamper = SandboxTimeStamper(SandboxTsa(pki), job.signing_time, iter(job.timestamp_serials))
+    serials = iter(job.timestamp_serials)
+    tsa = SandboxTsa(pki)
+    timestamper = SandboxTimeStamper(tsa, job.signing_time, serials)
+    key, cert = _issue(pki, job.identity, job.key_der, job.certificate_serial, job)
+    signer = KeySigner(cert, key, chain=[pki.issuing_cert, pki.root_cert])
     counter = None
     if job.countersigner is not None:
-        c = job.countersigner
-        counter = (c, *_signer(pki, c.identity, c.key_der, c.certificate_serial, job))
+        spec = job.countersigner
+        counter_key, counter_cert = _issue(pki, spec.identity, spec.key_der, spec.certificate_serial, job)
+        counter = (spec, KeySigner(counter_cert, counter_key, chain=[pki.issuing_cert, pki.root_cert]), counter_cert)
+    validation = None
+    if job.ltv:
+        validation = _validation_context(pki, job, [cert] + ([counter[2]] if counter else []))
+
     signed: dict[str, bytes] = {}
     refused: dict[str, str] = {}
     for pdf in job.pdfs:
         try:
             appearance = _appearance(pdf.visible, job.identity, cert, job) if pdf.visible else None
-            data = pades.sign_pdf(
-                pdf.data, signer, timestamper, f"OneShot-{job.certificate_serial:x}", appearance
-            )
+            data = pades.sign_pdf(pdf.data, signer, timestamper, f"OneShot-{job.certificate_serial:x}",
+                                  appearance, validation)
             if pdf.countersign and counter is not None:
                 spec, counter_signer, counter_cert = counter
                 appearance = _appearance(spec.visible, spec.identity, counter_cert, job) if spec.visible else None
                 field_name = f"OneShot-Countersignature-{spec.certificate_serial:x}"
-                data = pades.sign_pdf(data, counter_signer, timestamper, field_name, appearance)
+                data = pades.sign_pdf(data, counter_signer, timestamper, field_name, appearance, validation)
             signed[pdf.uid] = data
         except pades.DocumentRefused as refusal:
             refused[pdf.uid] = str(refusal)
+    for uid, item in job.hashes:
+        signed[uid] = sign_digest(item, cert, key, [pki.issuing_cert], tsa, job.signing_time, next(serials))
     return SignOutcome(
         job.certificate_serial, cert.public_bytes(serialization.Encoding.DER), signed, refused
     )
 
 
-def _signer(
+def _issue(
     pki: ParsedPki, identity: SignerIdentity, key_der: bytes, serial: int, job: SignJob
-) -> tuple[KeySigner, x509.Certificate]:
+) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
     # Our own freshly generated key: the expensive RSA consistency check adds nothing.
     key = serialization.load_der_private_key(key_der, password=None, unsafe_skip_rsa_key_validation=True)
     if not isinstance(key, rsa.RSAPrivateKey):
         raise TypeError("one-shot keys are RSA")
-    cert = issue_one_shot_certificate(pki, identity, key.public_key(), serial, job.not_before, job.not_after)
-    return KeySigner(cert, key, chain=[pki.issuing_cert, pki.root_cert]), cert
+    cert = issue_one_shot_certificate(
+        pki, identity, key.public_key(), serial, job.not_before, job.not_after, job.public_url
+    )
+    return key, cert
+
+
+def _validation_context(pki: ParsedPki, job: SignJob, certs: list[x509.Certificate]) -> ValidationContext:
+    """What pyHanko embeds for B-LT, made here rather than fetched from the sandbox's own URLs."""
+    crl = build_crl(pki, job.revocations, job.signing_time, job.crl_number)
+    ocsps = [good_ocsp_response(pki, cert, job.signing_time) for cert in certs]
+    return ValidationContext(
+        trust_roots=[asn1_certificate(pki.root_cert)],
+        other_certs=[asn1_certificate(pki.issuing_cert)],
+        crls=[crl.public_bytes(serialization.Encoding.DER)],
+        ocsps=[o.public_bytes(serialization.Encoding.DER) for o in ocsps],
+        allow_fetching=False,
+        revocation_mode="hard-fail",
+    )
 
 
 def _appearance(

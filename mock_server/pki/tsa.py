@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import datetime
+from typing import ClassVar
 
 from asn1crypto import cms, core, tsp, x509
 from pyhanko.sign.signers.pdf_cms import CMSSignedAttributes
 from pyhanko.sign.timestamps.api import TimeStamper
 
-from mock_server.pki.authority import ParsedPki
+from mock_server.pki.authority import ParsedPki, PkiMaterial, asn1_certificate, parsed
 from mock_server.pki.keysigner import KeySigner
 
+DIGEST_SIZES = {"sha256": 32, "sha384": 48, "sha512": 64}
 # A UUID-derived OID (ITU-T X.667 arc 2.25): unique without a registered enterprise number.
 TSA_POLICY_OID = "2.25.238936245139870519212425622624399372145"
 
@@ -20,7 +23,7 @@ class SandboxTsa:
     """Answers time-stamp requests; the caller supplies time and serial number."""
 
     def __init__(self, pki: ParsedPki) -> None:
-        self._tsa_cert = KeySigner.asn1_cert(pki.tsa_cert)
+        self._tsa_cert = asn1_certificate(pki.tsa_cert)
         self._signer = KeySigner(pki.tsa_cert, pki.tsa_key, chain=[pki.root_cert])
 
     async def respond(self, req: tsp.TimeStampReq, gen_time: datetime, serial: int) -> tsp.TimeStampResp:
@@ -69,3 +72,37 @@ class SandboxTimeStamper(TimeStamper):
     async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
         return await self._tsa.respond(req, self._gen_time, next(self._serials))
 
+
+
+def timestamp_reply(material: PkiMaterial, request_der: bytes, gen_time: datetime, serial: int) -> bytes:
+    """The DER TimeStampResp to a DER TimeStampReq received over HTTP (RFC 3161 §3.4)."""
+    try:
+        request = tsp.TimeStampReq.load(request_der, strict=True)
+        imprint = request["message_imprint"]
+        algorithm = imprint["hash_algorithm"]["algorithm"].native
+        digest_size = len(imprint["hashed_message"].native)
+        requested_policy = request["req_policy"].dotted if request["req_policy"].native else None
+    except (ValueError, TypeError, KeyError):
+        return _rejection("bad_data_format", "not a DER TimeStampReq")
+    if algorithm not in DIGEST_SIZES:
+        return _rejection("bad_alg", f"unsupported hash algorithm {algorithm}; use sha256, sha384 or sha512")
+    if digest_size != DIGEST_SIZES[algorithm]:
+        return _rejection("bad_data_format", f"a {algorithm} imprint has {DIGEST_SIZES[algorithm]} bytes")
+    if requested_policy not in (None, TSA_POLICY_OID):
+        return _rejection("unaccepted_policy", f"the sandbox TSA only issues under policy {TSA_POLICY_OID}")
+    tsa = SandboxTsa(parsed(material))
+    return asyncio.run(tsa.respond(request, gen_time, serial)).dump()
+
+
+def _rejection(fail_info: str, text: str) -> bytes:
+    status = tsp.PKIStatusInfo({
+        "status": "rejection",
+        "status_string": [text],
+        "fail_info": tsp.PKIFailureInfo({fail_info}),
+    })
+    return _RejectedResp({"status": status}).dump()
+
+
+class _RejectedResp(tsp.TimeStampResp):
+    # asn1crypto forgets that RFC 3161 makes the token OPTIONAL (absent on rejection).
+    _fields: ClassVar = [("status", tsp.PKIStatusInfo), ("time_stamp_token", cms.ContentInfo, {"optional": True})]
