@@ -119,34 +119,21 @@ class Document:
     hash_file: HashToSign | None = None
 
     @classmethod
-    def from_upload(cls, uid: str, upload: Upload, page_count: int, now: datetime) -> Document:
-        """A request's PDF as uploaded (already checked to be signable)."""
-        filename = upload.filename or "document.pdf"
+    def from_upload(
+        cls, uid: str, upload: Upload, now: datetime, page_count: int = 0, hash_file: HashToSign | None = None
+    ) -> Document:
+        """A request's PDF, or its hash file (a digest signed as a detached CMS) when ``hash_file``."""
+        default_name, mime = ("hashfile.json", "application/json") if hash_file else ("document.pdf", "application/pdf")
+        filename = upload.filename or default_name
         return cls(
             uid=uid,
             key=upload.field,
             filename=filename,
-            mime="application/pdf",
-            ext=os.path.splitext(filename)[1] or ".pdf",
+            mime=mime,
+            ext=os.path.splitext(filename)[1] or os.path.splitext(default_name)[1],
             data=upload.data,
             digest=hashlib.sha256(upload.data).hexdigest(),
             page_count=page_count,
-            uploaded_at=now,
-        )
-
-    @classmethod
-    def from_hash_file(cls, uid: str, upload: Upload, hash_file: HashToSign, now: datetime) -> Document:
-        """A request's hash file: a digest signed as a detached CMS (P7M)."""
-        filename = upload.filename or "hashfile.json"
-        return cls(
-            uid=uid,
-            key=upload.field,
-            filename=filename,
-            mime="application/json",
-            ext=os.path.splitext(filename)[1] or ".json",
-            data=upload.data,
-            digest=hashlib.sha256(upload.data).hexdigest(),
-            page_count=0,
             uploaded_at=now,
             hash_file=hash_file,
         )

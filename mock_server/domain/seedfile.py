@@ -97,7 +97,7 @@ class SeedData:
                 raise SeedFileError(f"request {seeded.pk}: {error.details}") from None
             for file in seeded.documents:
                 upload = Upload("file", file.filename, "application/pdf", file.data)
-                request.documents[file.uid] = Document.from_upload(file.uid, upload, file.page_count, now)
+                request.documents[file.uid] = Document.from_upload(file.uid, upload, now, file.page_count)
 
 
 class _Where:

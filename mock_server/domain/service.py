@@ -203,8 +203,7 @@ class Sandbox:
             self._check_room(request, uploads)
             now = self.clock.now()
             documents = [
-                Document.from_hash_file(self.rng.uuid(), upload, hash_file, now) if hash_file
-                else Document.from_upload(self.rng.uuid(), upload, pages, now)
+                Document.from_upload(self.rng.uuid(), upload, now, pages, hash_file)
                 for upload, pages, hash_file in checked
             ]
             request.documents.update((d.uid, d) for d in documents)
