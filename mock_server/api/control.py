@@ -97,20 +97,20 @@ async def ca_pem(request: web.Request) -> web.Response:
 
 
 async def tsa(request: web.Request) -> web.Response:
-    reply = await _sandbox(request).timestamp(await request.read())
+    reply = await _sandbox(request).trust.timestamp(await request.read())
     return web.Response(body=reply, content_type="application/timestamp-reply")
 
 
 async def crl(request: web.Request) -> web.Response:
     return web.Response(
-        body=await _sandbox(request).crl(),
+        body=await _sandbox(request).trust.crl(),
         content_type="application/pkix-crl",
         headers={"Content-Disposition": 'attachment; filename="oneshot-mock-issuing-ca.crl"'},
     )
 
 
 async def ocsp(request: web.Request) -> web.Response:
-    reply = await _sandbox(request).ocsp(await request.read())
+    reply = await _sandbox(request).trust.ocsp(await request.read())
     return web.Response(body=reply, content_type="application/ocsp-response")
 
 
@@ -119,10 +119,10 @@ async def revoke(request: web.Request) -> web.Response:
     serial, pk = body.get("serial"), body.get("request")
     try:
         if pk is not None:
-            certificate = _sandbox(request).revoke(request_pk=int(pk))
+            certificate = _sandbox(request).trust.revoke(request_pk=int(pk))
         elif serial is not None:
             number = serial if isinstance(serial, int) else int(str(serial), 16)
-            certificate = _sandbox(request).revoke(serial=number)
+            certificate = _sandbox(request).trust.revoke(serial=number)
         else:
             raise ControlError(400, 'give "serial" (hex string or integer) or "request" (pk)')
     except ValueError:

@@ -10,9 +10,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from cryptography import x509
-from cryptography.x509 import ocsp
-
 from mock_server.contract import ContractFacts, render_contract
 from mock_server.domain import accounts, library, lifecycle, validation
 from mock_server.domain.clock import Clock
@@ -30,19 +27,12 @@ from mock_server.domain.model import (
 from mock_server.domain.seedfile import SeedData
 from mock_server.domain.signparams import DocumentOptions, SignParams, parse_sign_body
 from mock_server.domain.store import State
+from mock_server.domain.trust import TrustServices
 from mock_server.errors import vendor_error
 from mock_server.pki.authority import PkiMaterial, SignerIdentity, validity_window
 from mock_server.pki.cades import HashToSign
 from mock_server.pki.keypool import KeyPool
 from mock_server.pki.pades import DocumentRefused
-from mock_server.pki.revocation import (
-    OcspQuery,
-    Revocation,
-    crl_der,
-    issued_by_sandbox,
-    malformed_ocsp_response,
-    ocsp_response_der,
-)
 from mock_server.pki.signing import (
     Countersigner,
     PdfToSign,
@@ -52,7 +42,6 @@ from mock_server.pki.signing import (
     inspect_pdf,
     sign_request,
 )
-from mock_server.pki.tsa import timestamp_reply
 from mock_server.sms import CHANNELS, OtpDesk, OtpPolicy, OutboxMessage
 
 Runner = Callable[..., Awaitable[Any]]
@@ -92,7 +81,8 @@ class Sandbox:
         self.rng = RandomSource(settings.seed)
         self.otp = OtpDesk(self.rng, self.clock, settings.otp)
         self.keys = KeyPool(run, settings.key_pool_size)
-        self._run = run
+        self.run = run
+        self.trust = TrustServices(self)
         self._locks: dict[int, asyncio.Lock] = {}
         self._seed = seed
         self.reset()
@@ -192,7 +182,7 @@ class Sandbox:
             if not _PDF_HEADER.search(upload.data[:1024]):
                 raise vendor_error("upload_document.415.unsupported", type=_describe_type(upload))
             try:
-                report = await self._run(inspect_pdf, upload.data)
+                report = await self.run(inspect_pdf, upload.data)
             except DocumentRefused as refusal:
                 raise vendor_error(
                     "upload_document.400.unsignable", filename=upload.filename, reason=str(refusal)
@@ -282,7 +272,7 @@ class Sandbox:
                 registration_authority=str(request.registration_authority),
                 date=request.created_at.strftime("%d/%m/%Y %H:%M:%S UTC"),
             )
-            request.contract = await self._run(render_contract, facts)
+            request.contract = await self.run(render_contract, facts)
         return request.contract
 
     # Signing ------------------------------------------------------------------
@@ -371,7 +361,7 @@ class Sandbox:
             pdfs.append(PdfToSign(uid, document.data, visible, options is not None and options.countersign))
         now = self.clock.now()
         not_before, not_after = validity_window(now, self.settings.certificate_lifetime)
-        revocations = self.revocations()
+        revocations = self.trust.revocations()
         job = SignJob(
             pki=self.pki,
             identity=request.identity,
@@ -391,7 +381,7 @@ class Sandbox:
             crl_number=len(revocations) + 1,
             countersigner=await self._countersigner(params) if any(p.countersign for p in pdfs) else None,
         )
-        return await self._run(sign_request, job)
+        return await self.run(sign_request, job)
 
     async def _countersigner(self, params: SignParams) -> Countersigner | None:
         block = params.countersignature
@@ -416,61 +406,6 @@ class Sandbox:
             if uid in request.documents:
                 request.documents[uid].signed = data
         lifecycle.transition(request, Status.ISSUED, now)
-
-    # Revocation and time-stamping ---------------------------------------------
-
-    def revocations(self) -> tuple[Revocation, ...]:
-        """Every revoked certificate, in revocation order."""
-        revoked = [c for c in self.state.certificates.values() if c.revoked_at is not None]
-        revoked.sort(key=lambda c: c.revoked_at)
-        return tuple(Revocation(c.serial, c.revoked_at) for c in revoked)
-
-    def revoke(self, serial: int | None = None, request_pk: int | None = None) -> IssuedCertificate:
-        """Revoke a one-shot certificate, named by serial or by its request (idempotent)."""
-        if request_pk is not None:
-            request = self.state.requests.get(request_pk)
-            certificate = request.certificate if request is not None else None
-        else:
-            certificate = self.state.certificates.get(serial) if serial is not None else None
-        if certificate is None:
-            raise LookupError("no certificate issued by the sandbox matches")
-        if certificate.revoked_at is None:
-            certificate.revoked_at = self.clock.now()
-        return certificate
-
-    async def crl(self) -> bytes:
-        """The issuing CA's current CRL (DER)."""
-        revocations = self.revocations()
-        return await self._run(crl_der, self.pki, revocations, self.clock.now(), len(revocations) + 1)
-
-    async def ocsp(self, request_der: bytes) -> bytes:
-        """An OCSP answer (DER) about one certificate of the issuing CA."""
-        try:
-            ocsp_request = ocsp.load_der_ocsp_request(request_der)
-            nonce = ocsp_request.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
-        except x509.ExtensionNotFound:
-            nonce = None
-        except ValueError:
-            return malformed_ocsp_response()
-        certificate = self.state.certificates.get(ocsp_request.serial_number)
-        status, revoked_at = "unknown", None
-        if certificate is not None and issued_by_sandbox(self.pki, ocsp_request):
-            status = "revoked" if certificate.revoked_at else "good"
-            revoked_at = certificate.revoked_at
-        query = OcspQuery(
-            issuer_name_hash=ocsp_request.issuer_name_hash,
-            issuer_key_hash=ocsp_request.issuer_key_hash,
-            serial=ocsp_request.serial_number,
-            hash_algorithm=ocsp_request.hash_algorithm.name,
-            nonce=nonce,
-            status=status,
-            revoked_at=revoked_at,
-        )
-        return await self._run(ocsp_response_der, self.pki, query, self.clock.now())
-
-    async def timestamp(self, request_der: bytes) -> bytes:
-        """The TSA's DER answer to a DER RFC 3161 request."""
-        return await self._run(timestamp_reply, self.pki, request_der, self.clock.now(), self.rng.serial())
 
     # Settings, tokens, metadata, images: thin pass-throughs keep one entry point.
 

@@ -1,0 +1,83 @@
+"""The sandbox as a trust service: revocation (CRL, OCSP) and RFC 3161 time-stamping."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from cryptography import x509
+from cryptography.x509 import ocsp
+
+from mock_server.domain.model import IssuedCertificate
+from mock_server.pki.revocation import (
+    OcspQuery,
+    Revocation,
+    crl_der,
+    issued_by_sandbox,
+    malformed_ocsp_response,
+    ocsp_response_der,
+)
+from mock_server.pki.tsa import timestamp_reply
+
+if TYPE_CHECKING:
+    from mock_server.domain.service import Sandbox
+
+
+class TrustServices:
+    """What the sandbox's CA and TSA answer, from the sandbox's current state."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self._sandbox = sandbox
+
+    def revocations(self) -> tuple[Revocation, ...]:
+        """Every revoked certificate, in revocation order."""
+        revoked = [c for c in self._sandbox.state.certificates.values() if c.revoked_at is not None]
+        revoked.sort(key=lambda c: c.revoked_at)
+        return tuple(Revocation(c.serial, c.revoked_at) for c in revoked)
+
+    def revoke(self, serial: int | None = None, request_pk: int | None = None) -> IssuedCertificate:
+        """Revoke a one-shot certificate, named by serial or by its request (idempotent)."""
+        if request_pk is not None:
+            request = self._sandbox.state.requests.get(request_pk)
+            certificate = request.certificate if request is not None else None
+        else:
+            certificate = self._sandbox.state.certificates.get(serial) if serial is not None else None
+        if certificate is None:
+            raise LookupError("no certificate issued by the sandbox matches")
+        if certificate.revoked_at is None:
+            certificate.revoked_at = self._sandbox.clock.now()
+        return certificate
+
+    async def crl(self) -> bytes:
+        """The issuing CA's current CRL (DER)."""
+        sandbox, revocations = self._sandbox, self.revocations()
+        return await sandbox.run(crl_der, sandbox.pki, revocations, sandbox.clock.now(), len(revocations) + 1)
+
+    async def ocsp(self, request_der: bytes) -> bytes:
+        """An OCSP answer (DER) about one certificate of the issuing CA."""
+        try:
+            ocsp_request = ocsp.load_der_ocsp_request(request_der)
+            nonce = ocsp_request.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
+        except x509.ExtensionNotFound:
+            nonce = None
+        except ValueError:
+            return malformed_ocsp_response()
+        certificate = self._sandbox.state.certificates.get(ocsp_request.serial_number)
+        status, revoked_at = "unknown", None
+        if certificate is not None and issued_by_sandbox(self._sandbox.pki, ocsp_request):
+            status = "revoked" if certificate.revoked_at else "good"
+            revoked_at = certificate.revoked_at
+        query = OcspQuery(
+            issuer_name_hash=ocsp_request.issuer_name_hash,
+            issuer_key_hash=ocsp_request.issuer_key_hash,
+            serial=ocsp_request.serial_number,
+            hash_algorithm=ocsp_request.hash_algorithm.name,
+            nonce=nonce,
+            status=status,
+            revoked_at=revoked_at,
+        )
+        return await self._sandbox.run(ocsp_response_der, self._sandbox.pki, query, self._sandbox.clock.now())
+
+    async def timestamp(self, request_der: bytes) -> bytes:
+        """The TSA's DER answer to a DER RFC 3161 request."""
+        sandbox = self._sandbox
+        return await sandbox.run(timestamp_reply, sandbox.pki, request_der, sandbox.clock.now(), sandbox.rng.serial())
