@@ -15,13 +15,14 @@ from typing import Any
 from aiohttp import web
 
 from mock_server.api import control, legacy
-from mock_server.api.keys import CONFIG, REQUEST_PK, SANDBOX
+from mock_server.api.keys import CONFIG, REQUEST_PK, SANDBOX, WEBHOOKS
 from mock_server.config import Config
 from mock_server.domain.seedfile import SeedData
 from mock_server.domain.service import Sandbox, SandboxSettings
 from mock_server.errors import VendorError, vendor_error
 from mock_server.pki.authority import PkiMaterial
 from mock_server.sms import OtpPolicy
+from mock_server.webhooks import WebhookDispatcher, WebhookSettings
 
 log = logging.getLogger("mock_server")
 access_log = logging.getLogger("mock_server.access")
@@ -93,6 +94,7 @@ def sandbox_settings(config: Config) -> SandboxSettings:
             fixed_code=config.otp,
         ),
         public_url=config.base_url,
+        ra_webhooks=config.ra_webhooks,
     )
 
 
@@ -113,14 +115,23 @@ def create_app(config: Config, executor: Executor | None = None) -> web.Applicat
     app = web.Application(
         middlewares=[access_log_middleware, error_middleware], client_max_size=config.max_body_bytes
     )
+    webhooks = WebhookDispatcher(sandbox, WebhookSettings(
+        secret=config.webhook_secret,
+        default_format=config.webhook_format,
+        retry_scale=config.webhook_retry_scale,
+    ))
     app[CONFIG] = config
     app[SANDBOX] = sandbox
+    app[WEBHOOKS] = webhooks
     legacy.setup(app)
     control.setup(app)
 
     async def background(app: web.Application):
         sandbox.keys.start()
+        await webhooks.start()
         yield
+        await sandbox.close()
+        await webhooks.close()
         await sandbox.keys.stop()
         if owned:
             pool.shutdown(wait=True, cancel_futures=True)

@@ -39,6 +39,13 @@ def configure_logging(log_format: str) -> None:
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
 
 
+def _ra_webhook(value: str) -> tuple[str, str]:
+    ra, _, url = value.partition("=")
+    if not ra.strip().isdigit() or not url.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(f"expected RA=URL (e.g. 9999=http://127.0.0.1:9000/hook), got {value!r}")
+    return ra.strip(), url
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="oneshot-mock", description=__doc__)
     parser.add_argument("--version", action="version", version=__version__)
@@ -63,6 +70,14 @@ def _parser() -> argparse.ArgumentParser:
                        help="signing worker processes (default: one per core)")
     serve.add_argument("--public-url", default=None, metavar="URL",
                        help="base URL certificates point at for CRL and OCSP (default: the bound address)")
+    serve.add_argument("--ra-webhook", action="append", default=[], metavar="RA=URL", type=_ra_webhook,
+                       help="webhook of a Registration Authority (repeatable)")
+    serve.add_argument("--webhook-format", choices=("legacy", "new"), default=defaults.webhook_format,
+                       help="payload format of webhooks whose RA sets none (default legacy)")
+    serve.add_argument("--webhook-secret", default=None, metavar="SECRET",
+                       help="sign webhooks (Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature)")
+    serve.add_argument("--webhook-retry-scale", type=float, default=defaults.webhook_retry_scale, metavar="FACTOR",
+                       help="multiply the retry schedule 1 s, 5 s, 30 s, 2 min, 10 min (e.g. 0.001 in tests)")
     serve.add_argument("--max-upload-mb", type=float, default=defaults.max_upload_mb,
                        help="per-file upload limit in MiB (default 20)")
 
@@ -85,7 +100,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         host=args.host, port=args.port, seed=args.seed, otp=args.otp, otp_ttl_seconds=args.otp_ttl,
         otp_resend_seconds=args.otp_resend, pki_dir=args.pki_dir, seed_file=args.seed_file,
         log_format=args.log_format, workers=max(args.workers, 1), max_upload_mb=args.max_upload_mb,
-        public_url=args.public_url,
+        public_url=args.public_url, ra_webhooks=tuple(args.ra_webhook), webhook_format=args.webhook_format,
+        webhook_secret=args.webhook_secret, webhook_retry_scale=args.webhook_retry_scale,
     )
     configure_logging(config.log_format)
     from aiohttp import web

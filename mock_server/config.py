@@ -23,6 +23,10 @@ class Config:
     workers: int = max(os.cpu_count() or 1, 1)
     max_upload_mb: float = 20.0
     public_url: str | None = None
+    ra_webhooks: tuple[tuple[str, str], ...] = ()
+    webhook_format: str = "legacy"
+    webhook_secret: str | None = None
+    webhook_retry_scale: float = 1.0
 
     @property
     def max_file_bytes(self) -> int:

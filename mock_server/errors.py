@@ -71,6 +71,8 @@ def _fill(template: Any, values: dict[str, Any]) -> Any:
 _ENTRIES: list[ErrorSpec] = [
     # Settings and metadata
     ErrorSpec("update_settings.400.invalid_json", 400, "Could not parse JSON body", "Invalid JSON"),
+    # sandbox: the Registration Authority settings the sandbox reads (webhooks)
+    ErrorSpec("update_settings.400.invalid_authorities", 400, "Invalid registration_authorities: {problem}"),
     ErrorSpec("list_metadata.404.not_found", 404, "Metadata not found on disk"),
     ErrorSpec("upload_metadata.400.invalid_json", 400, "Could not parse JSON body", "400 Invalid JSON"),
     ErrorSpec("upload_metadata.400.missing_parameters", 400, "Missing required parameters"),
@@ -112,6 +114,8 @@ _ENTRIES: list[ErrorSpec] = [
         {"id_document_country": ["'{value}' is not a valid ISO 3166-1 alpha-2 country code"]},
     ),
     # sandbox: no credentials at all (text of the approve operation's answer)
+    # sandbox: a callback that is not an http(s) URL could never be delivered to
+    ErrorSpec("create_request.400.invalid_callback", 400, "Invalid callback URL '{url}': expected http:// or https://"),
     ErrorSpec("create_request.400.missing_credentials", 400, "Missing required parameters: incomplete RAO's credentials"),
     ErrorSpec("create_request.403.invalid_rao", 403, "Invalid RAO Credentials"),
     ErrorSpec(
@@ -143,8 +147,9 @@ _ENTRIES: list[ErrorSpec] = [
         "create_request.500.auth_certificates", 500,
         "Configuration error: Please check the certificates path for the environment selected",
     ),
-    # Get request
+    # Get request, async status
     ErrorSpec("get_request.404.not_found", 404, "Request not found. Make sure the upload directory is correct."),
+    ErrorSpec("async_status.404.not_found", 404, "Request {pk} not found. Make sure the upload directory is correct"),
     # OTP
     ErrorSpec("generate_otp.400.missing_pk", 400, "Missing parameters: Request's pk not specified"),
     # sandbox: the vendor documents only sms and whatsapp
@@ -173,6 +178,8 @@ _ENTRIES: list[ErrorSpec] = [
     ErrorSpec("sign.404.metadata_missing", 404, "Metadata not found on disk"),
     ErrorSpec("sign.404.not_found", 404, "Request {pk} not found. Cannot sign documents"),
     ErrorSpec("sign.412.already_issued", 412, "Request already in ISSUED status"),
+    # sandbox: a second sign call while an asynchronous one is still signing
+    ErrorSpec("sign.412.in_progress", 412, "Request {pk} is already being signed"),
     # sandbox: signing a request that is not approved yet, or cancelled
     ErrorSpec("sign.412.invalid_status", 412, "Request in {status} status cannot be signed"),
     # Documents
@@ -185,6 +192,7 @@ _ENTRIES: list[ErrorSpec] = [
     ErrorSpec("upload_document.404.not_found", 404, "Cannot upload document: Request {pk} not found on disk"),
     # sandbox: documents added after signing would never be signed
     ErrorSpec("upload_document.412.already_issued", 412, "Request already in ISSUED status"),
+    ErrorSpec("upload_document.412.signing", 412, "Request {pk} is already being signed"),
     ErrorSpec("upload_document.413.too_large", 413, "File {filename} exceeds the upload limit of {limit} bytes"),
     ErrorSpec("upload_document.415.unsupported", 415, "Unsupported file type: {type}"),
     ErrorSpec("retrieve_document.404.not_found", 404, "Document not found"),

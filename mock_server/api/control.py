@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aiohttp import web
 
 from mock_server import __version__
 from mock_server.api import parsing
-from mock_server.api.keys import SANDBOX
+from mock_server.api.keys import SANDBOX, WEBHOOKS
 from mock_server.api.routing import add
 from mock_server.domain import views
 from mock_server.domain.model import SignatureRequest
 from mock_server.domain.service import Sandbox
 from mock_server.errors import VendorError
+from mock_server.webhooks import Attempt, WebhookEvent
 
 PREFIX = "/_mock"
 
@@ -137,6 +139,50 @@ async def certificates(request: web.Request) -> web.Response:
     return web.json_response({"certificates": [views.certificate_status(c) for c in issued]})
 
 
+def _attempt(attempt: Attempt) -> dict[str, Any]:
+    return {
+        "at": attempt.at.isoformat(),
+        "target": attempt.target,
+        "status": attempt.status,
+        "error": attempt.error,
+        "latency_ms": attempt.latency_ms,
+    }
+
+
+def _webhook(event: WebhookEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "request": event.request,
+        "event": event.name,
+        "target": event.target,
+        "format": event.format,
+        "state": event.state,
+        "created_at": event.created_at.isoformat(),
+        "payload": json.loads(event.body),
+        "attempts": [_attempt(a) for a in event.attempts],
+    }
+
+
+async def webhooks(request: web.Request) -> web.Response:
+    wanted = request.query.get("request")
+    if wanted is not None and not wanted.isdigit():
+        raise ControlError(400, "request must be a request pk")
+    events = request.app[WEBHOOKS].events(int(wanted) if wanted else None)
+    return web.json_response({"webhooks": [_webhook(e) for e in events]})
+
+
+async def replay_webhook(request: web.Request) -> web.Response:
+    try:
+        attempt = await request.app[WEBHOOKS].replay(request.match_info["id"])
+    except LookupError as missing:
+        raise ControlError(404, str(missing)) from None
+    return web.json_response(_attempt(attempt))
+
+
+async def flush_webhooks(request: web.Request) -> web.Response:
+    return web.json_response({"pending": request.app[WEBHOOKS].flush()})
+
+
 def setup(app: web.Application) -> None:
     """Register the control routes."""
     add(app, "GET", PREFIX + "/health", health)
@@ -150,3 +196,6 @@ def setup(app: web.Application) -> None:
     add(app, "POST", PREFIX + "/pki/revoke", revoke)
     add(app, "GET", PREFIX + "/pki/certificates", certificates)
     add(app, "POST", PREFIX + "/tsa", tsa)
+    add(app, "GET", PREFIX + "/webhooks", webhooks)
+    add(app, "POST", PREFIX + "/webhooks/flush", flush_webhooks)
+    add(app, "POST", PREFIX + "/webhooks/{id}/replay", replay_webhook)

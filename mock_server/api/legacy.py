@@ -156,8 +156,14 @@ async def generate_otp(request: web.Request) -> web.Response:
 
 async def sign(request: web.Request) -> web.Response:
     body = await parsing.read_json(request, "sign.400.invalid_json")
-    await _sandbox(request).sign(request.match_info["pk"], body)
+    signed = await _sandbox(request).sign(request.match_info["pk"], body)
+    if signed.async_mode:
+        return envelope("Your documents are going to be signed. You will receive them in a few seconds")
     return envelope("Documents correctly signed")
+
+
+async def async_status(request: web.Request) -> web.Response:
+    return envelope(_sandbox(request).async_status(request.match_info["pk"]))
 
 
 # Documents ------------------------------------------------------------------
@@ -253,6 +259,7 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("POST", "/otp", _missing("generate_otp.400.missing_pk")),
     ("POST", "/otp/{pk}", generate_otp),
     ("POST", "/sign/{pk}", sign),
+    ("GET", "/async/status/{pk}", async_status),
     ("POST", "/document", _missing("upload_document.400.missing_pk")),
     ("POST", "/document/{pk}", upload_document),
     ("GET", "/document/{pk}/contract", retrieve_contract),

@@ -20,11 +20,26 @@ IMAGE_TYPES = {"PNG": ("image/png", ".png"), "JPEG": ("image/jpeg", ".jpg")}
 
 def update_settings(state: State, changes: Mapping[str, Any]) -> None:
     """Merge ``changes`` section by section into the settings."""
+    _check_authorities(changes.get("registration_authorities", {}))
     for section, values in changes.items():
         if isinstance(values, Mapping) and isinstance(state.settings.get(section), dict):
             state.settings[section].update(values)
         else:
             state.settings[section] = values
+
+
+def _check_authorities(authorities: Any) -> None:
+    """``registration_authorities``: RA id -> {webhook_url, webhook_format}."""
+    if not isinstance(authorities, Mapping):
+        raise vendor_error("update_settings.400.invalid_authorities", problem="must map RA ids to objects")
+    for ra, entry in authorities.items():
+        if not str(ra).isdigit() or not isinstance(entry, Mapping):
+            raise vendor_error("update_settings.400.invalid_authorities", problem=f"entry {ra!r} is not RA id -> object")
+        url = entry.get("webhook_url")
+        if url not in (None, "") and not str(url).startswith(("http://", "https://")):
+            raise vendor_error("update_settings.400.invalid_authorities", problem=f"RA {ra}: webhook_url must be http(s)")
+        if entry.get("webhook_format") not in (None, "", "legacy", "new"):
+            raise vendor_error("update_settings.400.invalid_authorities", problem=f"RA {ra}: webhook_format is legacy or new")
 
 
 def add_metadata(state: State, rng: RandomSource, fields: Mapping[str, Any]) -> Metadata:

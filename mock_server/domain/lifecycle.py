@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
-from mock_server.domain.model import SignatureRequest, Status, StatusChange
+from mock_server.domain.model import IssuedCertificate, SignatureRequest, Status, StatusChange
 
 S = Status
 ALLOWED: dict[Status | None, frozenset[Status]] = {
@@ -33,3 +35,41 @@ def transition(request: SignatureRequest, status: Status, at: datetime) -> Statu
     request.history.append(change)
     request.status = status
     return change
+
+
+@dataclass(frozen=True)
+class StatusChanged:
+    """A request moved to another status."""
+
+    request: SignatureRequest
+    change: StatusChange
+
+
+@dataclass(frozen=True)
+class CertificateRevoked:
+    """A request's one-shot certificate was revoked."""
+
+    request: SignatureRequest
+    certificate: IssuedCertificate
+
+
+@dataclass(frozen=True)
+class SandboxReset:
+    """Everything was put back to the start state."""
+
+
+Event = StatusChanged | CertificateRevoked | SandboxReset
+
+
+class EventBus:
+    """Hands every domain event, in order, to whoever subscribed (the webhook dispatcher)."""
+
+    def __init__(self) -> None:
+        self._listeners: list[Callable[[Event], None]] = []
+
+    def subscribe(self, listener: Callable[[Event], None]) -> None:
+        self._listeners.append(listener)
+
+    def publish(self, event: Event) -> None:
+        for listener in self._listeners:
+            listener(event)

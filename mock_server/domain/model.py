@@ -177,4 +177,8 @@ class SignatureRequest:
     contract: bytes | None = None
     signed_contract: bytes | None = None
     certificate: IssuedCertificate | None = None
+    async_mode: bool = False
+    callback: str | None = None
+    signing: bool = False
+    failure: str | None = None
 

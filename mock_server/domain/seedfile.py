@@ -6,6 +6,7 @@ reset can re-apply it without touching the disk.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,7 @@ from mock_server.pki.pades import DocumentRefused, inspect_pdf
 if TYPE_CHECKING:
     from mock_server.domain.service import Sandbox
 
-_SECTIONS = {"raos", "tokens", "images", "requests"}
+_SECTIONS = {"settings", "raos", "tokens", "images", "requests"}
 
 
 class SeedFileError(ValueError):
@@ -51,6 +52,7 @@ class SeedRequest:
 class SeedData:
     """The parsed content of a seed file."""
 
+    settings: dict[str, Any]
     raos: tuple[Rao, ...]
     tokens: tuple[Token, ...]
     images: tuple[SeedFile, ...]
@@ -66,7 +68,11 @@ class SeedData:
         if not isinstance(content, dict) or not set(content) <= _SECTIONS:
             raise SeedFileError(f"{path}: top level must be a mapping of {sorted(_SECTIONS)}")
         where = _Where(path)
+        settings = content.get("settings") or {}
+        if not isinstance(settings, dict):
+            raise SeedFileError(f"{path}: settings must be a mapping (as in POST /api/v1/settings)")
         return cls(
+            settings=settings,
             raos=tuple(where.rao(e, f"raos[{i}]", i) for i, e in enumerate(content.get("raos") or [])),
             tokens=tuple(where.token(e, f"tokens[{i}]") for i, e in enumerate(content.get("tokens") or [])),
             images=tuple(where.file(e, f"images[{i}]", pdf=False)
@@ -79,6 +85,7 @@ class SeedData:
     def apply(self, sandbox: Sandbox) -> None:
         """Create everything the seed file names in ``sandbox``'s (fresh) state."""
         state, now = sandbox.state, sandbox.clock.now()
+        library.update_settings(state, copy.deepcopy(self.settings))
         state.raos.update({rao.username: rao for rao in self.raos})
         state.tokens.update({token.uid: token for token in self.tokens})
         for image in self.images:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from mock_server.domain import accounts, library, lifecycle, validation
 from mock_server.domain.clock import Clock
 from mock_server.domain.hashfile import parse_hash_file
 from mock_server.domain.ids import RandomSource
+from mock_server.domain.lifecycle import EventBus, SandboxReset, StatusChanged
 from mock_server.domain.model import (
     Document,
     Download,
@@ -45,6 +47,7 @@ from mock_server.pki.signing import (
 from mock_server.sms import CHANNELS, OtpDesk, OtpPolicy, OutboxMessage
 
 Runner = Callable[..., Awaitable[Any]]
+log = logging.getLogger(__name__)
 CONTRACT_UID = "contract"
 # PDF readers accept junk before the header, within the first kilobyte.
 _PDF_HEADER = re.compile(rb"%PDF-[12]\.[0-9]")
@@ -68,6 +71,8 @@ class SandboxSettings:
     certificate_lifetime: timedelta = timedelta(days=1)
     key_pool_size: int = 8
     public_url: str = "http://127.0.0.1:8080"
+    # Registration Authority id -> webhook URL, from the command line.
+    ra_webhooks: tuple[tuple[str, str], ...] = ()
 
 
 class Sandbox:
@@ -85,6 +90,8 @@ class Sandbox:
         self.trust = TrustServices(self)
         self._locks: dict[int, asyncio.Lock] = {}
         self._seed = seed
+        self.events = EventBus()
+        self._background: set[asyncio.Task] = set()
         self.reset()
 
     def reset(self) -> None:
@@ -94,8 +101,18 @@ class Sandbox:
         self.state = State.initial()
         self._locks.clear()
         self._next_pk = self._first_pk()
+        authorities = self.state.settings.setdefault("registration_authorities", {})
+        for ra, url in self.settings.ra_webhooks:
+            authorities.setdefault(ra, {})["webhook_url"] = url
+        self.events.publish(SandboxReset())
         if self._seed is not None:
             self._seed.apply(self)
+
+    def registration_authority(self, ra: int) -> dict[str, Any]:
+        """The settings of a Registration Authority (webhook URL and format): ``{}`` if none."""
+        authorities = self.state.settings.get("registration_authorities") or {}
+        entry = authorities.get(str(ra)) if isinstance(authorities, dict) else None
+        return entry if isinstance(entry, dict) else {}
 
     def _first_pk(self) -> int:
         return self.rng.integer(10_000, 60_000)
@@ -135,11 +152,18 @@ class Sandbox:
             created_at=now,
             status=Status.CREATED,
             identity_images=dict(images),
+            async_mode=checked.async_mode,
+            callback=checked.callback,
         )
-        lifecycle.transition(request, Status.CREATED, now)
-        lifecycle.transition(request, Status.ENROLLREADY, now)
         self.state.requests[request.pk] = request
+        self._move(request, Status.CREATED)
+        self._move(request, Status.ENROLLREADY)
         return request
+
+    def _move(self, request: SignatureRequest, status: Status) -> None:
+        """The one way a request changes status: recorded in its history, then published."""
+        change = lifecycle.transition(request, status, self.clock.now())
+        self.events.publish(StatusChanged(request, change))
 
     def find_request(self, pk: str | int, not_found_key: str, **values: Any) -> SignatureRequest:
         """The request ``pk``, or the vendor error ``not_found_key`` of the calling operation."""
@@ -206,6 +230,8 @@ class Sandbox:
             raise vendor_error("upload_document.400.max_documents", pk=request.pk)
         if request.status == Status.ISSUED:
             raise vendor_error("upload_document.412.already_issued")
+        if request.signing:
+            raise vendor_error("upload_document.412.signing", pk=request.pk)
 
     def _lock(self, request: SignatureRequest) -> asyncio.Lock:
         """Serialises the changes of one request that span an await (signing, uploads)."""
@@ -278,18 +304,62 @@ class Sandbox:
     # Signing ------------------------------------------------------------------
 
     async def sign(self, pk: str, body: dict[str, Any]) -> SignatureRequest:
-        """Issue the one-shot certificate and sign every document and the contract."""
+        """Issue the one-shot certificate and sign every document and the contract.
+
+        An asynchronous request is checked (status, documents, OTP) now and signed in the
+        background: the caller learns the outcome from the async status and the webhooks.
+        """
         params = parse_sign_body(body)
         request = self.find_request(pk, "sign.404.not_found")
         async with self._lock(request):
+            if request.signing:
+                raise vendor_error("sign.412.in_progress", pk=request.pk)
             self._check_signable(request, params)
             if not params.external_auth and not self.otp.redeem(request.pk, params.secret):
                 raise vendor_error("sign.403.invalid_otp")
+            if request.async_mode:
+                request.signing = True
+                self._spawn(self._sign_in_background(request, params))
+                return request
             outcome = await self._sign_all(request, params)
             self._record(request, outcome)
         if outcome.refused:
             raise vendor_error("sign.400.documents_refused", outcome.refused)
         return request
+
+    async def _sign_in_background(self, request: SignatureRequest, params: SignParams) -> None:
+        async with self._lock(request):
+            try:
+                outcome = await self._sign_all(request, params)
+            except Exception as failure:  # any failure of the job ends the request, as the vendor's would
+                log.exception("asynchronous signing of request %s failed", request.pk)
+                request.failure = f"{type(failure).__name__}: {failure}"
+                self._move(request, Status.CANCELLED)
+            else:
+                self._record(request, outcome)
+            finally:
+                request.signing = False
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def close(self) -> None:
+        """Let background signing finish (the app is shutting down)."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    def async_status(self, pk: str) -> str:
+        """Where an asynchronous request stands (see the README for the values)."""
+        request = self.find_request(pk, "async_status.404.not_found")
+        if request.signing:
+            return "signing"
+        return {
+            Status.ENROLLREADY: "approved",
+            Status.ISSUED: "signed",
+            Status.CANCELLED: "failed" if request.failure else "cancelled",
+        }.get(request.status, "pending")
 
     def _check_signable(self, request: SignatureRequest, params: SignParams) -> None:
         if request.status == Status.ISSUED:
@@ -405,7 +475,7 @@ class Sandbox:
         for uid, data in outcome.signed.items():
             if uid in request.documents:
                 request.documents[uid].signed = data
-        lifecycle.transition(request, Status.ISSUED, now)
+        self._move(request, Status.ISSUED)
 
     # Settings, tokens, metadata, images: thin pass-throughs keep one entry point.
 

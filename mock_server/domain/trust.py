@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from cryptography import x509
 from cryptography.x509 import ocsp
 
+from mock_server.domain.lifecycle import CertificateRevoked
 from mock_server.domain.model import IssuedCertificate
 from mock_server.pki.revocation import (
     OcspQuery,
@@ -45,6 +46,9 @@ class TrustServices:
             raise LookupError("no certificate issued by the sandbox matches")
         if certificate.revoked_at is None:
             certificate.revoked_at = self._sandbox.clock.now()
+            request = self._sandbox.state.requests.get(certificate.request_pk)
+            if request is not None:
+                self._sandbox.events.publish(CertificateRevoked(request, certificate))
         return certificate
 
     async def crl(self) -> bytes:

@@ -17,6 +17,7 @@ LANGUAGES = ("ES", "EN", "PL")
 # a dotted domain, no spaces.
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^(\+|00)[1-9][0-9 ]{6,17}$")
+_URL = re.compile(r"^https?://[^\s/?#]+[^\s]*$")
 IDENTITY_FIELDS = ("given_name", "surname_1", "serial_number")
 
 
@@ -38,6 +39,8 @@ class ValidatedRequest:
     registration_authority: int
     env: str
     communication_language: str
+    async_mode: bool = False
+    callback: str | None = None
 
 
 def validate_create_request(fields: Mapping[str, str], defaults: RequestDefaults) -> ValidatedRequest:
@@ -94,4 +97,8 @@ def validate_create_request(fields: Mapping[str, str], defaults: RequestDefaults
         email=email,
         mobile_phone_number=phone,
     )
-    return ValidatedRequest(identity, profile, int(ra), env, language)
+    callback = fields.get("callback", "").strip() or None
+    if callback is not None and not _URL.match(callback):
+        raise vendor_error("create_request.400.invalid_callback", url=callback)
+    async_mode = fields.get("useasync", "").strip().lower() in ("true", "1", "yes")
+    return ValidatedRequest(identity, profile, int(ra), env, language, async_mode, callback)

@@ -1,0 +1,294 @@
+"""Webhooks: every status change of a request with a target, delivered, retried and logged.
+
+Per request, deliveries are strictly ordered: event N+1 waits until event N succeeded or
+was given up. Failures retry on an exponential schedule; every attempt is kept for the
+control API. Payloads follow the vendor's legacy or newer (Namirial) format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+from cryptography import x509
+
+from mock_server.domain.lifecycle import CertificateRevoked, Event, SandboxReset
+from mock_server.domain.model import IssuedCertificate, SignatureRequest, Status
+from mock_server.domain.service import Sandbox
+
+log = logging.getLogger(__name__)
+
+RETRY_SCHEDULE = (1.0, 5.0, 30.0, 120.0, 600.0)
+FORMATS = ("legacy", "new")
+_NEW_EVENT_TYPES = {
+    Status.CREATED: "REQUEST_CREATED",
+    Status.VIDEOPENDING: "REQUEST_CREATED",
+    Status.ENROLLREADY: "REQUEST_APPROVED",
+    Status.ISSUED: "REQUEST_ENROLLED",
+    Status.VIDEOREVIEW: "VIDEOID_UPDATED",
+    Status.VIDEOINCOMPLETE: "VIDEOID_UPDATED",
+    Status.VIDEOERROR: "VIDEOID_FAILED",
+}
+_VIDEO_STATUSES = {Status.VIDEOPENDING, Status.VIDEOREVIEW, Status.VIDEOINCOMPLETE, Status.VIDEOERROR}
+
+
+@dataclass
+class Attempt:
+    """One POST of an event to its target."""
+
+    at: datetime
+    target: str
+    status: int | None
+    error: str | None
+    latency_ms: float
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+@dataclass
+class WebhookEvent:
+    """An event for one target, with every delivery attempt made so far."""
+
+    id: str
+    request: int
+    name: str
+    target: str
+    format: str
+    body: bytes
+    created_at: datetime
+    state: str = "pending"  # then "delivered", or "failed" once every retry is spent
+    attempts: list[Attempt] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """How deliveries are made."""
+
+    secret: str | None = None
+    default_format: str = "legacy"
+    retry_scale: float = 1.0
+    timeout: float = 5.0
+    drain_seconds: float = 5.0
+
+
+class WebhookDispatcher:
+    """Subscribes to the sandbox's events and delivers them in the background."""
+
+    def __init__(self, sandbox: Sandbox, settings: WebhookSettings) -> None:
+        self._sandbox = sandbox
+        self.settings = settings
+        self.log: list[WebhookEvent] = []
+        self._queues: dict[int, deque[WebhookEvent]] = {}
+        self._workers: dict[int, asyncio.Task] = {}
+        self._wake = asyncio.Event()
+        self._session: aiohttp.ClientSession | None = None
+        sandbox.events.subscribe(self.on_event)
+
+    # Events -> queued deliveries ------------------------------------------------
+
+    def on_event(self, event: Event) -> None:
+        """Queue ``event`` for the target of its request (called synchronously by the sandbox)."""
+        if isinstance(event, SandboxReset):
+            self._reset()
+            return
+        target, fmt = self._target(event.request)
+        if target is None:
+            return
+        name, payload = _payload(event, fmt, self._sandbox.clock.now())
+        if payload is None:
+            return
+        queued = WebhookEvent(
+            id=f"msg_{self._sandbox.rng.hex_uid()}",
+            request=event.request.pk,
+            name=name,
+            target=target,
+            format=fmt,
+            body=json.dumps(payload).encode(),
+            created_at=self._sandbox.clock.now(),
+        )
+        self.log.append(queued)
+        self._queues.setdefault(queued.request, deque()).append(queued)
+        self._ensure_worker(queued.request)
+
+    def _target(self, request: SignatureRequest) -> tuple[str | None, str]:
+        """The request's async callback, else its Registration Authority's webhook; the RA's
+        format, else the sandbox's default."""
+        authority = self._sandbox.registration_authority(request.registration_authority)
+        fmt = authority.get("webhook_format") or self.settings.default_format
+        return request.callback or authority.get("webhook_url") or None, fmt
+
+    def _ensure_worker(self, pk: int) -> None:
+        if self._session is None or pk in self._workers:
+            return  # not started yet: start() picks the queue up
+        task = asyncio.get_running_loop().create_task(self._drain_queue(pk))
+        self._workers[pk] = task
+        task.add_done_callback(lambda _: self._workers.pop(pk, None))
+
+    async def _drain_queue(self, pk: int) -> None:
+        queue = self._queues.get(pk)
+        while queue:
+            await self._deliver_with_retries(queue[0])
+            queue.popleft()
+        self._queues.pop(pk, None)
+
+    async def _deliver_with_retries(self, event: WebhookEvent) -> None:
+        for delay in (0.0, *RETRY_SCHEDULE):
+            if delay:
+                await self._sleep(delay * self.settings.retry_scale)
+            if (await self._attempt(event)).succeeded:
+                event.state = "delivered"
+                return
+        event.state = "failed"
+        log.warning("webhook %s to %s given up after %d attempts", event.id, event.target, len(event.attempts))
+
+    async def _sleep(self, seconds: float) -> None:
+        """Wait for the next retry, or less when someone flushes."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+
+    async def _attempt(self, event: WebhookEvent) -> Attempt:
+        if self._session is None:
+            raise RuntimeError("deliveries only run once start() opened the HTTP session")
+        started = time.perf_counter()
+        status, error = None, None
+        try:
+            async with self._session.post(
+                event.target, data=event.body, headers=self._headers(event),
+                timeout=aiohttp.ClientTimeout(total=self.settings.timeout),
+            ) as response:
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError, OSError) as failure:
+            error = f"{type(failure).__name__}: {failure}".strip()
+        attempt = Attempt(self._sandbox.clock.now(), event.target, status, error,
+                          round((time.perf_counter() - started) * 1000, 1))
+        event.attempts.append(attempt)
+        return attempt
+
+    def _headers(self, event: WebhookEvent) -> dict[str, str]:
+        timestamp = str(int(time.time()))
+        headers = {"Content-Type": "application/json", "webhook-id": event.id, "webhook-timestamp": timestamp}
+        if self.settings.secret:
+            headers["webhook-signature"] = sign_payload(self.settings.secret, event.id, timestamp, event.body)
+        return headers
+
+    # Control ------------------------------------------------------------------------
+
+    def events(self, request: int | None = None) -> list[WebhookEvent]:
+        return [e for e in self.log if request is None or e.request == request]
+
+    async def replay(self, event_id: str) -> Attempt:
+        """POST one logged event again, now, whatever its state."""
+        event = next((e for e in self.log if e.id == event_id), None)
+        if event is None:
+            raise LookupError(f"no webhook event {event_id}")
+        attempt = await self._attempt(event)
+        if attempt.succeeded:
+            event.state = "delivered"
+        return attempt
+
+    def flush(self) -> int:
+        """Wake every delivery waiting for a retry; returns how many events are pending."""
+        self._wake.set()
+        self._wake = asyncio.Event()
+        return sum(len(q) for q in self._queues.values())
+
+    def _reset(self) -> None:
+        for task in self._workers.values():
+            task.cancel()
+        self._workers.clear()
+        self._queues.clear()
+        self.log.clear()
+
+    # Lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the HTTP client and start delivering what was queued before (seed file)."""
+        self._session = aiohttp.ClientSession()
+        for pk in list(self._queues):
+            self._ensure_worker(pk)
+
+    async def close(self) -> None:
+        """Give pending deliveries a moment, report what is left, stop."""
+        if self._workers:
+            self.flush()
+            await asyncio.wait(list(self._workers.values()), timeout=self.settings.drain_seconds)
+        pending = [e.id for queue in self._queues.values() for e in queue]
+        if pending:
+            log.warning("shutting down with %d webhook deliveries pending: %s", len(pending), ", ".join(pending))
+        for task in list(self._workers.values()):
+            task.cancel()
+        if self._session is not None:
+            await self._session.close()
+
+
+def sign_payload(secret: str, message_id: str, timestamp: str, body: bytes) -> str:
+    """The Standard Webhooks signature: ``v1,`` + base64 HMAC-SHA256 of ``id.timestamp.body``.
+
+    A ``whsec_``-prefixed secret is base64 (as Standard Webhooks libraries expect); any other
+    secret is used as its UTF-8 bytes.
+    """
+    key = base64.b64decode(secret[len("whsec_"):]) if secret.startswith("whsec_") else secret.encode()
+    signed = message_id.encode() + b"." + timestamp.encode() + b"." + body
+    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+
+
+def _payload(event: Event, fmt: str, now: datetime) -> tuple[str, dict[str, Any] | None]:
+    """The event's name and body in ``fmt``; None when the format has no such event."""
+    request = event.request
+    if isinstance(event, CertificateRevoked):
+        if fmt == "legacy":
+            return "CERTIFICATE_REVOKED", None  # the legacy format only knows status changes
+        return "CERTIFICATE_REVOKED", _new_payload("CERTIFICATE_REVOKED", request, now, [event.certificate])
+    change = event.change
+    if fmt == "legacy":
+        return change.status.value, {
+            "status": change.status.value,
+            "date": change.at.strftime("%Y-%m-%dT%H:%M:%S.%f"),
+            "previous_status": change.previous.value if change.previous else None,
+            "request": request.pk,
+            "registration_authority": request.registration_authority,
+        }
+    event_type = _NEW_EVENT_TYPES.get(change.status)
+    if change.status == Status.CANCELLED:
+        event_type = "VIDEOID_REFUSED" if change.previous in _VIDEO_STATUSES else "REQUEST_CANCELED"
+    certificates = [request.certificate] if change.status == Status.ISSUED and request.certificate else []
+    return str(event_type), _new_payload(str(event_type), request, change.at, certificates)
+
+
+def _new_payload(event_type: str, request: SignatureRequest, at: datetime,
+                 certificates: list[IssuedCertificate]) -> dict[str, Any]:
+    return {
+        "event_type": event_type,
+        "sent_at": at.strftime("%Y%m%d%H%M%S"),
+        "request": {
+            "status": request.status.value,
+            "profile": request.profile,
+            "registration_authority": request.registration_authority,
+            "scratchcard": request.scratchcard,
+            "pk": request.pk,
+        },
+        "certificates": [_certificate(c) for c in certificates],
+    }
+
+
+def _certificate(certificate: IssuedCertificate) -> dict[str, str]:
+    cert = x509.load_der_x509_certificate(certificate.der)
+    return {
+        "status": "REVOKED" if certificate.revoked_at else "VALID",
+        "serial_number": format(certificate.serial, "x"),
+        "valid_from": cert.not_valid_before_utc.strftime("%Y%m%d %H:%M:%S"),
+        "valid_to": cert.not_valid_after_utc.strftime("%Y%m%d %H:%M:%S"),
+    }
