@@ -30,16 +30,20 @@ def update_settings(state: State, changes: Mapping[str, Any]) -> None:
 
 def _check_authorities(authorities: Any) -> None:
     """``registration_authorities``: RA id -> {webhook_url, webhook_format}."""
+
+    def invalid(problem: str) -> Exception:
+        return vendor_error("update_settings.400.invalid_authorities", problem=problem)
+
     if not isinstance(authorities, Mapping):
-        raise vendor_error("update_settings.400.invalid_authorities", problem="must map RA ids to objects")
+        raise invalid("must map RA ids to objects")
     for ra, entry in authorities.items():
         if not str(ra).isdigit() or not isinstance(entry, Mapping):
-            raise vendor_error("update_settings.400.invalid_authorities", problem=f"entry {ra!r} is not RA id -> object")
+            raise invalid(f"entry {ra!r} is not RA id -> object")
         url = entry.get("webhook_url")
         if url not in (None, "") and not str(url).startswith(("http://", "https://")):
-            raise vendor_error("update_settings.400.invalid_authorities", problem=f"RA {ra}: webhook_url must be http(s)")
+            raise invalid(f"RA {ra}: webhook_url must be an http(s) URL")
         if entry.get("webhook_format") not in (None, "", "legacy", "new"):
-            raise vendor_error("update_settings.400.invalid_authorities", problem=f"RA {ra}: webhook_format is legacy or new")
+            raise invalid(f"RA {ra}: webhook_format is legacy or new")
 
 
 def add_metadata(state: State, rng: RandomSource, fields: Mapping[str, Any]) -> Metadata:
