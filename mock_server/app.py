@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from mock_server.api import control, legacy
+from mock_server.api import control, legacy, videoid_page
 from mock_server.api.keys import CONFIG, REQUEST_PK, SANDBOX, WEBHOOKS
 from mock_server.config import Config
 from mock_server.domain.seedfile import SeedData
@@ -95,6 +95,7 @@ def sandbox_settings(config: Config) -> SandboxSettings:
         ),
         public_url=config.base_url,
         ra_webhooks=config.ra_webhooks,
+        videoid_auto_complete=config.videoid_auto_complete,
     )
 
 
@@ -125,6 +126,7 @@ def create_app(config: Config, executor: Executor | None = None) -> web.Applicat
     app[WEBHOOKS] = webhooks
     legacy.setup(app)
     control.setup(app)
+    videoid_page.setup(app)
 
     async def background(app: web.Application):
         sandbox.keys.start()

@@ -78,8 +78,14 @@ def _parser() -> argparse.ArgumentParser:
                        help="sign webhooks (Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature)")
     serve.add_argument("--webhook-retry-scale", type=float, default=defaults.webhook_retry_scale, metavar="FACTOR",
                        help="multiply the retry schedule 1 s, 5 s, 30 s, 2 min, 10 min (e.g. 0.001 in tests)")
+    serve.add_argument("--videoid-auto-complete", type=float, default=None, metavar="SECONDS",
+                       help="complete eIDAS identifications by themselves after SECONDS")
     serve.add_argument("--max-upload-mb", type=float, default=defaults.max_upload_mb,
                        help="per-file upload limit in MiB (default 20)")
+
+    evidences = commands.add_parser("fake-evidences", help="print a valid VideoID evidences JSON")
+    evidences.add_argument("--locale", default="es_ES", help="Faker locale of the identity (default es_ES)")
+    evidences.add_argument("--seed", type=int, default=0)
 
     generate = commands.add_parser("generate-pki", help="write a fresh test PKI (PEM files) to DIR")
     generate.add_argument("directory", type=Path)
@@ -89,6 +95,11 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the console script."""
     args = _parser().parse_args(argv)
+    if args.command == "fake-evidences":
+        from mock_server.fakes import fake_evidences
+
+        print(json.dumps(fake_evidences(args.seed, args.locale), indent=2, ensure_ascii=False))
+        return
     if args.command == "generate-pki":
         from mock_server.pki.generate import generate_test_pki
 
@@ -102,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         log_format=args.log_format, workers=max(args.workers, 1), max_upload_mb=args.max_upload_mb,
         public_url=args.public_url, ra_webhooks=tuple(args.ra_webhook), webhook_format=args.webhook_format,
         webhook_secret=args.webhook_secret, webhook_retry_scale=args.webhook_retry_scale,
+        videoid_auto_complete=args.videoid_auto_complete,
     )
     configure_logging(config.log_format)
     from aiohttp import web

@@ -27,6 +27,7 @@ class Config:
     webhook_format: str = "legacy"
     webhook_secret: str | None = None
     webhook_retry_scale: float = 1.0
+    videoid_auto_complete: float | None = None
 
     @property
     def max_file_bytes(self) -> int:

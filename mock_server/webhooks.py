@@ -124,11 +124,12 @@ class WebhookDispatcher:
         self._ensure_worker(queued.request)
 
     def _target(self, request: SignatureRequest) -> tuple[str | None, str]:
-        """The request's async callback, else its Registration Authority's webhook; the RA's
-        format, else the sandbox's default."""
+        """The request's async callback, else its VideoID webhook_url, else its Registration
+        Authority's webhook; the RA's format, else the sandbox's default."""
         authority = self._sandbox.registration_authority(request.registration_authority)
         fmt = authority.get("webhook_format") or self.settings.default_format
-        return request.callback or authority.get("webhook_url") or None, fmt
+        videoid_url = request.videoid.webhook_url if request.videoid else None
+        return request.callback or videoid_url or authority.get("webhook_url") or None, fmt
 
     def _ensure_worker(self, pk: int) -> None:
         if self._session is None or pk in self._workers:

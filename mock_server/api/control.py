@@ -79,6 +79,7 @@ async def get_request(request: web.Request) -> web.Response:
         "history": views.history(found),
         "documents": [views.document_summary(d) for d in found.documents.values()],
         "contract_signed": found.signed_contract is not None,
+        "videoid": views.videoid_summary(found),
     })
 
 
@@ -183,6 +184,20 @@ async def flush_webhooks(request: web.Request) -> web.Response:
     return web.json_response({"pending": request.app[WEBHOOKS].flush()})
 
 
+async def identify(request: web.Request) -> web.Response:
+    outcome = request.match_info["outcome"]
+    if outcome not in ("complete", "incomplete", "error"):
+        raise ControlError(404, "outcome is complete, incomplete or error")
+    desk = _sandbox(request).videoid
+    found = _sandbox(request).state.requests.get(int(request.match_info["pk"])) if (
+        request.match_info["pk"].isdigit()) else None
+    if found is None or found.videoid is None:
+        raise ControlError(404, f"VideoID request {request.match_info['pk']} not found")
+    desk.identify(found, outcome)
+    return web.json_response({"request": found.pk, "status": found.status.value,
+                              "videoid": views.videoid_summary(found)})
+
+
 def setup(app: web.Application) -> None:
     """Register the control routes."""
     add(app, "GET", PREFIX + "/health", health)
@@ -196,6 +211,7 @@ def setup(app: web.Application) -> None:
     add(app, "POST", PREFIX + "/pki/revoke", revoke)
     add(app, "GET", PREFIX + "/pki/certificates", certificates)
     add(app, "POST", PREFIX + "/tsa", tsa)
+    add(app, "POST", PREFIX + "/videoid/{pk}/{outcome}", identify)
     add(app, "GET", PREFIX + "/webhooks", webhooks)
     add(app, "POST", PREFIX + "/webhooks/flush", flush_webhooks)
     add(app, "POST", PREFIX + "/webhooks/{id}/replay", replay_webhook)

@@ -166,6 +166,68 @@ async def async_status(request: web.Request) -> web.Response:
     return envelope(_sandbox(request).async_status(request.match_info["pk"]))
 
 
+# VideoID ------------------------------------------------------------------
+
+
+async def create_videoid(request: web.Request) -> web.Response:
+    fields = await parsing.read_fields(request, "api.400.malformed_body")
+    created = _sandbox(request).videoid.create(fields)
+    request[REQUEST_PK] = created.pk
+    return envelope(views.videoid_created(created, request.app[CONFIG].base_url))
+
+
+async def upload_evidences(request: web.Request) -> web.Response:
+    body = await parsing.read_json(request, "upload_data.400.invalid_json")
+    desk = _sandbox(request).videoid
+    desk.upload_evidences(desk.find(request.match_info["pk"], "upload_data.404.not_found"), body)
+    return envelope("Videoid evidences uploaded")
+
+
+async def upload_video(request: web.Request) -> web.Response:
+    form = await parsing.read_form(request, request.app[CONFIG].max_file_bytes, "api.413.body_too_large")
+    desk = _sandbox(request).videoid
+    found = desk.find(request.match_info["pk"], "upload_video.404.not_found")
+    desk.upload_video(found, next((f for f in form.files if f.field == "video"), None))
+    return envelope("Videoid video upload completed")
+
+
+async def download_video(request: web.Request) -> web.Response:
+    pk = request.match_info["pk"]
+    return download(_sandbox(request).videoid.video(pk), "video/mp4", f"videoid_{pk}.mp4")
+
+
+async def validate_request(request: web.Request) -> web.Response:
+    fields = await parsing.read_fields(request, "validate_request.400.invalid_json")
+    desk = _sandbox(request).videoid
+    desk.validate(desk.find(request.match_info["pk"], "validate_request.404.not_found"), fields)
+    return envelope("Videoid validated")
+
+
+async def approve_request(request: web.Request) -> web.Response:
+    fields = await parsing.read_fields(request, "approve_request.400.invalid_json")
+    desk = _sandbox(request).videoid
+    desk.approve(desk.find(request.match_info["pk"], "approve_request.404.not_found"), fields)
+    return envelope("Request approved successfully")
+
+
+async def refuse_request(request: web.Request) -> web.Response:
+    fields = await parsing.read_fields(request, "refuse_request.400.invalid_json")
+    desk = _sandbox(request).videoid
+    desk.refuse(desk.find(request.match_info["pk"], "refuse_request.404.not_found"), fields)
+    return envelope("Videoid refuse completed")
+
+
+async def cancel_request(request: web.Request) -> web.Response:
+    _sandbox(request).videoid.cancel(request.match_info["pk"])
+    return envelope("Request directory removed successfully")
+
+
+async def update_request(request: web.Request) -> web.Response:
+    fields = await parsing.read_fields(request, "update_request.400.invalid_json")
+    _sandbox(request).videoid.update(request.match_info["pk"], fields)
+    return envelope("Request updated")
+
+
 # Documents ------------------------------------------------------------------
 
 
@@ -256,6 +318,20 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/tokens", list_tokens),
     ("POST", "/request", create_request),
     ("GET", "/request/{pk}", get_request),
+    ("PUT", "/request/{pk}", update_request),
+    ("DELETE", "/request/{pk}", cancel_request),
+    ("DELETE", "/requests/{pk}", cancel_request),
+    ("POST", "/videoid", create_videoid),
+    ("POST", "/videoid/{pk}/evidences", upload_evidences),
+    ("POST", "/videoid/{pk}/evidences/video", upload_video),
+    ("GET", "/videoid/{pk}/download/video", download_video),
+    ("POST", "/videoid/{pk}/validate", validate_request),
+    ("POST", "/request/{pk}/validate", validate_request),
+    ("POST", "/requests/{pk}/validate", validate_request),
+    ("POST", "/requests/{pk}/approve", approve_request),
+    ("POST", "/request/{pk}/approve", approve_request),
+    ("POST", "/videoid/{pk}/refuse", refuse_request),
+    ("POST", "/requests/{pk}/refuse", refuse_request),
     ("POST", "/otp", _missing("generate_otp.400.missing_pk")),
     ("POST", "/otp/{pk}", generate_otp),
     ("POST", "/sign/{pk}", sign),

@@ -44,8 +44,13 @@ def delete_token(state: State, uid: str) -> None:
     del state.tokens[uid]
 
 
-def resolve_rao(state: State, fields: Mapping[str, str]) -> Rao:
-    """The RAO a create call acts as, from its ``token`` or ``username``/``password``/``pin``."""
+def resolve_rao(state: State, fields: Mapping[str, str], operation: str = "create_request") -> Rao:
+    """The RAO a call acts as, from its ``token`` or ``username``/``password``/``pin``.
+
+    Create request answers wrong credentials with the vendor's 404 and an unknown token with
+    403; the VideoID decisions answer both with 403.
+    """
+    wrong = "create_request.404.rao_not_found" if operation == "create_request" else f"{operation}.403.invalid_rao"
     token_uid = fields.get("token", "").strip()
     username = fields.get("username", "").strip()
     password = fields.get("password", "").strip()
@@ -53,13 +58,16 @@ def resolve_rao(state: State, fields: Mapping[str, str]) -> Rao:
     if token_uid:
         token = state.tokens.get(token_uid)
         if token is None:
-            raise vendor_error("create_request.403.invalid_rao")
+            raise vendor_error(f"{operation}.403.invalid_rao")
         username = username or token.username
         password = password or (token.password or "")
         pin = pin or (token.pin or "")
     if not (username and password and pin):
-        raise vendor_error("create_request.400.missing_credentials")
+        raise vendor_error(f"{operation}.400.missing_credentials")
     rao = state.raos.get(username)
     if rao is None or rao.password != password or rao.pin != pin:
-        raise vendor_error("create_request.404.rao_not_found")
+        raise vendor_error(wrong)
+    rao_id = fields.get("rao", "").strip()
+    if rao_id and rao_id != str(rao.pk):
+        raise vendor_error(f"{operation}.403.invalid_rao")
     return rao

@@ -42,6 +42,12 @@ _SETTINGS: dict[str, Any] = {
         "configuration": "default",
         "usepdfclean": False,
     },
+    # The RA catalogue: VideoID mode (eidas, external, disabled), optional two-step approval and webhook.
+    "registration_authorities": {
+        str(DEFAULT_RA): {"videoid_mode": "eidas"},
+        "9998": {"videoid_mode": "external"},
+        "9997": {"videoid_mode": "disabled"},
+    },
 }
 
 

@@ -22,14 +22,18 @@ def update_settings(state: State, changes: Mapping[str, Any]) -> None:
     """Merge ``changes`` section by section into the settings."""
     _check_authorities(changes.get("registration_authorities", {}))
     for section, values in changes.items():
-        if isinstance(values, Mapping) and isinstance(state.settings.get(section), dict):
+        if section == "registration_authorities":
+            authorities = state.settings.setdefault(section, {})
+            for ra, entry in values.items():
+                authorities.setdefault(str(ra), {}).update(entry)
+        elif isinstance(values, Mapping) and isinstance(state.settings.get(section), dict):
             state.settings[section].update(values)
         else:
             state.settings[section] = values
 
 
 def _check_authorities(authorities: Any) -> None:
-    """``registration_authorities``: RA id -> {webhook_url, webhook_format}."""
+    """``registration_authorities``: RA id -> {videoid_mode, videoid_two_step, webhook_url, webhook_format}."""
 
     def invalid(problem: str) -> Exception:
         return vendor_error("update_settings.400.invalid_authorities", problem=problem)
@@ -44,6 +48,8 @@ def _check_authorities(authorities: Any) -> None:
             raise invalid(f"RA {ra}: webhook_url must be an http(s) URL")
         if entry.get("webhook_format") not in (None, "", "legacy", "new"):
             raise invalid(f"RA {ra}: webhook_format is legacy or new")
+        if entry.get("videoid_mode") not in (None, "eidas", "external", "disabled"):
+            raise invalid(f"RA {ra}: videoid_mode is eidas, external or disabled")
 
 
 def add_metadata(state: State, rng: RandomSource, fields: Mapping[str, Any]) -> Metadata:

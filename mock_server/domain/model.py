@@ -158,6 +158,21 @@ class IssuedCertificate:
 
 
 @dataclass
+class VideoId:
+    """The video identification of a VideoID request."""
+
+    pk: int
+    link_id: str
+    mode: str  # "eidas" (the sandbox's link page) or "external" (the integrator's evidences)
+    webhook_url: str | None = None
+    evidences: dict | None = None
+    evidences_complete: bool = False
+    video: bytes | None = None
+    reason: str | None = None
+    validated: bool = False
+
+
+@dataclass
 class SignatureRequest:
     """One signer, one one-shot certificate, N documents."""
 
@@ -165,7 +180,7 @@ class SignatureRequest:
     identity: Identity
     profile: str
     registration_authority: int
-    rao: Rao
+    rao: Rao | None
     env: str
     scratchcard: str
     communication_language: str
@@ -181,4 +196,5 @@ class SignatureRequest:
     callback: str | None = None
     signing: bool = False
     failure: str | None = None
+    videoid: VideoId | None = None
 

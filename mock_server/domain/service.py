@@ -30,6 +30,7 @@ from mock_server.domain.seedfile import SeedData
 from mock_server.domain.signparams import DocumentOptions, SignParams, parse_sign_body
 from mock_server.domain.store import State
 from mock_server.domain.trust import TrustServices
+from mock_server.domain.videoid import VideoIdDesk
 from mock_server.errors import vendor_error
 from mock_server.pki.authority import PkiMaterial, SignerIdentity, validity_window
 from mock_server.pki.cades import HashToSign
@@ -73,6 +74,8 @@ class SandboxSettings:
     public_url: str = "http://127.0.0.1:8080"
     # Registration Authority id -> webhook URL, from the command line.
     ra_webhooks: tuple[tuple[str, str], ...] = ()
+    # eIDAS identifications complete by themselves after this many seconds (None: never).
+    videoid_auto_complete: float | None = None
 
 
 class Sandbox:
@@ -88,6 +91,7 @@ class Sandbox:
         self.keys = KeyPool(run, settings.key_pool_size)
         self.run = run
         self.trust = TrustServices(self)
+        self.videoid = VideoIdDesk(self)
         self._locks: dict[int, asyncio.Lock] = {}
         self._seed = seed
         self.events = EventBus()
@@ -129,18 +133,27 @@ class Sandbox:
     def create_request(self, fields: Mapping[str, str], images: Mapping[str, bytes],
                        pk: int | None = None) -> SignatureRequest:
         """Validate, approve at once with the caller's RAO credentials: ``ENROLLREADY``."""
-        general, defaults = self.state.settings["general"], self.state.settings["request"]
-        checked = validation.validate_create_request(
-            fields,
-            validation.RequestDefaults(
-                environment=str(general.get("environment") or ""),
-                profile=str(defaults.get("default_profile") or ""),
-                registration_authority=str(defaults.get("default_ra") or ""),
-            ),
-        )
+        checked = validation.validate_create_request(fields, self.request_defaults())
         rao = accounts.resolve_rao(self.state, fields)
-        now = self.clock.now()
-        request = SignatureRequest(
+        request = self.new_request(checked, rao, pk)
+        request.identity_images = dict(images)
+        self.store_request(request, Status.CREATED)
+        self.move(request, Status.ENROLLREADY)
+        return request
+
+    def request_defaults(self) -> validation.RequestDefaults:
+        """What settings supply to a create call that leaves fields out."""
+        general, defaults = self.state.settings["general"], self.state.settings["request"]
+        return validation.RequestDefaults(
+            environment=str(general.get("environment") or ""),
+            profile=str(defaults.get("default_profile") or ""),
+            registration_authority=str(defaults.get("default_ra") or ""),
+        )
+
+    def new_request(self, checked: validation.ValidatedRequest, rao: Rao | None,
+                    pk: int | None = None) -> SignatureRequest:
+        """A request from a checked create body, not stored yet."""
+        return SignatureRequest(
             pk=pk if pk is not None else self.allocate_pk(),
             identity=checked.identity,
             profile=checked.profile,
@@ -149,18 +162,18 @@ class Sandbox:
             env=checked.env,
             scratchcard=self.rng.digits(7),
             communication_language=checked.communication_language,
-            created_at=now,
+            created_at=self.clock.now(),
             status=Status.CREATED,
-            identity_images=dict(images),
             async_mode=checked.async_mode,
             callback=checked.callback,
         )
-        self.state.requests[request.pk] = request
-        self._move(request, Status.CREATED)
-        self._move(request, Status.ENROLLREADY)
-        return request
 
-    def _move(self, request: SignatureRequest, status: Status) -> None:
+    def store_request(self, request: SignatureRequest, first_status: Status) -> None:
+        """Keep a new request and enter it in the lifecycle."""
+        self.state.requests[request.pk] = request
+        self.move(request, first_status)
+
+    def move(self, request: SignatureRequest, status: Status) -> None:
         """The one way a request changes status: recorded in its history, then published."""
         change = lifecycle.transition(request, status, self.clock.now())
         self.events.publish(StatusChanged(request, change))
@@ -319,7 +332,7 @@ class Sandbox:
                 raise vendor_error("sign.403.invalid_otp")
             if request.async_mode:
                 request.signing = True
-                self._spawn(self._sign_in_background(request, params))
+                self.spawn(self._sign_in_background(request, params))
                 return request
             outcome = await self._sign_all(request, params)
             self._record(request, outcome)
@@ -334,13 +347,14 @@ class Sandbox:
             except Exception as failure:  # any failure of the job ends the request, as the vendor's would
                 log.exception("asynchronous signing of request %s failed", request.pk)
                 request.failure = f"{type(failure).__name__}: {failure}"
-                self._move(request, Status.CANCELLED)
+                self.move(request, Status.CANCELLED)
             else:
                 self._record(request, outcome)
             finally:
                 request.signing = False
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` in the background; :meth:`close` waits for it."""
         task = asyncio.get_running_loop().create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -475,7 +489,7 @@ class Sandbox:
         for uid, data in outcome.signed.items():
             if uid in request.documents:
                 request.documents[uid].signed = data
-        self._move(request, Status.ISSUED)
+        self.move(request, Status.ISSUED)
 
     # Settings, tokens, metadata, images: thin pass-throughs keep one entry point.
 

@@ -43,8 +43,13 @@ class ValidatedRequest:
     callback: str | None = None
 
 
-def validate_create_request(fields: Mapping[str, str], defaults: RequestDefaults) -> ValidatedRequest:
-    """Check ``fields`` in the order the vendor does; raise the first fault found."""
+def validate_create_request(
+    fields: Mapping[str, str], defaults: RequestDefaults, require_identity: bool = True
+) -> ValidatedRequest:
+    """Check ``fields`` in the order the vendor does; raise the first fault found.
+
+    VideoID requests learn the signer's names later: ``require_identity=False`` lets them be blank.
+    """
     env = fields.get("env") or defaults.environment
     if not env:
         raise vendor_error("create_request.400.missing_env")
@@ -74,7 +79,7 @@ def validate_create_request(fields: Mapping[str, str], defaults: RequestDefaults
     if country not in ISO_3166_ALPHA_2:
         raise vendor_error("create_request.400.invalid_country", value=country)
 
-    missing = [name for name in IDENTITY_FIELDS if not fields.get(name, "").strip()]
+    missing = [name for name in IDENTITY_FIELDS if require_identity and not fields.get(name, "").strip()]
     profile = (fields.get("profile") or defaults.profile).strip()
     if not profile:
         missing.append("profile")
@@ -88,12 +93,12 @@ def validate_create_request(fields: Mapping[str, str], defaults: RequestDefaults
         raise vendor_error("create_request.412.invalid_fields", fields=", ".join(missing))
 
     identity = Identity(
-        given_name=fields["given_name"].strip(),
-        surname_1=fields["surname_1"].strip(),
+        given_name=fields.get("given_name", "").strip(),
+        surname_1=fields.get("surname_1", "").strip(),
         surname_2=fields.get("surname_2", "").strip(),
         id_document_type=id_type,
         id_document_country=country,
-        serial_number=fields["serial_number"].strip(),
+        serial_number=fields.get("serial_number", "").strip(),
         email=email,
         mobile_phone_number=phone,
     )

@@ -29,7 +29,7 @@ def request_detail(request: SignatureRequest) -> dict[str, Any]:
         cert = x509.load_der_x509_certificate(request.certificate.der)
         revoked = request.certificate.revoked_at is not None
         certificates.append({"profile": request.profile, **certificate_summary(cert, revoked)})
-    user = _rao_user(request)
+    user = _rao_user(request.rao, request.pk) if request.rao else None
     return {
         "pk": request.pk,
         "status": request.status.value,
@@ -48,21 +48,21 @@ def request_detail(request: SignatureRequest) -> dict[str, Any]:
         "validity_time": "1",
         "paperless_mode": True,
         "secure_element": 2,
-        "videoid_mode": False,
+        "videoid_mode": request.videoid is not None,
         "communication_language": request.communication_language,
         "approving_user": user,
         "registering_user": user,
-        "approving_rao": _rao(request.rao),
+        "approving_rao": _rao(request.rao) if request.rao else None,
         "certificate_set": certificates,
     }
 
 
-def _rao_user(request: SignatureRequest) -> dict[str, Any]:
+def _rao_user(rao: Rao, request_pk: int) -> dict[str, Any]:
     return {
-        "pk": request.rao.pk,
-        "request": request.pk,
+        "pk": rao.pk,
+        "request": request_pk,
         "permission_profile": 1,
-        "registration_authority": request.rao.registration_authority,
+        "registration_authority": rao.registration_authority,
     }
 
 
@@ -164,3 +164,28 @@ def certificate_status(certificate: IssuedCertificate) -> dict[str, Any]:
         "issued_at": certificate.issued_at.isoformat(),
         "revoked_at": certificate.revoked_at.isoformat() if certificate.revoked_at else None,
     }
+
+
+def videoid_summary(request: SignatureRequest) -> dict[str, Any] | None:
+    """A VideoID request's identification, as the control API shows it."""
+    videoid = request.videoid
+    if videoid is None:
+        return None
+    return {
+        "videoid_pk": videoid.pk,
+        "mode": videoid.mode,
+        "evidences": videoid.evidences is not None,
+        "evidences_complete": videoid.evidences_complete,
+        "video": videoid.video is not None,
+        "validated": videoid.validated,
+        "reason": videoid.reason,
+    }
+
+
+def videoid_created(request: SignatureRequest, base_url: str) -> dict[str, Any]:
+    """The answer to a VideoID create: eIDAS requests get the sandbox's link page."""
+    videoid = request.videoid
+    if videoid is None:
+        raise ValueError(f"request {request.pk} is not a VideoID request")
+    link = f"{base_url}/videoid/{videoid.link_id}" if videoid.mode == "eidas" else ""
+    return {"videoid_pk": videoid.pk, "videoid_link": link, "request_pk": request.pk}

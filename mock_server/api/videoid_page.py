@@ -1,0 +1,83 @@
+"""The eIDAS VideoID link page: what the signer would open, with the identification's outcomes
+as buttons (plain HTML forms, no scripts, no external assets)."""
+
+from __future__ import annotations
+
+import html
+
+from aiohttp import web
+
+from mock_server.api.keys import SANDBOX
+from mock_server.api.routing import add
+from mock_server.domain.model import SignatureRequest, Status
+from mock_server.errors import VendorError
+
+PREFIX = "/videoid"
+_ACTIONS = (
+    ("complete", "Complete identification", "VIDEOREVIEW"),
+    ("incomplete", "Leave it incomplete", "VIDEOINCOMPLETE"),
+    ("error", "Fail the identification", "VIDEOERROR"),
+)
+_STYLE = """
+body{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;color:#222}
+h1{font-size:1.4rem} .test{background:#fde68a;padding:.4rem .6rem;border-radius:4px}
+table{border-collapse:collapse;margin:1rem 0} td{padding:.25rem .75rem;border-bottom:1px solid #ddd}
+form{display:inline-block;margin:.25rem} button{padding:.5rem .9rem;font-size:1rem;cursor:pointer}
+.status{font-weight:bold} .message{background:#e0f2fe;padding:.5rem;border-radius:4px}
+"""
+
+
+def _page(found: SignatureRequest, link: str, message: str = "") -> str:
+    identity = found.identity
+    rows = [
+        ("Request", found.pk), ("Status", found.status.value),
+        ("Signer", " ".join(filter(None, (identity.given_name, identity.surname_1, identity.surname_2))) or "-"),
+        ("Identity document", identity.serial_number or "-"), ("E-mail", identity.email),
+        ("Mobile phone", identity.mobile_phone_number), ("Registration Authority", found.registration_authority),
+    ]
+    table = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
+    waiting = found.status in (Status.VIDEOPENDING, Status.VIDEOINCOMPLETE)
+    buttons = "".join(
+        f'<form method="post" action="{PREFIX}/{link}/{action}">'
+        f'<button type="submit" name="action" value="{action}" title="→ {status}"'
+        f'{"" if waiting else " disabled"}>{label}</button></form>'
+        for action, label, status in _ACTIONS
+    )
+    note = f'<p class="message">{html.escape(message)}</p>' if message else ""
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8><title>VideoID - oneshot-mock</title>"
+        f"<style>{_STYLE}</style></head><body><h1>Video identification</h1>"
+        '<p class="test">oneshot-mock sandbox: TEST identification, nobody is filmed.</p>'
+        f"{note}<table>{table}</table>{buttons}</body></html>"
+    )
+
+
+def _find(request: web.Request) -> SignatureRequest:
+    found = request.app[SANDBOX].videoid.by_link(request.match_info["link"])
+    if found is None:
+        raise web.HTTPNotFound(text="No such VideoID link", content_type="text/plain")
+    return found
+
+
+async def show(request: web.Request) -> web.Response:
+    found = _find(request)
+    message = {"done": "Identification recorded."}.get(request.query.get("result", ""), "")
+    return web.Response(text=_page(found, request.match_info["link"], message), content_type="text/html")
+
+
+async def act(request: web.Request) -> web.Response:
+    found = _find(request)
+    outcome = request.match_info["action"]
+    if outcome not in {a for a, _, _ in _ACTIONS}:
+        raise web.HTTPNotFound(text="No such action", content_type="text/plain")
+    try:
+        request.app[SANDBOX].videoid.identify(found, outcome)
+    except VendorError as refused:
+        page = _page(found, request.match_info["link"], str(refused.details))
+        return web.Response(text=page, content_type="text/html", status=412)
+    raise web.HTTPSeeOther(f"{PREFIX}/{request.match_info['link']}?result=done")
+
+
+def setup(app: web.Application) -> None:
+    add(app, "GET", PREFIX + "/{link}", show)
+    add(app, "POST", PREFIX + "/{link}/{action}", act)
