@@ -324,9 +324,10 @@ class Sandbox:
         """
         params = parse_sign_body(body)
         request = self.find_request(pk, "sign.404.not_found")
+        # Checked before waiting for the lock: the background job holds it until it is done.
+        if request.signing:
+            raise vendor_error("sign.412.in_progress", pk=request.pk)
         async with self._lock(request):
-            if request.signing:
-                raise vendor_error("sign.412.in_progress", pk=request.pk)
             self._check_signable(request, params)
             if not params.external_auth and not self.otp.redeem(request.pk, params.secret):
                 raise vendor_error("sign.403.invalid_otp")
