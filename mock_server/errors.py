@@ -7,6 +7,7 @@ cover inputs the vendor documents no answer for.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,9 +59,13 @@ class VendorError(Exception):
         return self.spec.status_text or status_line(self.spec.http_status)
 
 
+_FIELD = re.compile(r"\{([a-z_]+)\}")
+
+
 def _fill(template: Any, values: dict[str, Any]) -> Any:
+    # Only {name} fields are replaced: vendor texts may carry literal JSON braces.
     if isinstance(template, str):
-        return template.format(**values)
+        return _FIELD.sub(lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0), template)
     if isinstance(template, dict):
         return {_fill(k, values): _fill(v, values) for k, v in template.items()}
     if isinstance(template, list):
@@ -216,7 +221,7 @@ _ENTRIES: list[ErrorSpec] = [
     ErrorSpec("create_videoid.400.missing_parameters", 400, "Missing required parameters"),
     ErrorSpec(
         "create_videoid.403.permission", 403,
-        'Error creating new videoid request: {{"detail":"You do not have permission to perform this action."}}',
+        'Error creating new videoid request: {"detail":"You do not have permission to perform this action."}',
     ),
     ErrorSpec("create_videoid.404.ra_not_found", 404, "Registration Authority not found"),
     ErrorSpec("upload_data.400.invalid_json", 400, "Could not parse JSON body - {error}", "Invalid JSON"),

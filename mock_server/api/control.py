@@ -14,7 +14,7 @@ from mock_server.api.routing import add
 from mock_server.domain import views
 from mock_server.domain.model import SignatureRequest
 from mock_server.domain.service import Sandbox
-from mock_server.errors import VendorError
+from mock_server.errors import CATALOGUE, VendorError, status_line
 from mock_server.webhooks import Attempt, WebhookEvent
 
 PREFIX = "/_mock"
@@ -198,9 +198,18 @@ async def identify(request: web.Request) -> web.Response:
                               "videoid": views.videoid_summary(found)})
 
 
+async def errors(request: web.Request) -> web.Response:
+    return web.json_response({"errors": [
+        {"key": spec.key, "http_status": spec.http_status, "status": spec.status_text or status_line(spec.http_status),
+         "details": spec.details}
+        for spec in CATALOGUE.values()
+    ]})
+
+
 def setup(app: web.Application) -> None:
     """Register the control routes."""
     add(app, "GET", PREFIX + "/health", health)
+    add(app, "GET", PREFIX + "/errors", errors)
     add(app, "POST", PREFIX + "/reset", reset)
     add(app, "GET", PREFIX + "/requests", list_requests)
     add(app, "GET", PREFIX + "/requests/{pk}", get_request)
