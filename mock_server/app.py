@@ -96,6 +96,7 @@ def sandbox_settings(config: Config) -> SandboxSettings:
         public_url=config.base_url,
         ra_webhooks=config.ra_webhooks,
         videoid_auto_complete=config.videoid_auto_complete,
+        clock_start=config.clock_start,
     )
 
 

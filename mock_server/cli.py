@@ -7,10 +7,12 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 from mock_server import __version__
 from mock_server.config import Config
+from mock_server.domain.clock import parse_time
 
 
 class JsonFormatter(logging.Formatter):
@@ -37,6 +39,13 @@ def configure_logging(log_format: str) -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+
+
+def _iso_time(value: str) -> datetime:
+    try:
+        return parse_time(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {value!r}") from None
 
 
 def _ra_webhook(value: str) -> tuple[str, str]:
@@ -80,6 +89,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="multiply the retry schedule 1 s, 5 s, 30 s, 2 min, 10 min (e.g. 0.001 in tests)")
     serve.add_argument("--videoid-auto-complete", type=float, default=None, metavar="SECONDS",
                        help="complete eIDAS identifications by themselves after SECONDS")
+    serve.add_argument("--clock-start", type=_iso_time, default=None, metavar="ISO-TIME",
+                       help="start the sandbox clock at this time (e.g. 2030-01-01T09:00:00Z)")
     serve.add_argument("--max-upload-mb", type=float, default=defaults.max_upload_mb,
                        help="per-file upload limit in MiB (default 20)")
 
@@ -113,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         log_format=args.log_format, workers=max(args.workers, 1), max_upload_mb=args.max_upload_mb,
         public_url=args.public_url, ra_webhooks=tuple(args.ra_webhook), webhook_format=args.webhook_format,
         webhook_secret=args.webhook_secret, webhook_retry_scale=args.webhook_retry_scale,
-        videoid_auto_complete=args.videoid_auto_complete,
+        videoid_auto_complete=args.videoid_auto_complete, clock_start=args.clock_start,
     )
     configure_logging(config.log_format)
     from aiohttp import web

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 
@@ -28,6 +29,7 @@ class Config:
     webhook_secret: str | None = None
     webhook_retry_scale: float = 1.0
     videoid_auto_complete: float | None = None
+    clock_start: datetime | None = None
 
     @property
     def max_file_bytes(self) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import hmac
 import json
@@ -156,9 +155,13 @@ class WebhookDispatcher:
         log.warning("webhook %s to %s given up after %d attempts", event.id, event.target, len(event.attempts))
 
     async def _sleep(self, seconds: float) -> None:
-        """Wait for the next retry, or less when someone flushes."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        """Wait for the next retry in sandbox time, or less when someone flushes."""
+        waits = {asyncio.ensure_future(self._sandbox.clock.sleep(seconds)), asyncio.ensure_future(self._wake.wait())}
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
 
     async def _attempt(self, event: WebhookEvent) -> Attempt:
         if self._session is None:

@@ -12,6 +12,7 @@ from mock_server.api import parsing
 from mock_server.api.keys import SANDBOX, WEBHOOKS
 from mock_server.api.routing import add
 from mock_server.domain import views
+from mock_server.domain.clock import parse_time
 from mock_server.domain.model import SignatureRequest
 from mock_server.domain.service import Sandbox
 from mock_server.errors import CATALOGUE, VendorError, status_line
@@ -206,10 +207,39 @@ async def errors(request: web.Request) -> web.Response:
     ]})
 
 
+def _clock(sandbox: Sandbox) -> web.Response:
+    return web.json_response({"now": sandbox.clock.now().isoformat(),
+                              "offset_s": sandbox.clock.offset.total_seconds()})
+
+
+async def get_clock(request: web.Request) -> web.Response:
+    return _clock(_sandbox(request))
+
+
+async def move_clock(request: web.Request) -> web.Response:
+    body = await parsing.read_json(request)
+    clock = _sandbox(request).clock
+    if "advance_s" in body:
+        try:
+            clock.advance(float(body["advance_s"]))
+        except (TypeError, ValueError):
+            raise ControlError(400, "advance_s must be a number of seconds") from None
+    elif "set" in body:
+        try:
+            clock.set(parse_time(str(body["set"])))
+        except ValueError:
+            raise ControlError(400, f"set must be an ISO 8601 time, not {body['set']!r}") from None
+    else:
+        raise ControlError(400, 'give {"advance_s": seconds} or {"set": "<ISO time>"}')
+    return _clock(_sandbox(request))
+
+
 def setup(app: web.Application) -> None:
     """Register the control routes."""
     add(app, "GET", PREFIX + "/health", health)
     add(app, "GET", PREFIX + "/errors", errors)
+    add(app, "GET", PREFIX + "/clock", get_clock)
+    add(app, "POST", PREFIX + "/clock", move_clock)
     add(app, "POST", PREFIX + "/reset", reset)
     add(app, "GET", PREFIX + "/requests", list_requests)
     add(app, "GET", PREFIX + "/requests/{pk}", get_request)

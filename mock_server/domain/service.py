@@ -8,7 +8,7 @@ import os
 import re
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from mock_server.contract import ContractFacts, render_contract
@@ -74,6 +74,8 @@ class SandboxSettings:
     public_url: str = "http://127.0.0.1:8080"
     # Registration Authority id -> webhook URL, from the command line.
     ra_webhooks: tuple[tuple[str, str], ...] = ()
+    # Where the sandbox clock starts (None: the wall clock).
+    clock_start: datetime | None = None
     # eIDAS identifications complete by themselves after this many seconds (None: never).
     videoid_auto_complete: float | None = None
 
@@ -85,7 +87,7 @@ class Sandbox:
                  seed: SeedData | None = None) -> None:
         self.settings = settings
         self.pki = pki
-        self.clock = Clock()
+        self.clock = Clock(settings.clock_start)
         self.rng = RandomSource(settings.seed)
         self.otp = OtpDesk(self.rng, self.clock, settings.otp)
         self.keys = KeyPool(run, settings.key_pool_size)
@@ -101,6 +103,7 @@ class Sandbox:
     def reset(self) -> None:
         """Back to the start state (seed file included), replaying the same random sequence."""
         self.rng.reset()
+        self.clock.reset()
         self.otp.reset()
         self.state = State.initial()
         self._locks.clear()

@@ -6,7 +6,6 @@ or CANCELLED. From ENROLLREADY on, a VideoID request is signed like a classic on
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import re
 from collections.abc import Mapping
@@ -67,7 +66,7 @@ class VideoIdDesk:
         return request
 
     async def _complete_later(self, request: SignatureRequest, delay: float) -> None:
-        await asyncio.sleep(delay)
+        await self._sandbox.clock.sleep(delay)
         if request.status in _WAITING:
             self.identify(request, "complete")
 
