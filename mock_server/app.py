@@ -10,17 +10,21 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from mock_server.api import control, legacy, videoid_page
-from mock_server.api.keys import CONFIG, REQUEST_PK, SANDBOX, WEBHOOKS
+from mock_server.api.faults import scenario_middleware
+from mock_server.api.keys import CONFIG, REQUEST_PK, SANDBOX, SCENARIOS, WEBHOOKS
 from mock_server.config import Config
+from mock_server.domain.lifecycle import SandboxReset
 from mock_server.domain.seedfile import SeedData
 from mock_server.domain.service import Sandbox, SandboxSettings
 from mock_server.errors import VendorError, vendor_error
 from mock_server.pki.authority import PkiMaterial
+from mock_server.scenarios import ScenarioBook, ScenarioError, magic_values, parse_scenario
 from mock_server.sms import OtpPolicy
 from mock_server.webhooks import WebhookDispatcher, WebhookSettings
 
@@ -74,14 +78,19 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
     except web.HTTPRequestEntityTooLarge:
         return _render(request.path, vendor_error("api.413.body_too_large",
                                                   limit=request.app[CONFIG].max_body_bytes))
-    except web.HTTPException:
-        raise
-    except asyncio.CancelledError:
+    except (web.HTTPException, asyncio.CancelledError):
         raise
     except Exception:
         reference = uuid.uuid4().hex[:12]
         log.exception("unhandled error (reference %s) on %s %s", reference, request.method, request.path)
         return _render(request.path, vendor_error("api.500.internal", reference=reference))
+
+
+def _scenario_file(path: Path) -> tuple[dict[str, Any], str]:
+    try:
+        return parse_scenario(path.read_text(encoding="utf-8"), str(path)), str(path)
+    except OSError as fault:
+        raise ScenarioError(f"{path}: {fault}") from None
 
 
 def sandbox_settings(config: Config) -> SandboxSettings:
@@ -114,8 +123,12 @@ def create_app(config: Config, executor: Executor | None = None) -> web.Applicat
     seed = SeedData.load(config.seed_file) if config.seed_file else None
     sandbox = Sandbox(sandbox_settings(config), pki, run, seed)
 
+    book = ScenarioBook(config.seed, [magic_values(), *(_scenario_file(p) for p in config.scenarios)])
+    sandbox.events.subscribe(lambda event: book.reset() if isinstance(event, SandboxReset) else None)
+
     app = web.Application(
-        middlewares=[access_log_middleware, error_middleware], client_max_size=config.max_body_bytes
+        middlewares=[access_log_middleware, error_middleware, scenario_middleware],
+        client_max_size=config.max_body_bytes,
     )
     webhooks = WebhookDispatcher(sandbox, WebhookSettings(
         secret=config.webhook_secret,
@@ -125,6 +138,7 @@ def create_app(config: Config, executor: Executor | None = None) -> web.Applicat
     app[CONFIG] = config
     app[SANDBOX] = sandbox
     app[WEBHOOKS] = webhooks
+    app[SCENARIOS] = book
     legacy.setup(app)
     control.setup(app)
     videoid_page.setup(app)

@@ -91,6 +91,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="complete eIDAS identifications by themselves after SECONDS")
     serve.add_argument("--clock-start", type=_iso_time, default=None, metavar="ISO-TIME",
                        help="start the sandbox clock at this time (e.g. 2030-01-01T09:00:00Z)")
+    serve.add_argument("--scenario", action="append", type=Path, default=[], metavar="FILE",
+                       help="scenario file (YAML or JSON) to load at start (repeatable)")
     serve.add_argument("--max-upload-mb", type=float, default=defaults.max_upload_mb,
                        help="per-file upload limit in MiB (default 20)")
 
@@ -125,16 +127,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         public_url=args.public_url, ra_webhooks=tuple(args.ra_webhook), webhook_format=args.webhook_format,
         webhook_secret=args.webhook_secret, webhook_retry_scale=args.webhook_retry_scale,
         videoid_auto_complete=args.videoid_auto_complete, clock_start=args.clock_start,
+        scenarios=tuple(args.scenario),
     )
     configure_logging(config.log_format)
     from aiohttp import web
 
     from mock_server.app import create_app
     from mock_server.domain.seedfile import SeedFileError
+    from mock_server.scenarios import ScenarioError
 
     try:
         app = create_app(config)
-    except (SeedFileError, FileNotFoundError) as fault:
+    except (SeedFileError, ScenarioError, FileNotFoundError) as fault:
         sys.exit(f"oneshot-mock: {fault}")
     logging.getLogger("mock_server").info("oneshot-mock %s on http://%s:%s", __version__, config.host, config.port)
     web.run_app(app, host=config.host, port=config.port, access_log=None, print=None)

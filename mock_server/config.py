@@ -30,6 +30,7 @@ class Config:
     webhook_retry_scale: float = 1.0
     videoid_auto_complete: float | None = None
     clock_start: datetime | None = None
+    scenarios: tuple[Path, ...] = ()
 
     @property
     def max_file_bytes(self) -> int:

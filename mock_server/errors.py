@@ -183,6 +183,8 @@ _ENTRIES: list[ErrorSpec] = [
     ErrorSpec("sign.404.metadata_missing", 404, "Metadata not found on disk"),
     ErrorSpec("sign.404.not_found", 404, "Request {pk} not found. Cannot sign documents"),
     ErrorSpec("sign.412.already_issued", 412, "Request already in ISSUED status"),
+    # sandbox: the vendor documents no 500 for sign; this is its signing backend failing (scenarios, magic values)
+    ErrorSpec("sign.500.signing_service", 500, "Error occured during signature process: signing service unavailable"),
     # sandbox: a second sign call while an asynchronous one is still signing
     ErrorSpec("sign.412.in_progress", 412, "Request {pk} is already being signed"),
     # sandbox: signing a request that is not approved yet, or cancelled

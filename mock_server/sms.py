@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from mock_server.domain.clock import Clock
 from mock_server.domain.ids import RandomSource
+from mock_server.scenarios import current_effects
 
 MESSAGES = {
     "ES": "Su código de confirmación para la firma es {otp}. No lo comparta con nadie.",
@@ -26,6 +27,7 @@ class OutboxMessage:
     text: str
     otp: str
     sent_at: datetime
+    delivered_at: datetime | None  # None: dropped, never reaches the phone
 
 
 @dataclass
@@ -65,13 +67,22 @@ class OtpDesk:
         return current is not None and self._clock.now() - current.issued_at < self.policy.resend_interval
 
     def issue(self, request: int, phone: str, channel: str, language: str) -> OutboxMessage:
-        """Create a code for ``request`` (replacing any earlier one) and put it in the outbox."""
+        """Create a code for ``request`` (replacing any earlier one) and put it in the outbox.
+
+        A scenario may drop the message, send it twice or deliver it late.
+        """
         now = self._clock.now()
         code = self.policy.fixed_code or self._rng.digits(6)
         self._codes[request] = _Otp(code=code, issued_at=now)
         text = MESSAGES.get(language.upper(), MESSAGES["ES"]).format(otp=code)
-        message = OutboxMessage(request, phone, channel, text, code, now)
-        self.outbox.append(message)
+        effect = current_effects().sms
+        delivered_at: datetime | None = now
+        if effect == "drop":
+            delivered_at = None
+        elif isinstance(effect, dict):
+            delivered_at = now + timedelta(seconds=effect["delay_s"])
+        message = OutboxMessage(request, phone, channel, text, code, now, delivered_at)
+        self.outbox.extend([message, message] if effect == "duplicate" else [message])
         return message
 
     def redeem(self, request: int, code: str) -> bool:
@@ -80,7 +91,7 @@ class OtpDesk:
         A wrong code counts as an attempt; after ``max_attempts`` the code is dead.
         """
         current = self._codes.get(request)
-        if current is None:
+        if current is None or current_effects().otp_always_invalid:
             return False
         if self._clock.now() - current.issued_at > self.policy.ttl:
             del self._codes[request]
@@ -93,6 +104,12 @@ class OtpDesk:
         del self._codes[request]
         return True
 
-    def messages(self, request: int | None = None) -> list[OutboxMessage]:
-        """The outbox, oldest first, optionally for one request."""
-        return [m for m in self.outbox if request is None or m.request == request]
+    def messages(self, request: int | None = None, *, undelivered: bool = False) -> list[OutboxMessage]:
+        """The messages phones received so far (with ``undelivered``, also the dropped and the
+        late ones), oldest first, optionally for one request."""
+        now = self._clock.now()
+        return [
+            m for m in self.outbox
+            if (request is None or m.request == request)
+            and (undelivered or (m.delivered_at is not None and m.delivered_at <= now))
+        ]

@@ -25,6 +25,7 @@ from cryptography import x509
 from mock_server.domain.lifecycle import CertificateRevoked, Event, SandboxReset
 from mock_server.domain.model import IssuedCertificate, SignatureRequest, Status
 from mock_server.domain.service import Sandbox
+from mock_server.scenarios import current_effects
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,9 @@ class WebhookEvent:
     format: str
     body: bytes
     created_at: datetime
-    state: str = "pending"  # then "delivered", or "failed" once every retry is spent
+    state: str = "pending"  # then "delivered", "failed" once every retry is spent, or "dropped"
     attempts: list[Attempt] = field(default_factory=list)
+    effect: Any = None  # a scenario's webhook action for this event
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ class WebhookDispatcher:
         self._queues: dict[int, deque[WebhookEvent]] = {}
         self._workers: dict[int, asyncio.Task] = {}
         self._wake = asyncio.Event()
+        self._arrivals: dict[int, asyncio.Event] = {}
         self._session: aiohttp.ClientSession | None = None
         sandbox.events.subscribe(self.on_event)
 
@@ -117,9 +120,14 @@ class WebhookDispatcher:
             format=fmt,
             body=json.dumps(payload).encode(),
             created_at=self._sandbox.clock.now(),
+            effect=current_effects().webhook,
         )
         self.log.append(queued)
+        if queued.effect == "drop":
+            queued.state = "dropped"
+            return
         self._queues.setdefault(queued.request, deque()).append(queued)
+        self._arrivals.setdefault(queued.request, asyncio.Event()).set()
         self._ensure_worker(queued.request)
 
     def _target(self, request: SignatureRequest) -> tuple[str | None, str]:
@@ -140,16 +148,45 @@ class WebhookDispatcher:
     async def _drain_queue(self, pk: int) -> None:
         queue = self._queues.get(pk)
         while queue:
+            if queue[0].effect == "reorder":
+                await self._let_next_overtake(pk, queue)
             await self._deliver_with_retries(queue[0])
             queue.popleft()
         self._queues.pop(pk, None)
 
+    async def _let_next_overtake(self, pk: int, queue: deque[WebhookEvent]) -> None:
+        """A "reorder" event waits for the next event of its request (or a flush), then goes after it."""
+        queue[0].effect = None
+        flushed = self._wake
+        arrival = self._arrivals.setdefault(pk, asyncio.Event())
+        while len(queue) == 1 and not flushed.is_set():
+            arrival.clear()
+            waits = {asyncio.ensure_future(arrival.wait()), asyncio.ensure_future(flushed.wait())}
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for wait in waits:
+                    wait.cancel()
+        if len(queue) > 1:
+            queue[0], queue[1] = queue[1], queue[0]
+
     async def _deliver_with_retries(self, event: WebhookEvent) -> None:
+        effect = event.effect if isinstance(event.effect, dict) else {}
+        if "delay_s" in effect:
+            await self._sandbox.clock.sleep(effect["delay_s"])
+        simulated_failures = effect.get("times", 1) if "fail_status" in effect else 0
         for delay in (0.0, *RETRY_SCHEDULE):
             if delay:
                 await self._sleep(delay * self.settings.retry_scale)
+            if simulated_failures:
+                simulated_failures -= 1
+                event.attempts.append(Attempt(self._sandbox.clock.now(), event.target, effect["fail_status"],
+                                              "scenario: simulated receiver failure", 0.0))
+                continue
             if (await self._attempt(event)).succeeded:
                 event.state = "delivered"
+                if event.effect == "duplicate":
+                    await self._attempt(event)
                 return
         event.state = "failed"
         log.warning("webhook %s to %s given up after %d attempts", event.id, event.target, len(event.attempts))
@@ -214,6 +251,7 @@ class WebhookDispatcher:
             task.cancel()
         self._workers.clear()
         self._queues.clear()
+        self._arrivals.clear()
         self.log.clear()
 
     # Lifecycle --------------------------------------------------------------------------

@@ -9,13 +9,14 @@ from aiohttp import web
 
 from mock_server import __version__
 from mock_server.api import parsing
-from mock_server.api.keys import SANDBOX, WEBHOOKS
+from mock_server.api.keys import SANDBOX, SCENARIOS, WEBHOOKS
 from mock_server.api.routing import add
 from mock_server.domain import views
 from mock_server.domain.clock import parse_time
 from mock_server.domain.model import SignatureRequest
 from mock_server.domain.service import Sandbox
 from mock_server.errors import CATALOGUE, VendorError, status_line
+from mock_server.scenarios import Scenario, ScenarioError, parse_scenario
 from mock_server.webhooks import Attempt, WebhookEvent
 
 PREFIX = "/_mock"
@@ -88,7 +89,8 @@ async def sms(request: web.Request) -> web.Response:
     wanted = request.query.get("request")
     if wanted is not None and not wanted.isdigit():
         raise ControlError(400, "request must be a request pk")
-    messages = _sandbox(request).otp.messages(int(wanted) if wanted else None)
+    undelivered = request.query.get("include") == "undelivered"
+    messages = _sandbox(request).otp.messages(int(wanted) if wanted else None, undelivered=undelivered)
     return web.json_response({"messages": [views.outbox_message(m) for m in messages]})
 
 
@@ -234,10 +236,45 @@ async def move_clock(request: web.Request) -> web.Response:
     return _clock(_sandbox(request))
 
 
+def _scenario(scenario: Scenario) -> dict[str, Any]:
+    return {
+        "name": scenario.name,
+        "description": scenario.description,
+        "activation": scenario.activation,
+        "source": scenario.source,
+        "rules": [{"index": r.index, "match": r.match, "when": r.when, "then": r.then,
+                   "matches": r.matches, "hits": r.hits} for r in scenario.rules],
+    }
+
+
+async def list_scenarios(request: web.Request) -> web.Response:
+    return web.json_response({"scenarios": [_scenario(s) for s in request.app[SCENARIOS].scenarios.values()]})
+
+
+async def load_scenario(request: web.Request) -> web.Response:
+    text = (await request.read()).decode("utf-8", errors="replace")
+    try:
+        document = parse_scenario(text, "request body")
+    except ScenarioError as bad:
+        raise ControlError(400, str(bad)) from None
+    return web.json_response(_scenario(request.app[SCENARIOS].add(document, "POST /_mock/scenarios")), status=201)
+
+
+async def delete_scenario(request: web.Request) -> web.Response:
+    try:
+        request.app[SCENARIOS].remove(request.match_info["name"])
+    except LookupError as missing:
+        raise ControlError(404, str(missing)) from None
+    return web.json_response({"deleted": request.match_info["name"]})
+
+
 def setup(app: web.Application) -> None:
     """Register the control routes."""
     add(app, "GET", PREFIX + "/health", health)
     add(app, "GET", PREFIX + "/errors", errors)
+    add(app, "GET", PREFIX + "/scenarios", list_scenarios)
+    add(app, "POST", PREFIX + "/scenarios", load_scenario)
+    add(app, "DELETE", PREFIX + "/scenarios/{name}", delete_scenario)
     add(app, "GET", PREFIX + "/clock", get_clock)
     add(app, "POST", PREFIX + "/clock", move_clock)
     add(app, "POST", PREFIX + "/reset", reset)

@@ -6,10 +6,12 @@ from aiohttp import web
 
 from mock_server.config import Config
 from mock_server.domain.service import Sandbox
+from mock_server.scenarios import ScenarioBook
 from mock_server.webhooks import WebhookDispatcher
 
 CONFIG = web.AppKey("config", Config)
 SANDBOX = web.AppKey("sandbox", Sandbox)
 WEBHOOKS = web.AppKey("webhooks", WebhookDispatcher)
+SCENARIOS = web.AppKey("scenarios", ScenarioBook)
 # Set by handlers that learn a request pk the URL does not carry (create), for the access log.
 REQUEST_PK = web.RequestKey("request_pk", int)

@@ -176,7 +176,7 @@ async def create_videoid(request: web.Request) -> web.Response:
     return envelope(views.videoid_created(created, request.app[CONFIG].base_url))
 
 
-async def upload_evidences(request: web.Request) -> web.Response:
+async def upload_data(request: web.Request) -> web.Response:
     body = await parsing.read_json(request, "upload_data.400.invalid_json")
     desk = _sandbox(request).videoid
     desk.upload_evidences(desk.find(request.match_info["pk"], "upload_data.404.not_found"), body)
@@ -322,7 +322,7 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("DELETE", "/request/{pk}", cancel_request),
     ("DELETE", "/requests/{pk}", cancel_request),
     ("POST", "/videoid", create_videoid),
-    ("POST", "/videoid/{pk}/evidences", upload_evidences),
+    ("POST", "/videoid/{pk}/evidences", upload_data),
     ("POST", "/videoid/{pk}/evidences/video", upload_video),
     ("GET", "/videoid/{pk}/download/video", download_video),
     ("POST", "/videoid/{pk}/validate", validate_request),

@@ -45,6 +45,7 @@ from mock_server.pki.signing import (
     inspect_pdf,
     sign_request,
 )
+from mock_server.scenarios import current_effects
 from mock_server.sms import CHANNELS, OtpDesk, OtpPolicy, OutboxMessage
 
 Runner = Callable[..., Awaitable[Any]]
@@ -448,7 +449,10 @@ class Sandbox:
                 visible = VisibleSignature(options.page, options.box, image, params.text)
             pdfs.append(PdfToSign(uid, document.data, visible, options is not None and options.countersign))
         now = self.clock.now()
+        artefact = current_effects().artefact
         not_before, not_after = validity_window(now, self.settings.certificate_lifetime)
+        if artefact == "expired_signer":
+            not_before, not_after = now - timedelta(days=2), now - timedelta(days=1)
         revocations = self.trust.revocations()
         job = SignJob(
             pki=self.pki,
@@ -464,7 +468,11 @@ class Sandbox:
             # pyHanko asks for one extra token per signature to size the CMS placeholder;
             # countersigned PDFs carry two signatures.
             timestamp_serials=tuple(self.rng.serial() for _ in range(4 * len(pdfs) + len(hashes) + 2)),
-            ltv=params.ltv,
+            # pyHanko refuses to embed validation data for an expired or revoked signer.
+            ltv=params.ltv and artefact not in ("expired_signer", "revoked_signer"),
+            artefact=artefact,
+            # A revoked signer is revoked from the start, so validators see it revoked when it signed.
+            revoked_at=not_before if artefact == "revoked_signer" else None,
             revocations=revocations,
             crl_number=len(revocations) + 1,
             countersigner=await self._countersigner(params) if any(p.countersign for p in pdfs) else None,
@@ -487,7 +495,9 @@ class Sandbox:
 
     def _record(self, request: SignatureRequest, outcome: SignOutcome) -> None:
         now = self.clock.now()
-        request.certificate = IssuedCertificate(outcome.certificate_serial, outcome.certificate_der, now, request.pk)
+        request.certificate = IssuedCertificate(
+            outcome.certificate_serial, outcome.certificate_der, now, request.pk, outcome.revoked_at
+        )
         self.state.certificates[request.certificate.serial] = request.certificate
         request.signed_contract = outcome.signed.get(CONTRACT_UID)
         for uid, data in outcome.signed.items():

@@ -140,6 +140,7 @@ def outbox_message(message: OutboxMessage) -> dict[str, Any]:
         "text": message.text,
         "otp": message.otp,
         "sent_at": message.sent_at.isoformat(),
+        "delivered_at": message.delivered_at.isoformat() if message.delivered_at else None,
     }
 
 

@@ -40,11 +40,11 @@ def sign_digest(
     cert: x509.Certificate,
     key: rsa.RSAPrivateKey,
     chain: list[x509.Certificate],
-    tsa: SandboxTsa,
+    tsa: SandboxTsa | None,
     signing_time: datetime,
     timestamp_serial: int,
 ) -> bytes:
-    """DER ContentInfo(SignedData), detached, over ``item.digest`` (CAdES-T)."""
+    """DER ContentInfo(SignedData), detached, over ``item.digest``: CAdES-T, or CAdES-B without ``tsa``."""
     signer_cert = asn1_certificate(cert)
     digest_algorithm = algos.DigestAlgorithm({"algorithm": item.algorithm})
     hash_algorithm = _HASHES[item.algorithm]()
@@ -64,7 +64,10 @@ def sign_digest(
         # No signed attributes: the signature is over the content's digest itself.
         signature = key.sign(item.digest, PKCS1v15(), utils.Prehashed(hash_algorithm))
 
-    token = _timestamp(tsa, signature, signing_time, timestamp_serial)
+    unsigned = None
+    if tsa is not None:
+        token = _timestamp(tsa, signature, signing_time, timestamp_serial)
+        unsigned = cms.CMSAttributes([_attribute("signature_time_stamp_token", token)])
     signer_info = cms.SignerInfo({
         "version": "v1",
         "sid": cms.SignerIdentifier({
@@ -77,7 +80,7 @@ def sign_digest(
         "signed_attrs": signed_attrs,
         "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": "rsassa_pkcs1v15"}),
         "signature": signature,
-        "unsigned_attrs": cms.CMSAttributes([_attribute("signature_time_stamp_token", token)]),
+        "unsigned_attrs": unsigned,
     })
     signed_data = cms.SignedData({
         "version": "v1",
@@ -104,3 +107,13 @@ def _timestamp(tsa: SandboxTsa, signature: bytes, at: datetime, serial: int) -> 
 
 def _attribute(kind: str, value: core.Asn1Value) -> cms.CMSAttribute:
     return cms.CMSAttribute({"type": kind, "values": [value]})
+
+
+def tamper_signature(p7m: bytes) -> bytes:
+    """The same CMS with one bit of the signature value flipped: it no longer verifies."""
+    info = cms.ContentInfo.load(p7m)
+    signer_info = info["content"]["signer_infos"][0]
+    signature = bytearray(signer_info["signature"].native)
+    signature[-1] ^= 0x01
+    signer_info["signature"] = bytes(signature)
+    return info.dump(force=True)

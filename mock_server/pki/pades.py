@@ -80,13 +80,13 @@ def inspect_pdf(data: bytes) -> PdfReport:
 def sign_pdf(
     data: bytes,
     signer: signers.Signer,
-    timestamper: TimeStamper,
+    timestamper: TimeStamper | None,
     field_name: str,
     appearance: Appearance | None,
     validation: ValidationContext | None = None,
 ) -> bytes:
-    """Sign ``data`` as PAdES baseline (ETSI.CAdES.detached) with a signature timestamp:
-    B-T, or B-LT when ``validation`` holds the material to embed."""
+    """Sign ``data`` as PAdES baseline (ETSI.CAdES.detached): B-T with a ``timestamper`` (B-B
+    without), B-LT when ``validation`` holds the material to embed."""
     try:
         writer = IncrementalPdfFileWriter(io.BytesIO(data), strict=False)
         if writer.prev.encrypted:
@@ -141,3 +141,12 @@ def _describe(exc: Exception) -> str:
         return f"the document structure is broken (missing {exc.args[0]})"
     text = str(exc).strip()
     return text if text else f"the document structure is broken ({type(exc).__name__})"
+
+
+def tamper(pdf: bytes) -> bytes:
+    """The same signed PDF with one byte of the signed content changed (whitespace, so it
+    still parses): validators report that the signed bytes were modified."""
+    at = pdf.find(b"\nendobj")
+    if at < 0:
+        raise DocumentRefused("no object to tamper with")
+    return pdf[:at] + b" " + pdf[at + 1:]

@@ -25,7 +25,7 @@ from mock_server.pki.authority import (
     issue_one_shot_certificate,
     parsed,
 )
-from mock_server.pki.cades import HashToSign, sign_digest
+from mock_server.pki.cades import HashToSign, sign_digest, tamper_signature
 from mock_server.pki.keysigner import KeySigner
 from mock_server.pki.revocation import Revocation, build_crl, good_ocsp_response
 from mock_server.pki.tsa import SandboxTimeStamper, SandboxTsa
@@ -92,6 +92,8 @@ class SignJob:
     hashes: tuple[tuple[str, HashToSign], ...]
     timestamp_serials: tuple[int, ...]
     ltv: bool = True
+    artefact: str | None = None  # a broken result on purpose: expired_signer, revoked_signer, tampered, no_timestamp
+    revoked_at: datetime | None = None
     revocations: tuple[Revocation, ...] = ()
     crl_number: int = 1
     countersigner: Countersigner | None = None
@@ -105,6 +107,7 @@ class SignOutcome:
     certificate_der: bytes
     signed: dict[str, bytes]
     refused: dict[str, str]
+    revoked_at: datetime | None = None
 
 
 def generate_key() -> bytes:
@@ -126,7 +129,7 @@ def sign_request(job: SignJob) -> SignOutcome:
     pki = parsed(job.pki)
     serials = iter(job.timestamp_serials)
     tsa = SandboxTsa(pki)
-    timestamper = SandboxTimeStamper(tsa, job.signing_time, serials)
+    timestamper = None if job.artefact == "no_timestamp" else SandboxTimeStamper(tsa, job.signing_time, serials)
     key, cert = _issue(pki, job.identity, job.key_der, job.certificate_serial, job)
     signer = KeySigner(cert, key, chain=[pki.issuing_cert, pki.root_cert])
     counter = None
@@ -150,13 +153,15 @@ def sign_request(job: SignJob) -> SignOutcome:
                 appearance = _appearance(spec.visible, spec.identity, counter_cert, job) if spec.visible else None
                 field_name = f"OneShot-Countersignature-{spec.certificate_serial:x}"
                 data = pades.sign_pdf(data, counter_signer, timestamper, field_name, appearance, validation)
-            signed[pdf.uid] = data
+            signed[pdf.uid] = pades.tamper(data) if job.artefact == "tampered" else data
         except pades.DocumentRefused as refusal:
             refused[pdf.uid] = str(refusal)
     for uid, item in job.hashes:
-        signed[uid] = sign_digest(item, cert, key, [pki.issuing_cert], tsa, job.signing_time, next(serials))
+        p7m = sign_digest(item, cert, key, [pki.issuing_cert], tsa if timestamper else None, job.signing_time,
+                          next(serials))
+        signed[uid] = tamper_signature(p7m) if job.artefact == "tampered" else p7m
     return SignOutcome(
-        job.certificate_serial, cert.public_bytes(serialization.Encoding.DER), signed, refused
+        job.certificate_serial, cert.public_bytes(serialization.Encoding.DER), signed, refused, job.revoked_at
     )
 
 

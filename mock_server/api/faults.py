@@ -1,0 +1,132 @@
+"""Where scenario rules meet HTTP: matching each call, delays, canned answers, transport faults."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from aiohttp import web
+
+from mock_server.api.keys import REQUEST_PK, SANDBOX, SCENARIOS
+from mock_server.domain.model import Status
+from mock_server.errors import vendor_error
+from mock_server.scenarios import CURRENT_EFFECTS, HEADER, Call, Effects, effects_of
+
+log = logging.getLogger(__name__)
+_FORM_TYPES = ("application/json", "application/x-www-form-urlencoded", "application/octet-stream", "")
+_SLOW_CHUNKS = 10
+_SLOW_PAUSE_S = 0.2
+
+
+@web.middleware
+async def scenario_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Fire the loaded scenarios' rules for this call, then answer or hand effects to the domain."""
+    book = request.app[SCENARIOS]
+    route = request.match_info.route
+    if not book.scenarios or route.resource is None or request.path.startswith("/_mock"):
+        return await handler(request)
+    call = await _call(request, route.handler.__name__, book.wants_body())
+    fired = book.fire(call)
+    if not fired:
+        return await handler(request)
+
+    delays = [then["delay_ms"] for then in fired if "delay_ms" in then]
+    for delay in delays:
+        low, high = delay if isinstance(delay, list) else (delay, delay)
+        await asyncio.sleep(request.app[SANDBOX].rng.integer(low, high) / 1000)
+    for then in fired:
+        if "error" in then:
+            raise vendor_error(then["error"], pk=call.request_pk or "", **call.fields)
+        if "respond" in then:
+            answer = then["respond"]
+            status = f"{answer['status']} {HTTPStatus(answer['status']).phrase}"
+            return web.json_response({"status": status, "details": answer["details"]}, status=answer["status"])
+    fault = next((then["fault"] for then in fired if "fault" in then), None)
+    if fault in ("connection_reset", "empty_response", "malformed_json"):
+        return _fault(request, fault)
+
+    effects = effects_of(fired)
+    token = CURRENT_EFFECTS.set(effects)
+    try:
+        response = await handler(request)
+    finally:
+        CURRENT_EFFECTS.reset(token)
+    _schedule_transition(request, effects, call.request_pk)
+    if fault == "slow_body" and isinstance(response, web.Response):
+        return await _slowly(request, response)
+    return response
+
+
+async def _call(request: web.Request, operation: str, with_body: bool) -> Call:
+    pk_text = request.match_info.get("pk", "")
+    pk = int(pk_text) if pk_text.isdigit() else None
+    fields: dict[str, str] = {}
+    sandbox = request.app[SANDBOX]
+    found = sandbox.state.requests.get(pk) if pk is not None else None
+    if found is not None:
+        fields.update({k: str(v) for k, v in vars(found.identity).items()})
+        fields["registration_authority"] = str(found.registration_authority)
+    if with_body and request.content_type in _FORM_TYPES and request.can_read_body:
+        fields.update(await _body_fields(request))
+    requested = frozenset(n.strip() for n in request.headers.get(HEADER, "").split(",") if n.strip())
+    return Call(operation, request.method, request.path, fields, pk, requested)
+
+
+async def _body_fields(request: web.Request) -> dict[str, str]:
+    """JSON or url-encoded fields (the body stays readable: aiohttp caches it)."""
+    raw = await request.read()
+    if request.content_type == "application/x-www-form-urlencoded":
+        return {k: str(v) for k, v in (await request.post()).items()}
+    try:
+        body = json.loads(raw or b"{}")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+    return {k: str(v) for k, v in body.items()} if isinstance(body, dict) else {}
+
+
+def _fault(request: web.Request, fault: str) -> web.StreamResponse:
+    if fault == "connection_reset":
+        if request.transport is not None:
+            request.transport.abort()  # RST: the client sees the connection reset, no answer at all
+        return web.Response(status=200, body=b"")
+    if fault == "empty_response":
+        return web.Response(status=200, body=b"")
+    return web.Response(status=200, body=b'{"status": "200 OK", "details": ', content_type="application/json")
+
+
+async def _slowly(request: web.Request, response: web.Response) -> web.StreamResponse:
+    """The same answer, trickled out over about two seconds."""
+    body = response.body if isinstance(response.body, bytes) else b""
+    slow = web.StreamResponse(status=response.status, headers=response.headers)
+    slow.content_length = len(body)
+    await slow.prepare(request)
+    step = max(1, -(-len(body) // _SLOW_CHUNKS))
+    for start in range(0, len(body), step):
+        await slow.write(body[start:start + step])
+        await asyncio.sleep(_SLOW_PAUSE_S)
+    await slow.write_eof()
+    return slow
+
+
+def _schedule_transition(request: web.Request, effects: Effects, pk: int | None) -> None:
+    if effects.transition is None:
+        return
+    sandbox = request.app[SANDBOX]
+    target_pk = pk if pk is not None else request.get(REQUEST_PK)
+    found = sandbox.state.requests.get(target_pk) if target_pk is not None else None
+    if found is None:
+        log.warning("scenario transition with no request to move (%s %s)", request.method, request.path)
+        return
+    status, delay = Status(effects.transition["status"]), float(effects.transition.get("after_s", 0))
+
+    async def later() -> None:
+        await sandbox.clock.sleep(delay)
+        try:
+            sandbox.move(found, status)
+        except RuntimeError as refused:
+            log.warning("scenario transition refused: %s", refused)
+
+    sandbox.spawn(later())
