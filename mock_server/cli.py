@@ -100,6 +100,9 @@ def _parser() -> argparse.ArgumentParser:
     evidences.add_argument("--locale", default="es_ES", help="Faker locale of the identity (default es_ES)")
     evidences.add_argument("--seed", type=int, default=0)
 
+    library = commands.add_parser("error-scenarios", help="write one scenario file per catalogue entry to DIR")
+    library.add_argument("directory", type=Path)
+
     generate = commands.add_parser("generate-pki", help="write a fresh test PKI (PEM files) to DIR")
     generate.add_argument("directory", type=Path)
     return parser
@@ -112,6 +115,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         from mock_server.fakes import fake_evidences
 
         print(json.dumps(fake_evidences(args.seed, args.locale), indent=2, ensure_ascii=False))
+        return
+    if args.command == "error-scenarios":
+        import yaml
+
+        from mock_server.errors import CATALOGUE
+        from mock_server.scenarios import error_scenario
+
+        args.directory.mkdir(parents=True, exist_ok=True)
+        for key in CATALOGUE:
+            (args.directory / f"{key}.yaml").write_text(yaml.safe_dump(error_scenario(key), sort_keys=False))
+        print(f"{len(CATALOGUE)} scenario files written to {args.directory}")
         return
     if args.command == "generate-pki":
         from mock_server.pki.generate import generate_test_pki

@@ -223,6 +223,20 @@ def effects_of(fired: list[dict[str, Any]]) -> Effects:
     )
 
 
+def error_scenario(key: str) -> dict[str, Any]:
+    """A ready scenario answering catalogue entry ``key`` once, to calls that ask for it by header."""
+    spec = CATALOGUE[key]
+    operation = key.split(".")[0]
+    # Transport-level and control-side entries have no vendor operation: any call will do.
+    operation = "*" if operation in ("api", "identify") else operation
+    return {
+        "name": "error-" + key.replace(".", "-").replace("_", "-"),
+        "description": f"{operation} answers {spec.http_status} (catalogue key {key}) once",
+        "activation": "header",
+        "rules": [{"match": {"operation": operation}, "when": {"times": 1}, "then": {"error": key}}],
+    }
+
+
 def magic_values() -> tuple[dict[str, Any], str]:
     """The built-in scenario behind the magic values of the README."""
     text = (resources.files("mock_server") / "magic.yaml").read_text()
