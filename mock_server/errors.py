@@ -278,3 +278,14 @@ def vendor_error(key: str, details: Any = None, **values: Any) -> VendorError:
     for entries whose details are per-document mappings."""
     spec = CATALOGUE[key]
     return VendorError(spec, details if details is not None else _fill(spec.details, values))
+
+
+def markdown_table() -> str:
+    """The catalogue as the README's table."""
+    rows = ["| key | HTTP | details |", "|---|---|---|"]
+    for spec in CATALOGUE.values():
+        details = spec.details if isinstance(spec.details, str) else (
+            "(per-document object)" if spec.details == {} else str(spec.details))
+        details = details.replace("|", "\\|")
+        rows.append(f"| `{spec.key}` | {spec.http_status} | {details} |")
+    return "\n".join(rows)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mock_server.errors import CATALOGUE
+from mock_server.errors import CATALOGUE, markdown_table
 
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "reference" / "legacy-oneshot-videoid-v1.openapi.yaml"
 # Placeholders the vendor's examples use where a real value would go.
@@ -71,3 +71,9 @@ async def test_catalogue_is_served(sandbox):
         "details": "Confirmation Code invalid",
     }
     assert served["update_settings.400.invalid_json"]["status"] == "Invalid JSON"
+
+
+def test_readme_table_is_the_catalogue():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme.split("<!-- error-table:start -->\n")[1].split("\n<!-- error-table:end -->")[0]
+    assert table == markdown_table(), "regenerate the README table from mock_server.errors.markdown_table()"
