@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+from datetime import datetime
 from typing import Any
 
 from faker import Faker
@@ -42,7 +43,10 @@ def fake_evidences(seed: int, locale: str = "es_ES") -> dict[str, Any]:
             "url-web-videoid": "https://sandbox.example.test/videoid",
             "ip": fake.ipv4_public(),
             "user-agent": fake.user_agent(),
-            "date": fake.date_time_this_year().strftime("%Y-%m-%d %H:%M:%S"),
+            # A fixed range: the same seed must give the same evidences on any day.
+            "date": fake.date_time_between_dates(datetime(2025, 1, 1), datetime(2025, 12, 31)).strftime(
+                "%Y-%m-%d %H:%M:%S"
+            ),
         },
         "videoid_data": {
             "images": {

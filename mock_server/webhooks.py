@@ -40,7 +40,6 @@ _NEW_EVENT_TYPES = {
     Status.VIDEOINCOMPLETE: "VIDEOID_UPDATED",
     Status.VIDEOERROR: "VIDEOID_FAILED",
 }
-_VIDEO_STATUSES = {Status.VIDEOPENDING, Status.VIDEOREVIEW, Status.VIDEOINCOMPLETE, Status.VIDEOERROR}
 
 
 @dataclass
@@ -305,7 +304,8 @@ def _payload(event: Event, fmt: str, now: datetime) -> tuple[str, dict[str, Any]
         }
     event_type = _NEW_EVENT_TYPES.get(change.status)
     if change.status == Status.CANCELLED:
-        event_type = "VIDEOID_REFUSED" if change.previous in _VIDEO_STATUSES else "REQUEST_CANCELED"
+        refused = request.videoid is not None and request.videoid.refused
+        event_type = "VIDEOID_REFUSED" if refused else "REQUEST_CANCELED"
     certificates = [request.certificate] if change.status == Status.ISSUED and request.certificate else []
     return str(event_type), _new_payload(str(event_type), request, change.at, certificates)
 

@@ -170,6 +170,7 @@ class VideoId:
     video: bytes | None = None
     reason: str | None = None
     validated: bool = False
+    refused: bool = False
 
 
 @dataclass

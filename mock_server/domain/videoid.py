@@ -185,7 +185,8 @@ class VideoIdDesk:
             raise vendor_error("refuse_request.400.missing_reason")
         if request.status not in (*_WAITING, Status.VIDEOREVIEW, Status.VIDEOERROR):
             raise vendor_error("refuse_request.412.invalid_status", status=request.status.value)
-        _videoid(request).reason = f"refused: {reason}"
+        videoid = _videoid(request)
+        videoid.reason, videoid.refused = f"refused: {reason}", True
         self._sandbox.move(request, Status.CANCELLED)
 
     def cancel(self, pk: str) -> None:
