@@ -196,25 +196,25 @@ async def download_video(request: web.Request) -> web.Response:
     return download(_sandbox(request).videoid.video(pk), "video/mp4", f"videoid_{pk}.mp4")
 
 
-async def validate_request(request: web.Request) -> web.Response:
-    fields = await parsing.read_fields(request, "validate_request.400.invalid_json")
-    desk = _sandbox(request).videoid
-    desk.validate(desk.find(request.match_info["pk"], "validate_request.404.not_found"), fields)
-    return envelope("Videoid validated")
+def _rao_decision(operation: str, decide: str, message: str):
+    """A handler for a RAO decision on a VideoID request (validate, approve, refuse).
+
+    Named after the vendor operation: scenario rules match handlers by that name.
+    """
+
+    async def handler(request: web.Request) -> web.Response:
+        fields = await parsing.read_fields(request, f"{operation}.400.invalid_json")
+        desk = _sandbox(request).videoid
+        getattr(desk, decide)(desk.find(request.match_info["pk"], f"{operation}.404.not_found"), fields)
+        return envelope(message)
+
+    handler.__name__ = operation
+    return handler
 
 
-async def approve_request(request: web.Request) -> web.Response:
-    fields = await parsing.read_fields(request, "approve_request.400.invalid_json")
-    desk = _sandbox(request).videoid
-    desk.approve(desk.find(request.match_info["pk"], "approve_request.404.not_found"), fields)
-    return envelope("Request approved successfully")
-
-
-async def refuse_request(request: web.Request) -> web.Response:
-    fields = await parsing.read_fields(request, "refuse_request.400.invalid_json")
-    desk = _sandbox(request).videoid
-    desk.refuse(desk.find(request.match_info["pk"], "refuse_request.404.not_found"), fields)
-    return envelope("Videoid refuse completed")
+validate_request = _rao_decision("validate_request", "validate", "Videoid validated")
+approve_request = _rao_decision("approve_request", "approve", "Request approved successfully")
+refuse_request = _rao_decision("refuse_request", "refuse", "Videoid refuse completed")
 
 
 async def cancel_request(request: web.Request) -> web.Response:
