@@ -16,7 +16,6 @@ from mock_server.domain.service import Sandbox
 from mock_server.errors import VendorError, status_line, vendor_error
 
 PREFIX = "/api/v1"
-IDENTITY_IMAGES = ("document_front", "document_rear", "document_owner", "extra_document")
 
 
 def envelope(details: Any, http_status: int = 200) -> web.Response:
@@ -137,8 +136,7 @@ async def create_request(request: web.Request) -> web.Response:
         request, request.app[CONFIG].max_file_bytes, "upload_image.413.too_large",
         "create_request.400.invalid_json",
     )
-    images = {f.field: f.data for f in form.files if f.field in IDENTITY_IMAGES}
-    created = _sandbox(request).create_request(form.fields, images)
+    created = _sandbox(request).create_request(form.fields, form.files)
     request[REQUEST_PK] = created.pk
     return envelope(created.pk, 201)
 
@@ -187,7 +185,7 @@ async def upload_video(request: web.Request) -> web.Response:
     form = await parsing.read_form(request, request.app[CONFIG].max_file_bytes, "api.413.body_too_large")
     desk = _sandbox(request).videoid
     found = desk.find(request.match_info["pk"], "upload_video.404.not_found")
-    desk.upload_video(found, next((f for f in form.files if f.field == "video"), None))
+    desk.upload_video(found, form.files)
     return envelope("Videoid video upload completed")
 
 
@@ -274,10 +272,7 @@ async def retrieve_contract(request: web.Request) -> web.Response:
 
 async def upload_image(request: web.Request) -> web.Response:
     form = await parsing.read_form(request, request.app[CONFIG].max_file_bytes, "upload_image.413.too_large")
-    uploads = [f for f in form.files if f.field == "image"] or form.files
-    if not uploads:
-        raise vendor_error("upload_image.400.missing_image")
-    image = _sandbox(request).add_image(uploads[0])
+    image = _sandbox(request).add_image(form.files)
     return envelope(image.uid)
 
 

@@ -99,7 +99,7 @@ class SeedData:
             if not (fields.get("token") or fields.get("username")):
                 fields["token"] = default_tokens()[0].uid
             try:
-                request = sandbox.create_request(fields, {}, pk=seeded.pk)
+                request = sandbox.create_request(fields, [], pk=seeded.pk)
             except VendorError as error:
                 raise SeedFileError(f"request {seeded.pk}: {error.details}") from None
             for file in seeded.documents:

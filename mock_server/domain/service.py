@@ -20,6 +20,7 @@ from mock_server.domain.lifecycle import EventBus, SandboxReset, StatusChanged
 from mock_server.domain.model import (
     Document,
     Download,
+    Image,
     IssuedCertificate,
     Rao,
     SignatureRequest,
@@ -51,6 +52,7 @@ from mock_server.sms import CHANNELS, OtpDesk, OtpPolicy, OutboxMessage
 Runner = Callable[..., Awaitable[Any]]
 log = logging.getLogger(__name__)
 CONTRACT_UID = "contract"
+IDENTITY_IMAGES = ("document_front", "document_rear", "document_owner", "extra_document")
 # PDF readers accept junk before the header, within the first kilobyte.
 _PDF_HEADER = re.compile(rb"%PDF-[12]\.[0-9]")
 
@@ -134,13 +136,16 @@ class Sandbox:
 
     # Requests -----------------------------------------------------------------
 
-    def create_request(self, fields: Mapping[str, str], images: Mapping[str, bytes],
+    def create_request(self, fields: Mapping[str, str], files: list[Upload],
                        pk: int | None = None) -> SignatureRequest:
-        """Validate, approve at once with the caller's RAO credentials: ``ENROLLREADY``."""
+        """Validate, approve at once with the caller's RAO credentials: ``ENROLLREADY``.
+
+        Identity images (document_front, document_rear, document_owner, extra_document) are optional.
+        """
         checked = validation.validate_create_request(fields, self.request_defaults())
         rao = accounts.resolve_rao(self.state, fields)
         request = self.new_request(checked, rao, pk)
-        request.identity_images = dict(images)
+        request.identity_images = {f.field: f.data for f in files if f.field in IDENTITY_IMAGES}
         self.store_request(request, Status.CREATED)
         self.move(request, Status.ENROLLREADY)
         return request
@@ -513,8 +518,12 @@ class Sandbox:
     def add_metadata(self, fields: Mapping[str, Any]):
         return library.add_metadata(self.state, self.rng, fields)
 
-    def add_image(self, upload: Upload):
-        return library.add_image(self.state, self.rng, upload, self.clock.now())
+    def add_image(self, files: list[Upload]) -> Image:
+        """Store the ``image`` part (or the only file) of an upload call."""
+        uploads = [f for f in files if f.field == "image"] or files
+        if not uploads:
+            raise vendor_error("upload_image.400.missing_image")
+        return library.add_image(self.state, self.rng, uploads[0], self.clock.now())
 
 
 def _describe_type(upload: Upload) -> str:

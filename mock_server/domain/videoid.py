@@ -126,8 +126,10 @@ class VideoIdDesk:
             self._fill_identity(request, review.ocr)
         self._advance(request)
 
-    def upload_video(self, request: SignatureRequest, upload: Upload | None) -> None:
+    def upload_video(self, request: SignatureRequest, files: list[Upload]) -> None:
+        """Store the ``video`` part of an upload call."""
         videoid = _videoid(request)
+        upload = next((f for f in files if f.field == "video"), None)
         if upload is None or not upload.data:
             raise vendor_error("upload_video.400.missing_video")
         if request.status not in _WAITING:
