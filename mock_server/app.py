@@ -15,9 +15,9 @@ from typing import Any
 
 from aiohttp import web
 
-from mock_server.api import control, legacy, videoid_page
+from mock_server.api import control, legacy, namirial, videoid_page
 from mock_server.api.faults import scenario_middleware
-from mock_server.api.keys import CONFIG, REQUEST_PK, SANDBOX, SCENARIOS, WEBHOOKS
+from mock_server.api.keys import CONFIG, REQUEST_PK, SANDBOX, SCENARIOS, WEBHOOKS, request_pk_of
 from mock_server.config import Config
 from mock_server.domain.lifecycle import SandboxReset
 from mock_server.domain.seedfile import SeedData
@@ -34,6 +34,7 @@ access_log = logging.getLogger("mock_server.access")
 # Where each error is rendered: the envelope of the API family the path belongs to.
 _RENDERERS: list[tuple[str, Callable[[VendorError], web.Response]]] = [
     (control.PREFIX + "/", control.render_error),
+    (namirial.PREFIX + "/", namirial.render_error),
     (legacy.PREFIX + "/", legacy.render_error),
 ]
 
@@ -51,7 +52,7 @@ async def access_log_middleware(request: web.Request, handler: Any) -> web.Strea
     started = time.perf_counter()
     response = await handler(request)
     elapsed = (time.perf_counter() - started) * 1000
-    pk = request.match_info.get("pk") or request.get(REQUEST_PK)
+    pk = request_pk_of(request) or request.get(REQUEST_PK)
     access_log.info(
         "%s %s %s %.1fms pk=%s", request.method, request.path, response.status, elapsed, pk or "-",
         extra={"http": {"method": request.method, "path": request.path, "status": response.status,
@@ -140,6 +141,7 @@ def create_app(config: Config, executor: Executor | None = None) -> web.Applicat
     app[WEBHOOKS] = webhooks
     app[SCENARIOS] = book
     legacy.setup(app)
+    namirial.setup(app)
     control.setup(app)
     videoid_page.setup(app)
 

@@ -131,9 +131,10 @@ class WebhookDispatcher:
 
     def _target(self, request: SignatureRequest) -> tuple[str | None, str]:
         """The request's async callback, else its VideoID webhook_url, else its Registration
-        Authority's webhook; the RA's format, else the sandbox's default."""
+        Authority's webhook; the RA's format, else the request's (the newer API family's
+        requests say "new"), else the sandbox's default."""
         authority = self._sandbox.registration_authority(request.registration_authority)
-        fmt = authority.get("webhook_format") or self.settings.default_format
+        fmt = authority.get("webhook_format") or request.webhook_format or self.settings.default_format
         videoid_url = request.videoid.webhook_url if request.videoid else None
         return request.callback or videoid_url or authority.get("webhook_url") or None, fmt
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from mock_server.api.keys import REQUEST_PK, SANDBOX, SCENARIOS
+from mock_server.api.keys import REQUEST_PK, SANDBOX, SCENARIOS, request_pk_of
 from mock_server.domain.model import Status
 from mock_server.errors import vendor_error
 from mock_server.scenarios import CURRENT_EFFECTS, HEADER, Call, Effects, effects_of
@@ -61,7 +61,7 @@ async def scenario_middleware(request: web.Request, handler: Any) -> web.StreamR
 
 
 async def _call(request: web.Request, operation: str, with_body: bool) -> Call:
-    pk_text = request.match_info.get("pk", "")
+    pk_text = request_pk_of(request) or ""
     pk = int(pk_text) if pk_text.isdigit() else None
     fields: dict[str, str] = {}
     sandbox = request.app[SANDBOX]

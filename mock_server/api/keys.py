@@ -15,3 +15,8 @@ WEBHOOKS = web.AppKey("webhooks", WebhookDispatcher)
 SCENARIOS = web.AppKey("scenarios", ScenarioBook)
 # Set by handlers that learn a request pk the URL does not carry (create), for the access log.
 REQUEST_PK = web.RequestKey("request_pk", int)
+
+
+def request_pk_of(request: web.Request) -> str | None:
+    """The request pk a URL names (``{pk}`` in the legacy family, ``{request_pk}`` in the newer)."""
+    return request.match_info.get("pk") or request.match_info.get("request_pk")

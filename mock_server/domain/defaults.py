@@ -10,6 +10,8 @@ from mock_server.domain.model import Rao, Token
 SANDBOX_PASSWORD = "oneshot-mock"
 SANDBOX_PIN = "123456"
 DEFAULT_RA = 9999
+# The sandbox token of the newer (Namirial) documentation: /oneshot/api/v1 calls without credentials use it.
+NAMIRIAL_TOKEN = "3bf8d8eb-d96c-41ea-83ad-d78a7016c7da"
 
 
 def default_raos() -> list[Rao]:
@@ -27,7 +29,7 @@ def default_tokens() -> list[Token]:
         Token("6d1cae4d55be4cdf9cac50ee36f73406", "9001800", SANDBOX_PASSWORD, SANDBOX_PIN, builtin=True),
         Token("fd6a21e6fb7d43b9893a520d67d6ff60", "1125824", SANDBOX_PASSWORD, SANDBOX_PIN,
               builtin=True, protected=True),
-        Token("3bf8d8eb-d96c-41ea-83ad-d78a7016c7da", "7000001", SANDBOX_PASSWORD, SANDBOX_PIN,
+        Token(NAMIRIAL_TOKEN, "7000001", SANDBOX_PASSWORD, SANDBOX_PIN,
               builtin=True, protected=True),
     ]
 

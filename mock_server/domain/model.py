@@ -195,6 +195,7 @@ class SignatureRequest:
     certificate: IssuedCertificate | None = None
     async_mode: bool = False
     callback: str | None = None
+    webhook_format: str | None = None  # the newer API family's requests default to "new"
     signing: bool = False
     failure: str | None = None
     videoid: VideoId | None = None

@@ -136,8 +136,8 @@ class Sandbox:
 
     # Requests -----------------------------------------------------------------
 
-    def create_request(self, fields: Mapping[str, str], files: list[Upload],
-                       pk: int | None = None) -> SignatureRequest:
+    def create_request(self, fields: Mapping[str, str], files: list[Upload], pk: int | None = None,
+                       webhook_format: str | None = None) -> SignatureRequest:
         """Validate, approve at once with the caller's RAO credentials: ``ENROLLREADY``.
 
         Identity images (document_front, document_rear, document_owner, extra_document) are optional.
@@ -146,6 +146,7 @@ class Sandbox:
         rao = accounts.resolve_rao(self.state, fields)
         request = self.new_request(checked, rao, pk)
         request.identity_images = {f.field: f.data for f in files if f.field in IDENTITY_IMAGES}
+        request.webhook_format = webhook_format
         self.store_request(request, Status.CREATED)
         self.move(request, Status.ENROLLREADY)
         return request

@@ -35,7 +35,7 @@ class VideoIdDesk:
 
     # Creation and identification ------------------------------------------------
 
-    def create(self, fields: Mapping[str, str]) -> SignatureRequest:
+    def create(self, fields: Mapping[str, str], webhook_format: str | None = None) -> SignatureRequest:
         """A VIDEOPENDING request; eIDAS RAs get a link page, external RAs an empty link."""
         sandbox = self._sandbox
         settings = sandbox.state.settings
@@ -56,6 +56,7 @@ class VideoIdDesk:
             {**fields, "registration_authority": ra}, sandbox.request_defaults(), require_identity=False
         )
         request = sandbox.new_request(checked, rao=None)
+        request.webhook_format = webhook_format
         request.videoid = VideoId(
             pk=sandbox.rng.integer(100, 99_999), link_id=sandbox.rng.hex_uid(), mode=mode, webhook_url=webhook_url
         )
