@@ -8,6 +8,8 @@ from __future__ import annotations
 import io
 import logging
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from PIL import Image
 from pyhanko.pdf_utils.images import PdfImage
@@ -77,16 +79,35 @@ def inspect_pdf(data: bytes) -> PdfReport:
     return PdfReport(page_count=page_count)
 
 
-def sign_pdf(
-    data: bytes,
-    signer: signers.Signer,
-    timestamper: TimeStamper | None,
-    field_name: str,
-    appearance: Appearance | None,
-    validation: ValidationContext | None = None,
-) -> bytes:
-    """Sign ``data`` as PAdES baseline (ETSI.CAdES.detached): B-T with a ``timestamper`` (B-B
-    without), B-LT when ``validation`` holds the material to embed."""
+@dataclass(frozen=True)
+class SignatureSpec:
+    """Who signs, under which field name, when (sandbox time) and with what evidence."""
+
+    signer: signers.Signer
+    field_name: str
+    signing_time: datetime
+    timestamper: TimeStamper | None = None
+    validation: ValidationContext | None = None
+
+
+class _ClockedPdfSigner(signers.PdfSigner):
+    """pyHanko's signer with the signing time taken from the sandbox clock, not the wall clock."""
+
+    def __init__(self, *args: Any, signing_time: datetime, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._signing_time = signing_time
+
+    def init_signing_session(self, *args: Any, **kwargs: Any) -> Any:
+        session = super().init_signing_session(*args, **kwargs)
+        session.system_time = self._signing_time
+        return session
+
+
+def sign_pdf(data: bytes, spec: SignatureSpec, appearance: Appearance | None) -> bytes:
+    """Sign ``data`` as PAdES baseline (ETSI.CAdES.detached): B-T with a timestamper (B-B
+    without), B-LT when the spec holds validation material to embed."""
+    validation = spec.validation
+    field_name = spec.field_name
     try:
         writer = IncrementalPdfFileWriter(io.BytesIO(data), strict=False)
         if writer.prev.encrypted:
@@ -109,8 +130,9 @@ def sign_pdf(
                 sig_field_name=field_name, on_page=appearance.page, box=appearance.box
             )
             style = _stamp_style(appearance)
-        pdf_signer = signers.PdfSigner(
-            meta, signer, timestamper=timestamper, stamp_style=style, new_field_spec=field_spec
+        pdf_signer = _ClockedPdfSigner(
+            meta, spec.signer, timestamper=spec.timestamper, stamp_style=style, new_field_spec=field_spec,
+            signing_time=spec.signing_time,
         )
         out = pdf_signer.sign_pdf(writer)
         return out.getvalue()

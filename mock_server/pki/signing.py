@@ -146,13 +146,17 @@ def sign_request(job: SignJob) -> SignOutcome:
     for pdf in job.pdfs:
         try:
             appearance = _appearance(pdf.visible, job.identity, cert, job) if pdf.visible else None
-            data = pades.sign_pdf(pdf.data, signer, timestamper, f"OneShot-{job.certificate_serial:x}",
-                                  appearance, validation)
+            own = pades.SignatureSpec(signer, f"OneShot-{job.certificate_serial:x}", job.signing_time,
+                                      timestamper, validation)
+            data = pades.sign_pdf(pdf.data, own, appearance)
             if pdf.countersign and counter is not None:
                 spec, counter_signer, counter_cert = counter
                 appearance = _appearance(spec.visible, spec.identity, counter_cert, job) if spec.visible else None
-                field_name = f"OneShot-Countersignature-{spec.certificate_serial:x}"
-                data = pades.sign_pdf(data, counter_signer, timestamper, field_name, appearance, validation)
+                counter_spec = pades.SignatureSpec(
+                    counter_signer, f"OneShot-Countersignature-{spec.certificate_serial:x}", job.signing_time,
+                    timestamper, validation,
+                )
+                data = pades.sign_pdf(data, counter_spec, appearance)
             signed[pdf.uid] = pades.tamper(data) if job.artefact == "tampered" else data
         except pades.DocumentRefused as refusal:
             refused[pdf.uid] = str(refusal)
@@ -189,6 +193,7 @@ def _validation_context(pki: ParsedPki, job: SignJob, certs: list[x509.Certifica
         ocsps=[o.public_bytes(serialization.Encoding.DER) for o in ocsps],
         allow_fetching=False,
         revocation_mode="hard-fail",
+        moment=job.signing_time,  # sandbox time: the certificate may only be valid in the sandbox's future
     )
 
 
