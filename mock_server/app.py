@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import multiprocessing
 import time
@@ -59,6 +60,25 @@ async def access_log_middleware(request: web.Request, handler: Any) -> web.Strea
                         "ms": round(elapsed, 1), "request_pk": pk}},
     )
     return response
+
+
+def admin_guard(token: str) -> Any:
+    """A middleware requiring ``Authorization: Bearer <token>`` on the control API."""
+    expected = f"Bearer {token}".encode()
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path.startswith(control.PREFIX + "/"):
+            given = request.headers.get("Authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                status = 403 if given else 401
+                return web.json_response(
+                    {"error": "the control API needs 'Authorization: Bearer <admin token>'", "status": status},
+                    status=status, headers={"WWW-Authenticate": "Bearer"} if status == 401 else None,
+                )
+        return await handler(request)
+
+    return guard
 
 
 @web.middleware
@@ -127,10 +147,10 @@ def create_app(config: Config, executor: Executor | None = None) -> web.Applicat
     book = ScenarioBook(config.seed, [magic_values(), *(_scenario_file(p) for p in config.scenarios)])
     sandbox.events.subscribe(lambda event: book.reset() if isinstance(event, SandboxReset) else None)
 
-    app = web.Application(
-        middlewares=[access_log_middleware, error_middleware, scenario_middleware],
-        client_max_size=config.max_body_bytes,
-    )
+    middlewares = [access_log_middleware, error_middleware, scenario_middleware]
+    if config.admin_token:
+        middlewares.insert(1, admin_guard(config.admin_token))
+    app = web.Application(middlewares=middlewares, client_max_size=config.max_body_bytes)
     webhooks = WebhookDispatcher(sandbox, WebhookSettings(
         secret=config.webhook_secret,
         default_format=config.webhook_format,
@@ -142,7 +162,8 @@ def create_app(config: Config, executor: Executor | None = None) -> web.Applicat
     app[SCENARIOS] = book
     legacy.setup(app)
     namirial.setup(app)
-    control.setup(app)
+    if config.control_api:
+        control.setup(app)
     videoid_page.setup(app)
 
     async def background(app: web.Application):

@@ -93,6 +93,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="start the sandbox clock at this time (e.g. 2030-01-01T09:00:00Z)")
     serve.add_argument("--scenario", action="append", type=Path, default=[], metavar="FILE",
                        help="scenario file (YAML or JSON) to load at start (repeatable)")
+    serve.add_argument("--admin-token", default=None, metavar="TOKEN",
+                       help="require 'Authorization: Bearer TOKEN' on the control API (/_mock/)")
+    serve.add_argument("--no-control-api", action="store_true", help="serve no control API at all")
     serve.add_argument("--max-upload-mb", type=float, default=defaults.max_upload_mb,
                        help="per-file upload limit in MiB (default 20)")
 
@@ -141,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         public_url=args.public_url, ra_webhooks=tuple(args.ra_webhook), webhook_format=args.webhook_format,
         webhook_secret=args.webhook_secret, webhook_retry_scale=args.webhook_retry_scale,
         videoid_auto_complete=args.videoid_auto_complete, clock_start=args.clock_start,
-        scenarios=tuple(args.scenario),
+        scenarios=tuple(args.scenario), admin_token=args.admin_token, control_api=not args.no_control_api,
     )
     configure_logging(config.log_format)
     from aiohttp import web
@@ -154,5 +157,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         app = create_app(config)
     except (SeedFileError, ScenarioError, FileNotFoundError) as fault:
         sys.exit(f"oneshot-mock: {fault}")
-    logging.getLogger("mock_server").info("oneshot-mock %s on http://%s:%s", __version__, config.host, config.port)
+    log = logging.getLogger("mock_server")
+    log.info("oneshot-mock %s on http://%s:%s", __version__, config.host, config.port)
+    if config.control_api and not config.admin_token and config.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("the control API (/_mock/) is open to the network on %s: set --admin-token or "
+                    "--no-control-api", config.host)
     web.run_app(app, host=config.host, port=config.port, access_log=None, print=None)

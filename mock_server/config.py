@@ -31,6 +31,8 @@ class Config:
     videoid_auto_complete: float | None = None
     clock_start: datetime | None = None
     scenarios: tuple[Path, ...] = ()
+    admin_token: str | None = None
+    control_api: bool = True
 
     @property
     def max_file_bytes(self) -> int:

@@ -94,6 +94,8 @@ def parse_scenario(text: str, source: str) -> dict[str, Any]:
         document = yaml.safe_load(text)
     except yaml.YAMLError as fault:
         raise ScenarioError(f"{source}: not YAML or JSON ({fault})") from None
+    except RecursionError:
+        raise ScenarioError(f"{source}: nested too deeply") from None
     check_scenario(document, source)
     return document
 

@@ -82,8 +82,8 @@ async def _body_fields(request: web.Request) -> dict[str, str]:
         return {k: str(v) for k, v in (await request.post()).items()}
     try:
         body = json.loads(raw or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return {}
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        return {}  # the handler answers the malformed body itself
     return {k: str(v) for k, v in body.items()} if isinstance(body, dict) else {}
 
 

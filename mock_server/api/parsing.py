@@ -39,6 +39,8 @@ async def read_json(request: web.Request, invalid_json_key: str = "api.400.malfo
         value = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as fault:
         raise vendor_error(invalid_json_key, error=str(fault)) from None
+    except RecursionError:
+        raise vendor_error(invalid_json_key, error="nested too deeply") from None
     if not isinstance(value, dict):
         raise vendor_error(invalid_json_key, error="expected a JSON object")
     return value

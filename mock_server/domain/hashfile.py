@@ -36,6 +36,8 @@ def parse_hash_file(filename: str, data: bytes) -> HashToSign:
         body = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise fault(None, f"not JSON ({error})") from None
+    except RecursionError:
+        raise fault(None, "not JSON (nested too deeply)") from None
     if not isinstance(body, dict):
         raise fault(None, "must be a JSON object")
     for field in _FIELDS:

@@ -63,7 +63,7 @@ class SeedData:
         """Parse ``path``; raise :class:`SeedFileError` on anything it cannot apply."""
         try:
             content = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as fault:
+        except (OSError, yaml.YAMLError, RecursionError) as fault:
             raise SeedFileError(f"{path}: {fault}") from None
         if not isinstance(content, dict) or not set(content) <= _SECTIONS:
             raise SeedFileError(f"{path}: top level must be a mapping of {sorted(_SECTIONS)}")
