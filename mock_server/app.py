@@ -122,6 +122,7 @@ def sandbox_settings(config: Config) -> SandboxSettings:
             ttl=timedelta(seconds=config.otp_ttl_seconds),
             resend_interval=timedelta(seconds=config.otp_resend_seconds),
             fixed_code=config.otp,
+            outbox_cap=config.max_log_entries,
         ),
         public_url=config.base_url,
         ra_webhooks=config.ra_webhooks,
@@ -155,6 +156,7 @@ def create_app(config: Config, executor: Executor | None = None) -> web.Applicat
         secret=config.webhook_secret,
         default_format=config.webhook_format,
         retry_scale=config.webhook_retry_scale,
+        log_cap=config.max_log_entries,
     ))
     app[CONFIG] = config
     app[SANDBOX] = sandbox

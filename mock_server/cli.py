@@ -96,6 +96,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--admin-token", default=None, metavar="TOKEN",
                        help="require 'Authorization: Bearer TOKEN' on the control API (/_mock/)")
     serve.add_argument("--no-control-api", action="store_true", help="serve no control API at all")
+    serve.add_argument("--max-log-entries", type=int, default=defaults.max_log_entries, metavar="N",
+                       help="SMS outbox and webhook log keep the newest N entries (pending webhooks always stay)")
     serve.add_argument("--max-upload-mb", type=float, default=defaults.max_upload_mb,
                        help="per-file upload limit in MiB (default 20)")
 
@@ -144,7 +146,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         public_url=args.public_url, ra_webhooks=tuple(args.ra_webhook), webhook_format=args.webhook_format,
         webhook_secret=args.webhook_secret, webhook_retry_scale=args.webhook_retry_scale,
         videoid_auto_complete=args.videoid_auto_complete, clock_start=args.clock_start,
-        scenarios=tuple(args.scenario), admin_token=args.admin_token, control_api=not args.no_control_api,
+        scenarios=tuple(args.scenario), admin_token=args.admin_token, max_log_entries=args.max_log_entries,
+        control_api=not args.no_control_api,
     )
     configure_logging(config.log_format)
     from aiohttp import web

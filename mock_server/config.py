@@ -31,6 +31,7 @@ class Config:
     videoid_auto_complete: float | None = None
     clock_start: datetime | None = None
     scenarios: tuple[Path, ...] = ()
+    max_log_entries: int = 10_000
     admin_token: str | None = None
     control_api: bool = True
 

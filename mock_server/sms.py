@@ -45,6 +45,7 @@ class OtpPolicy:
     resend_interval: timedelta = timedelta(minutes=1)
     max_attempts: int = 3
     fixed_code: str | None = None
+    outbox_cap: int = 10_000  # oldest messages go first past this
 
 
 class OtpDesk:
@@ -83,6 +84,7 @@ class OtpDesk:
             delivered_at = now + timedelta(seconds=effect["delay_s"])
         message = OutboxMessage(request, phone, channel, text, code, now, delivered_at)
         self.outbox.extend([message, message] if effect == "duplicate" else [message])
+        del self.outbox[: max(0, len(self.outbox) - self.policy.outbox_cap)]
         return message
 
     def redeem(self, request: int, code: str) -> bool:

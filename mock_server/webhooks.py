@@ -82,6 +82,7 @@ class WebhookSettings:
     retry_scale: float = 1.0
     timeout: float = 5.0
     drain_seconds: float = 5.0
+    log_cap: int = 10_000  # past this, the oldest finished events leave the log (pending ones never do)
 
 
 class WebhookDispatcher:
@@ -122,6 +123,7 @@ class WebhookDispatcher:
             effect=current_effects().webhook,
         )
         self.log.append(queued)
+        self._trim_log()
         if queued.effect == "drop":
             queued.state = "dropped"
             return
@@ -137,6 +139,19 @@ class WebhookDispatcher:
         fmt = authority.get("webhook_format") or request.webhook_format or self.settings.default_format
         videoid_url = request.videoid.webhook_url if request.videoid else None
         return request.callback or videoid_url or authority.get("webhook_url") or None, fmt
+
+    def _trim_log(self) -> None:
+        """Drop the oldest finished events past the cap; pending ones are never lost."""
+        excess = len(self.log) - self.settings.log_cap
+        if excess <= 0:
+            return
+        kept = []
+        for event in self.log:
+            if excess > 0 and event.state != "pending":
+                excess -= 1
+                continue
+            kept.append(event)
+        self.log = kept
 
     def _ensure_worker(self, pk: int) -> None:
         if self._session is None or pk in self._workers:

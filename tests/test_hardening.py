@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.helpers import DEFAULT_TOKEN
@@ -67,3 +69,36 @@ async def test_control_api_can_be_removed(make_client):
     for path in ("/_mock/health", "/_mock/sms", "/_mock/pki/ca.pem"):
         assert (await sandbox.call("GET", path)).status == 404
     assert (await sandbox.call("GET", "/api/v1/hello")).status == 200
+
+
+async def test_sms_outbox_keeps_the_newest_entries(make_client):
+    sandbox = await make_client(max_log_entries=3, otp_resend_seconds=0)
+    pk = await sandbox.create_request()
+    codes = [await sandbox.otp(pk) for _ in range(5)]
+    kept = (await sandbox.call("GET", f"/_mock/sms?request={pk}")).body["messages"]
+    assert [m["otp"] for m in kept] == codes[-3:]
+
+
+async def _settled(sandbox) -> list[dict]:
+    """The webhook log once no event is pending any more."""
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        events = (await sandbox.call("GET", "/_mock/webhooks")).body["webhooks"]
+        if all(e["state"] != "pending" for e in events) or asyncio.get_running_loop().time() > deadline:
+            return events
+        await asyncio.sleep(0.02)
+
+
+async def test_webhook_log_keeps_the_newest_finished_events(make_client):
+    # A target that refuses connections at once: every event fails fast and is given up.
+    sandbox = await make_client(max_log_entries=3, webhook_retry_scale=0.0001,
+                                ra_webhooks=(("9999", "http://127.0.0.1:9/hook"),))
+    pks = []
+    for _ in range(3):
+        pks.append(await sandbox.create_request())
+        await _settled(sandbox)
+    events = await _settled(sandbox)
+    assert [(e["request"], e["event"]) for e in events] == [
+        (pks[1], "ENROLLREADY"), (pks[2], "CREATED"), (pks[2], "ENROLLREADY"),
+    ]
+    assert all(e["state"] == "failed" for e in events)
