@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -160,3 +167,46 @@ def covers_whole_document(status: PdfSignatureStatus) -> bool:
     if status.coverage.name == "ENTIRE_FILE":
         return True
     return status.coverage.name == "ENTIRE_REVISION" and status.modification_level.name == "LTA_UPDATES"
+
+
+@dataclass
+class RunningSandbox:
+    """``oneshot-mock serve`` in a process of its own."""
+
+    base: str
+    log: Path
+    process: subprocess.Popen
+
+
+@contextlib.contextmanager
+def running_sandbox(tmp_path: Path, *args: str, workers: int = 1) -> Iterator[RunningSandbox]:
+    """Run the CLI on a free loopback port until the block ends."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = tmp_path / f"server-{port}.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mock_server", "serve", "--port", str(port), "--workers", str(workers), *args],
+            stdout=sink, stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"server exited: {log.read_text()}")
+            try:
+                urllib.request.urlopen(base + "/_mock/health", timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield RunningSandbox(base, log, process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()

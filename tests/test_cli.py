@@ -6,12 +6,9 @@ import asyncio
 import contextlib
 import json
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,45 +16,8 @@ import yaml
 
 from mock_server.app import create_app
 from mock_server.config import Config
-from tests.helpers import DEFAULT_TOKEN, SandboxClient, blank_pdf, pdfsig, picture, validate
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def serve(tmp_path: Path, *args: str) -> Iterator[tuple[str, Path]]:
-    """Run the CLI on a free loopback port until the block ends."""
-    port = _free_port()
-    log = tmp_path / f"server-{port}.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "mock_server", "serve", "--port", str(port), "--workers", "1", *args],
-            stdout=sink, stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"server exited: {log.read_text()}")
-            try:
-                urllib.request.urlopen(base + "/_mock/health", timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        yield base, log
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+from tests.conftest import free_port
+from tests.helpers import DEFAULT_TOKEN, SandboxClient, blank_pdf, pdfsig, picture, running_sandbox, validate
 
 
 def curl(*args: str) -> str:
@@ -76,7 +36,8 @@ def test_vendor_curl_sequence_runs_unchanged(tmp_path, needs_curl, tmp_path_fact
     """The classic workflow as the vendor's guide writes it, host swapped."""
     document = tmp_path / "document.pdf"
     document.write_bytes(blank_pdf())
-    with serve(tmp_path, "--otp", "123456") as (host, _log):
+    with running_sandbox(tmp_path, "--otp", "123456") as server:
+        host = server.base
         tokens = json.loads(curl("--location", "--request", "GET", f"{host}/api/v1/tokens"))
         assert DEFAULT_TOKEN in tokens["details"]
         created = json.loads(curl(
@@ -128,7 +89,8 @@ def test_vendor_curl_sequence_runs_unchanged(tmp_path, needs_curl, tmp_path_fact
 
 
 def test_one_log_line_per_request(tmp_path):
-    with serve(tmp_path) as (host, log):
+    with running_sandbox(tmp_path) as server:
+        host, log = server.base, server.log
         urllib.request.urlopen(host + "/api/v1/hello").close()
         with contextlib.suppress(urllib.error.HTTPError):
             urllib.request.urlopen(host + "/api/v1/request/424242").close()
@@ -141,7 +103,8 @@ def test_one_log_line_per_request(tmp_path):
 
 
 def test_json_log_format(tmp_path):
-    with serve(tmp_path, "--log-format", "json") as (host, log):
+    with running_sandbox(tmp_path, "--log-format", "json") as server:
+        host, log = server.base, server.log
         urllib.request.urlopen(host + "/api/v1/hello").close()
     entries = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     [access] = [e for e in entries if e.get("http", {}).get("path") == "/api/v1/hello"]
@@ -192,7 +155,7 @@ def test_bad_seed_file_is_refused_at_start(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"requests": [{"given_name": "No pk"}]}))
     result = subprocess.run([sys.executable, "-m", "mock_server", "serve", "--seed-file", str(bad),
-                             "--port", str(_free_port())], capture_output=True, text=True, timeout=60)
+                             "--port", str(free_port())], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "requests[0]" in result.stderr and "'pk'" in result.stderr
 
