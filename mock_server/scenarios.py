@@ -14,7 +14,6 @@ import random
 import re
 from dataclasses import dataclass, field
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -161,13 +160,6 @@ class ScenarioBook:
         scenario.rng.seed(scenario.seed if scenario.seed is not None else self._seed)
         self.scenarios[scenario.name] = scenario
         return scenario
-
-    def load_file(self, path: Path) -> Scenario:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as fault:
-            raise ScenarioError(f"{path}: {fault}") from None
-        return self.add(parse_scenario(text, str(path)), str(path))
 
     def remove(self, name: str) -> None:
         if self.scenarios.pop(name, None) is None:

@@ -30,7 +30,6 @@ from mock_server.scenarios import current_effects
 log = logging.getLogger(__name__)
 
 RETRY_SCHEDULE = (1.0, 5.0, 30.0, 120.0, 600.0)
-FORMATS = ("legacy", "new")
 _NEW_EVENT_TYPES = {
     Status.CREATED: "REQUEST_CREATED",
     Status.VIDEOPENDING: "REQUEST_CREATED",

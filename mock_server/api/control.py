@@ -81,6 +81,7 @@ async def get_request(request: web.Request) -> web.Response:
         "history": views.history(found),
         "documents": [views.document_summary(d) for d in found.documents.values()],
         "contract_signed": found.signed_contract is not None,
+        "identity_images": sorted(found.identity_images),
         "videoid": views.videoid_summary(found),
     })
 
