@@ -13,11 +13,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from mock_server.app import create_app
 from mock_server.config import Config
 from tests.helpers import SandboxClient
+from tests.receivers import Receiver
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = Path(os.environ.get("ONESHOT_MOCK_CORPUS", REPO.parent / "shared" / "corpus" / "pdf"))
@@ -57,6 +59,45 @@ async def make_client(aiohttp_client, executor) -> AsyncIterator[MakeClient]:
 @pytest.fixture
 async def sandbox(make_client) -> SandboxClient:
     return await make_client()
+
+
+@pytest.fixture
+async def start_receiver() -> AsyncIterator[Callable[..., Awaitable[Receiver]]]:
+    """Start receivers on 127.0.0.1 (a free port, or ``port``); every one is stopped at the end.
+
+    Ask for it before the sandbox in a test's arguments, so that receivers outlive the sandbox.
+    """
+    runners: list[tuple[Receiver, web.AppRunner]] = []
+
+    async def start(port: int = 0) -> Receiver:
+        receiver = Receiver()
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", receiver.handle)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", port)
+        runners.append((receiver, runner))
+        await site.start()
+        receiver.port = site._server.sockets[0].getsockname()[1]
+        return receiver
+
+    yield start
+    for receiver, runner in runners:
+        receiver.released.set()
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def receiver(start_receiver) -> Receiver:
+    return await start_receiver()
+
+
+@pytest.fixture
+def openssl() -> str:
+    path = shutil.which("openssl")
+    if path is None:
+        pytest.skip("openssl not installed")
+    return path
 
 
 @pytest.fixture(scope="session")

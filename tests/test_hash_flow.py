@@ -10,7 +10,6 @@ import base64
 import hashlib
 import json
 import re
-import shutil
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -135,14 +134,6 @@ def signer_info(signature: bytes) -> cms.SignerInfo:
 
 def signed_attributes(signature: bytes) -> dict[str, cms.CMSAttribute]:
     return {attribute["type"].dotted: attribute for attribute in signer_info(signature)["signed_attrs"]}
-
-
-@pytest.fixture
-def openssl() -> str:
-    path = shutil.which("openssl")
-    if path is None:
-        pytest.skip("openssl not installed")
-    return path
 
 
 # 1. Acceptance ------------------------------------------------------------------

@@ -7,22 +7,17 @@ API family": the same sandbox as the legacy family, answering ``{"status": "succ
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import io
 import json
 import re
-import shutil
 import subprocess
-import time
-from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from pyhanko.pdf_utils.reader import PdfFileReader
 
 from mock_server.fakes import fake_evidences
@@ -181,14 +176,6 @@ async def test_classic_flow_through_the_newer_family(sandbox, credentials, multi
 # 2. Hash flow --------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def openssl() -> str:
-    path = shutil.which("openssl")
-    if path is None:
-        pytest.skip("openssl not installed")
-    return path
-
-
 async def test_hash_flow_through_the_newer_family(sandbox, openssl, tmp_path):
     content = tmp_path / "contrato.txt"
     content.write_bytes(b"Contrato de prestacion de servicios\n" * 100 + bytes(range(256)))
@@ -220,45 +207,6 @@ async def test_hash_flow_through_the_newer_family(sandbox, openssl, tmp_path):
 # 3. Asynchronous mode and the new webhook format ----------------------------------------------------
 
 
-@dataclass
-class Receiver:
-    """A webhook receiver on the loopback: records every JSON body it gets, answers 200."""
-
-    port: int = 0
-    payloads: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks/oneshot"
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.payloads.append(json.loads(await request.read()))
-        return web.Response(text="ok")
-
-    async def wait_for(self, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:
-        """The first ``count`` payloads, waiting for them up to ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while len(self.payloads) < count:
-            assert time.monotonic() < deadline, f"expected {count} deliveries within {timeout} s: {self.payloads}"
-            await asyncio.sleep(0.02)
-        return self.payloads[:count]
-
-
-@pytest.fixture
-async def receiver():
-    """A started receiver; ask for it before the sandbox, so that it outlives the sandbox."""
-    receiver = Receiver()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", receiver.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    receiver.port = site._server.sockets[0].getsockname()[1]
-    yield receiver
-    await runner.cleanup()
-
-
 async def test_async_request_sends_new_format_webhooks(receiver, make_client):
     # The sandbox-wide default stays legacy: the new format must come from the API family.
     sandbox = await make_client(webhook_format="legacy", webhook_retry_scale=0.01)
@@ -268,7 +216,7 @@ async def test_async_request_sends_new_format_webhooks(receiver, make_client):
     answer = await sign(sandbox, pk, {"secret": await otp(sandbox, pk)})
     assert answer.body == {"status": "success", "message": ASYNC_MESSAGE}, answer.body
 
-    payloads = await receiver.wait_for(3)
+    payloads = [d.json for d in await receiver.wait_for(3, timeout=30)]
     assert all(set(p) == NEW_WEBHOOK_KEYS for p in payloads), payloads
     assert [(p["event_type"], p["request"]["status"]) for p in payloads] == [
         ("REQUEST_CREATED", "CREATED"), ("REQUEST_APPROVED", "ENROLLREADY"), ("REQUEST_ENROLLED", "ISSUED"),

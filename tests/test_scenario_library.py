@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import io
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -19,7 +19,6 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
-from aiohttp import web
 from PIL import Image
 
 from mock_server.fakes import fake_evidences
@@ -27,7 +26,6 @@ from tests.conftest import REPO
 from tests.helpers import DEFAULT_TOKEN, IDENTITY, SandboxClient, blank_pdf, validate
 from tests.test_scenarios import (
     ASYNC_SIGNED,
-    Receiver,
     advance,
     approved,
     check_expired_signer,
@@ -480,21 +478,6 @@ async def test_videoid_rejected(sandbox):
         return await status_of(sandbox, pk) == "CANCELLED"
 
     await eventually(cancelled, f"VideoID request {pk} cancelled", timeout=5)
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    """A started receiver; ask for it before the sandbox so that it outlives the sandbox."""
-    receiver = Receiver()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", receiver.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    receiver.port = site._server.sockets[0].getsockname()[1]
-    yield receiver
-    await runner.cleanup()
 
 
 async def test_webhook_receiver_flaky(receiver, make_client):

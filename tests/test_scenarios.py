@@ -15,8 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,11 +23,9 @@ from typing import Any, TypeVar
 import aiohttp
 import pytest
 import yaml
-from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
-from multidict import CIMultiDict
 from pyhanko.sign.validation.status import PdfSignatureStatus
 
 from tests.conftest import REPO, free_port
@@ -218,70 +215,7 @@ async def check_pdfsig_revoked(pdf: bytes, nss_db: Path, tmp_path: Path) -> None
     assert "Certificate has been Revoked." in report, report
 
 
-# A webhook receiver on the loopback (the approach of test_webhooks.py) --------------------------------
-
-
-@dataclass
-class Delivery:
-    headers: CIMultiDict[str]
-    body: bytes
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-    @property
-    def id(self) -> str:
-        return self.headers["webhook-id"]
-
-    @property
-    def event(self) -> str:
-        """The legacy payload's status, or the new payload's event type."""
-        payload = self.json
-        return payload.get("status") or payload["event_type"]
-
-
-@dataclass
-class Receiver:
-    """Records every request; answers the statuses of ``script`` in turn, then 200."""
-
-    port: int = 0
-    deliveries: list[Delivery] = field(default_factory=list)
-    script: list[int] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks/oneshot"
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.deliveries.append(Delivery(CIMultiDict(request.headers), await request.read()))
-        return web.Response(status=self.script.pop(0) if self.script else 200, text="ok")
-
-    async def wait_for(self, count: int, timeout: float = 15.0) -> list[Delivery]:
-        deadline = time.monotonic() + timeout
-        while len(self.deliveries) < count:
-            got = [d.event for d in self.deliveries]
-            assert time.monotonic() < deadline, f"expected {count} deliveries within {timeout} s, got {got}"
-            await asyncio.sleep(0.01)
-        return self.deliveries[:count]
-
-    def events(self) -> list[str]:
-        return [d.event for d in self.deliveries]
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    """A started receiver; ask for it before the sandbox so that it outlives the sandbox."""
-    receiver = Receiver()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", receiver.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    receiver.port = site._server.sockets[0].getsockname()[1]
-    yield receiver
-    await runner.cleanup()
+# Webhooks (the receiver is in tests/receivers.py) -----------------------------------------------------
 
 
 async def create_async(sandbox: SandboxClient, callback: str, **changes: Any) -> int:

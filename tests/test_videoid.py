@@ -15,14 +15,12 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from functools import cache
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from PIL import Image
 from yarl import URL
 
@@ -39,46 +37,7 @@ EIDAS, EXTERNAL, DISABLED = "9999", "9998", "9997"
 FORM_ACTION = re.compile(r'<form[^>]*method="post"[^>]*action="([^"]+)"', re.IGNORECASE)
 
 
-# A webhook receiver on the loopback -------------------------------------------------------------
-
-
-@dataclass
-class Receiver:
-    """Records the JSON body of every POST it gets, and answers 200."""
-
-    port: int = 0
-    payloads: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks/videoid"
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.payloads.append(json.loads(await request.read()))
-        return web.Response(text="ok")
-
-    async def wait_for(self, count: int, timeout: float = 15.0) -> list[dict[str, Any]]:
-        """The first ``count`` payloads, waiting for them up to ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while len(self.payloads) < count:
-            assert time.monotonic() < deadline, f"expected {count} deliveries within {timeout} s, got {self.payloads}"
-            await asyncio.sleep(0.01)
-        return self.payloads[:count]
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    """A started receiver; ask for it before the sandbox, so that it outlives the sandbox."""
-    receiver = Receiver()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", receiver.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    receiver.port = site._server.sockets[0].getsockname()[1]
-    yield receiver
-    await runner.cleanup()
+# Webhook helpers (the receiver: tests/receivers.py) -------------------------------------------------
 
 
 def legacy_statuses(payloads: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
@@ -241,13 +200,13 @@ async def test_external_videoid_end_to_end(receiver, make_client):
 
     flow = [("VIDEOPENDING", None), ("VIDEOREVIEW", "VIDEOPENDING"), ("ENROLLREADY", "VIDEOREVIEW"),
             ("ISSUED", "ENROLLREADY")]
-    payloads = await receiver.wait_for(4)
+    payloads = [d.json for d in await receiver.wait_for(4)]
     assert legacy_statuses(payloads) == flow
     assert {(p["request"], p["registration_authority"]) for p in payloads} == {(pk, 9998)}
     log = await settled_webhook_log(sandbox, pk, 4)
     assert [e["event"] for e in log] == [status for status, _ in flow]
     assert {e["target"] for e in log} == {receiver.url}
-    assert len(receiver.payloads) == 4, "one delivery per status change"
+    assert len(receiver.deliveries) == 4, "one delivery per status change"
 
 
 async def test_eidas_link_page_flow(sandbox):
@@ -745,13 +704,13 @@ Branch = Callable[[SandboxClient, str], Awaitable[int]]
 async def test_branch_webhooks_legacy(receiver, make_client, branch: Branch, flow):
     sandbox = await make_client(webhook_retry_scale=0.01)
     pk = await branch(sandbox, receiver.url)
-    payloads = await receiver.wait_for(len(flow))
+    payloads = [d.json for d in await receiver.wait_for(len(flow))]
     assert legacy_statuses(payloads) == flow
     assert {p["request"] for p in payloads} == {pk}
     log = await settled_webhook_log(sandbox, pk, len(flow))
     assert [e["event"] for e in log] == [status for status, _ in flow]
     assert [e["payload"] for e in log] == payloads
-    assert len(receiver.payloads) == len(flow), "one delivery per status change"
+    assert len(receiver.deliveries) == len(flow), "one delivery per status change"
 
 
 @pytest.mark.parametrize(("branch", "events"), [
@@ -765,14 +724,14 @@ async def test_branch_webhooks_legacy(receiver, make_client, branch: Branch, flo
 async def test_branch_webhooks_new_format(receiver, make_client, branch: Branch, events):
     sandbox = await make_client(webhook_format="new", webhook_retry_scale=0.01)
     pk = await branch(sandbox, receiver.url)
-    payloads = await receiver.wait_for(len(events))
+    payloads = [d.json for d in await receiver.wait_for(len(events))]
     assert [(p["event_type"], p["request"]["status"]) for p in payloads] == events
     assert {p["request"]["pk"] for p in payloads} == {pk}
     scratchcard = (await request_detail(sandbox, pk))["scratchcard"]
     assert {p["request"]["scratchcard"] for p in payloads} == {scratchcard}
     log = await settled_webhook_log(sandbox, pk, len(events))
     assert [(e["event"], e["format"]) for e in log] == [(event, "new") for event, _ in events]
-    assert len(receiver.payloads) == len(events)
+    assert len(receiver.deliveries) == len(events)
 
 
 # fake-evidences --------------------------------------------------------------------------------------------

@@ -7,13 +7,10 @@ import base64
 import contextlib
 import hmac
 import itertools
-import json
 import re
 import sys
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,11 +18,10 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
-from aiohttp import web
-from multidict import CIMultiDict
 
 from tests.conftest import free_port
 from tests.helpers import DEFAULT_TOKEN, IDENTITY, SandboxClient, blank_pdf, validate
+from tests.receivers import Delivery, Reply
 
 ASYNC_ANSWER = {"status": "200 OK",
                 "details": "Your documents are going to be signed. You will receive them in a few seconds"}
@@ -39,110 +35,6 @@ LEGACY_DATE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}")
 SENT_AT = re.compile(r"\d{14}")
 CERTIFICATE_TIME = re.compile(r"\d{8} \d{2}:\d{2}:\d{2}")
 FLOW = [("CREATED", None), ("ENROLLREADY", "CREATED"), ("ISSUED", "ENROLLREADY")]
-
-
-# A webhook receiver ------------------------------------------------------------------------
-
-
-@dataclass
-class Delivery:
-    """One POST as the receiver saw it."""
-
-    method: str
-    path: str
-    headers: CIMultiDict[str]
-    body: bytes
-    at: float  # time.monotonic() on arrival
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-    @property
-    def id(self) -> str:
-        return self.headers["webhook-id"]
-
-    @property
-    def status(self) -> str:
-        """The legacy payload's status (the event a delivery carries)."""
-        return self.json["status"]
-
-
-@dataclass
-class Reply:
-    """How the receiver answers one delivery: a status, after an optional delay."""
-
-    status: int = 200
-    delay: float = 0.0
-
-
-@dataclass
-class Receiver:
-    """Records every request; answers from ``script`` (one entry per request), then 200."""
-
-    port: int = 0
-    deliveries: list[Delivery] = field(default_factory=list)
-    script: deque[int | Reply] = field(default_factory=deque)
-    on_delivery: Callable[[Delivery], Awaitable[None]] | None = None
-    released: asyncio.Event = field(default_factory=asyncio.Event)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks/oneshot"
-
-    async def handle(self, request: web.Request) -> web.Response:
-        delivery = Delivery(request.method, request.path, CIMultiDict(request.headers), await request.read(),
-                            time.monotonic())
-        self.deliveries.append(delivery)
-        reply = self.script.popleft() if self.script else Reply()
-        reply = Reply(reply) if isinstance(reply, int) else reply
-        if self.on_delivery is not None:
-            await self.on_delivery(delivery)
-        if reply.delay:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.released.wait(), reply.delay)
-        return web.Response(status=reply.status, text="ok")
-
-    async def wait_for(self, count: int, timeout: float = 15.0) -> list[Delivery]:
-        """The first ``count`` deliveries, waiting for them up to ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while len(self.deliveries) < count:
-            if time.monotonic() > deadline:
-                got = [d.body.decode() for d in self.deliveries]
-                raise AssertionError(f"expected {count} deliveries within {timeout} s, got {got}")
-            await asyncio.sleep(0.01)
-        return self.deliveries[:count]
-
-
-@pytest.fixture
-async def start_receiver() -> AsyncIterator[Callable[..., Awaitable[Receiver]]]:
-    """Start receivers on 127.0.0.1 (a free port, or ``port``); every one is stopped at the end.
-
-    Ask for it before the sandbox in a test's arguments, so that receivers outlive the sandbox.
-    """
-    runners: list[tuple[Receiver, web.AppRunner]] = []
-
-    async def start(port: int = 0) -> Receiver:
-        receiver = Receiver()
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", receiver.handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", port)
-        runners.append((receiver, runner))
-        await site.start()
-        receiver.port = site._server.sockets[0].getsockname()[1]
-        return receiver
-
-    yield start
-    for receiver, runner in runners:
-        receiver.released.set()
-        await runner.cleanup()
-
-
-@pytest.fixture
-async def receiver(start_receiver) -> Receiver:
-    return await start_receiver()
 
 
 # Sandbox helpers ----------------------------------------------------------------------------------
