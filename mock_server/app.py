@@ -6,27 +6,34 @@ import asyncio
 import hmac
 import logging
 import multiprocessing
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from mock_server.api import control, legacy, namirial, videoid_page
+from mock_server import tenancy
+from mock_server.api import control, legacy, namirial, openapi, videoid_page
 from mock_server.api.faults import scenario_middleware
-from mock_server.api.keys import CONFIG, REQUEST_PK, SANDBOX, SCENARIOS, WEBHOOKS, request_pk_of
+from mock_server.api.keys import CONFIG, REQUEST_PK, TENANT, TENANTS, request_pk_of
 from mock_server.config import Config
-from mock_server.domain.lifecycle import SandboxReset
+from mock_server.domain.lifecycle import Event, SandboxReset
 from mock_server.domain.seedfile import SeedData
-from mock_server.domain.service import Sandbox, SandboxSettings
+from mock_server.domain.service import Runner, Sandbox, SandboxSettings
 from mock_server.errors import VendorError, vendor_error
 from mock_server.pki.authority import PkiMaterial
+from mock_server.pki.keypool import KeyPool
 from mock_server.scenarios import ScenarioBook, ScenarioError, magic_values, parse_scenario
+from mock_server.slow_clients import SandboxApplication, handler_args
 from mock_server.sms import OtpPolicy
+from mock_server.storage import DataDir, Persistence
+from mock_server.tenancy import Tenant, Tenants, namespace_seed
 from mock_server.webhooks import WebhookDispatcher, WebhookSettings
 
 log = logging.getLogger("mock_server")
@@ -131,6 +138,61 @@ def sandbox_settings(config: Config) -> SandboxSettings:
     )
 
 
+def _tenant_builder(config: Config, pki: PkiMaterial, run: Runner, keys: KeyPool,
+                    listeners: list[Callable[[Event], None]]) -> Callable[[str], Tenant]:
+    seed = SeedData.load(config.seed_file) if config.seed_file else None
+    scenario_files = [_scenario_file(p) for p in config.scenarios]
+    webhook_settings = WebhookSettings(
+        secret=config.webhook_secret,
+        default_format=config.webhook_format,
+        retry_scale=config.webhook_retry_scale,
+        log_cap=config.max_log_entries,
+    )
+
+    def build(namespace: str) -> Tenant:
+        settings = replace(sandbox_settings(config), seed=namespace_seed(config.seed, namespace), namespace=namespace)
+        sandbox = Sandbox(settings, pki, run, seed, keys)
+        book = ScenarioBook(settings.seed, [magic_values(), *scenario_files])
+        sandbox.events.subscribe(lambda event: book.reset() if isinstance(event, SandboxReset) else None)
+        for listener in listeners:
+            sandbox.events.subscribe(listener)
+        return Tenant(namespace, sandbox, WebhookDispatcher(sandbox, webhook_settings), book)
+
+    return build
+
+
+def persistence_middleware(persistence: Persistence) -> Any:
+    """A change is answered only once it is in the data dir; reads just note the sandbox may have moved."""
+
+    @web.middleware
+    async def persist(request: web.Request, handler: Any) -> web.StreamResponse:
+        response = await handler(request)
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            persistence.mark()
+            return response
+        try:
+            await persistence.flush()
+        except (OSError, sqlite3.Error) as fault:
+            log.exception("could not store the change of %s %s", request.method, request.path)
+            return _render(request.path, vendor_error("api.500.not_stored", error=str(fault)))
+        return response
+
+    return persist
+
+
+@web.middleware
+async def namespace_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Route the call to its namespace: the ``X-Mock-Namespace`` header, or ``?namespace=`` on ``/_mock/``."""
+    namespace = request.headers.get(tenancy.HEADER)
+    if namespace is None and request.path.startswith(control.PREFIX + "/"):
+        namespace = request.query.get("namespace")
+    try:
+        request[TENANT] = await request.app[TENANTS].get(namespace or tenancy.DEFAULT)
+    except tenancy.NamespaceRefused as refused:
+        raise vendor_error("api.400.bad_namespace", reason=str(refused)) from None
+    return await handler(request)
+
+
 def create_app(config: Config, executor: Executor | None = None) -> web.Application:
     """The sandbox application. Signing runs in ``executor`` (a process pool of its own if None)."""
     owned = executor is None
@@ -142,39 +204,39 @@ def create_app(config: Config, executor: Executor | None = None) -> web.Applicat
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
     pki = PkiMaterial.from_dir(config.pki_dir) if config.pki_dir else PkiMaterial.bundled()
-    seed = SeedData.load(config.seed_file) if config.seed_file else None
-    sandbox = Sandbox(sandbox_settings(config), pki, run, seed)
+    keys = KeyPool(run, sandbox_settings(config).key_pool_size)
+    persistence = Persistence(DataDir(config.data_dir)) if config.data_dir else None
+    listeners = [persistence.mark] if persistence is not None else []
+    tenants = Tenants(_tenant_builder(config, pki, run, keys, listeners), config.max_namespaces)
 
-    book = ScenarioBook(config.seed, [magic_values(), *(_scenario_file(p) for p in config.scenarios)])
-    sandbox.events.subscribe(lambda event: book.reset() if isinstance(event, SandboxReset) else None)
-
-    middlewares = [access_log_middleware, error_middleware, scenario_middleware]
+    middlewares: list[Any] = [access_log_middleware]
+    if persistence is not None:
+        persistence.restore(tenants)
+        middlewares.append(persistence_middleware(persistence))
     if config.admin_token:
-        middlewares.insert(1, admin_guard(config.admin_token))
-    app = web.Application(middlewares=middlewares, client_max_size=config.max_body_bytes)
-    webhooks = WebhookDispatcher(sandbox, WebhookSettings(
-        secret=config.webhook_secret,
-        default_format=config.webhook_format,
-        retry_scale=config.webhook_retry_scale,
-        log_cap=config.max_log_entries,
-    ))
+        middlewares.append(admin_guard(config.admin_token))
+    middlewares += [error_middleware, namespace_middleware, scenario_middleware]
+    app = SandboxApplication(middlewares=middlewares, client_max_size=config.max_body_bytes,
+                             handler_args=handler_args(config))
     app[CONFIG] = config
-    app[SANDBOX] = sandbox
-    app[WEBHOOKS] = webhooks
-    app[SCENARIOS] = book
+    app[TENANTS] = tenants
     legacy.setup(app)
     namirial.setup(app)
     if config.control_api:
         control.setup(app)
     videoid_page.setup(app)
+    openapi.setup(app)
 
     async def background(app: web.Application):
-        sandbox.keys.start()
-        await webhooks.start()
+        keys.start()
+        await tenants.start()
+        if persistence is not None:
+            persistence.start()
         yield
-        await sandbox.close()
-        await webhooks.close()
-        await sandbox.keys.stop()
+        await tenants.close()
+        if persistence is not None:
+            await persistence.close()
+        await keys.stop()
         if owned:
             pool.shutdown(wait=True, cancel_futures=True)
 

@@ -19,6 +19,7 @@ import time
 import urllib.request
 from collections import defaultdict
 from collections.abc import Iterator
+from pathlib import Path
 
 import aiohttp
 
@@ -114,7 +115,7 @@ def report(rec: Recorder, elapsed: float, clients: int) -> dict:
 
 
 @contextlib.contextmanager
-def local_server(workers: int | None) -> Iterator[str]:
+def local_server(workers: int | None, extra: list[str]) -> Iterator[str]:
     """``oneshot-mock serve`` on a free loopback port, stopped on exit."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -122,6 +123,7 @@ def local_server(workers: int | None) -> Iterator[str]:
     args = [sys.executable, "-m", "mock_server", "serve", "--port", str(port), "--log-format", "json"]
     if workers:
         args += ["--workers", str(workers)]
+    args += extra
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -146,11 +148,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of load")
     parser.add_argument("--workers", type=int, default=None, help="signing workers of the started sandbox")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="run the started sandbox with --data-dir (measures persistence's cost)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
 
     with contextlib.ExitStack() as stack:
-        base = args.url or stack.enter_context(local_server(args.workers))
+        extra = ["--data-dir", str(args.data_dir)] if args.data_dir else []
+        base = args.url or stack.enter_context(local_server(args.workers, extra))
         rec, elapsed = asyncio.run(run_load(base.rstrip("/"), args.clients, args.duration))
     figures = report(rec, elapsed, args.clients)
     if args.json:

@@ -55,6 +55,16 @@ def _ra_webhook(value: str) -> tuple[str, str]:
     return ra.strip(), url
 
 
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not (0 < seconds < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {value!r}")
+    return seconds
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="oneshot-mock", description=__doc__)
     parser.add_argument("--version", action="version", version=__version__)
@@ -96,10 +106,21 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--admin-token", default=None, metavar="TOKEN",
                        help="require 'Authorization: Bearer TOKEN' on the control API (/_mock/)")
     serve.add_argument("--no-control-api", action="store_true", help="serve no control API at all")
+    serve.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
+                       help="keep state in DIR (SQLite + files) and restore it at start (default: in memory)")
+    serve.add_argument("--max-namespaces", type=int, default=defaults.max_namespaces, metavar="N",
+                       help="how many X-Mock-Namespace sandboxes may exist at once (default 256)")
     serve.add_argument("--max-log-entries", type=int, default=defaults.max_log_entries, metavar="N",
                        help="SMS outbox and webhook log keep the newest N entries (pending webhooks always stay)")
     serve.add_argument("--max-upload-mb", type=float, default=defaults.max_upload_mb,
                        help="per-file upload limit in MiB (default 20)")
+    serve.add_argument("--header-timeout", type=_seconds, default=defaults.header_timeout, metavar="SECONDS",
+                       help="a request head must be complete within SECONDS of the connection or of its first "
+                            "byte, else the connection is closed (default 10)")
+    serve.add_argument("--body-timeout", type=_seconds, default=defaults.body_timeout, metavar="SECONDS",
+                       help="a request body receiving no data for SECONDS is abandoned with a 408 (default 30)")
+    serve.add_argument("--idle-timeout", type=_seconds, default=defaults.idle_timeout, metavar="SECONDS",
+                       help="an idle keep-alive connection is closed after SECONDS (default 20)")
 
     evidences = commands.add_parser("fake-evidences", help="print a valid VideoID evidences JSON")
     evidences.add_argument("--locale", default="es_ES", help="Faker locale of the identity (default es_ES)")
@@ -147,7 +168,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         webhook_secret=args.webhook_secret, webhook_retry_scale=args.webhook_retry_scale,
         videoid_auto_complete=args.videoid_auto_complete, clock_start=args.clock_start,
         scenarios=tuple(args.scenario), admin_token=args.admin_token, max_log_entries=args.max_log_entries,
-        control_api=not args.no_control_api,
+        control_api=not args.no_control_api, max_namespaces=max(args.max_namespaces, 1),
+        data_dir=args.data_dir,
+        header_timeout=args.header_timeout, body_timeout=args.body_timeout, idle_timeout=args.idle_timeout,
     )
     configure_logging(config.log_format)
     from aiohttp import web
@@ -155,10 +178,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     from mock_server.app import create_app
     from mock_server.domain.seedfile import SeedFileError
     from mock_server.scenarios import ScenarioError
+    from mock_server.storage import DataDirError
 
     try:
         app = create_app(config)
-    except (SeedFileError, ScenarioError, FileNotFoundError) as fault:
+    except (SeedFileError, ScenarioError, DataDirError, FileNotFoundError) as fault:
         sys.exit(f"oneshot-mock: {fault}")
     log = logging.getLogger("mock_server")
     log.info("oneshot-mock %s on http://%s:%s", __version__, config.host, config.port)

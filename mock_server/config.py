@@ -34,6 +34,12 @@ class Config:
     max_log_entries: int = 10_000
     admin_token: str | None = None
     control_api: bool = True
+    max_namespaces: int = 256
+    data_dir: Path | None = None
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    # Above aiohttp's client pool expiry (15 s), so such clients drop an idle connection before we do.
+    idle_timeout: float = 20.0
 
     @property
     def max_file_bytes(self) -> int:

@@ -18,6 +18,7 @@ REASONS = {
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    408: "Request Timeout",
     412: "Precondition Failed",
     413: "Request Entity Too Large",
     415: "Unsupported Media Type",
@@ -78,6 +79,8 @@ _ENTRIES: list[ErrorSpec] = [
     ErrorSpec("update_settings.400.invalid_json", 400, "Could not parse JSON body", "Invalid JSON"),
     # sandbox: the Registration Authority settings the sandbox reads (webhooks)
     ErrorSpec("update_settings.400.invalid_authorities", 400, "Invalid registration_authorities: {problem}"),
+    # sandbox: a settings.ini section (tsa, request, billing, general) replaced by something that is not one
+    ErrorSpec("update_settings.400.invalid_section", 400, "Invalid settings section '{section}': expected an object"),
     ErrorSpec("list_metadata.404.not_found", 404, "Metadata not found on disk"),
     ErrorSpec("upload_metadata.400.invalid_json", 400, "Could not parse JSON body", "400 Invalid JSON"),
     ErrorSpec("upload_metadata.400.missing_parameters", 400, "Missing required parameters"),
@@ -264,9 +267,13 @@ _ENTRIES: list[ErrorSpec] = [
     ErrorSpec("identify.412.invalid_status", 412, "Request in {status} status: identification cannot be marked {outcome}"),
     # sandbox: transport-level answers, in the envelope of the API family asked
     ErrorSpec("api.400.malformed_body", 400, "Could not parse request body: {error}"),
+    ErrorSpec("api.400.bad_namespace", 400, "{reason}"),
     ErrorSpec("api.404.unknown_route", 404, "Not found: {method} {path}"),
     ErrorSpec("api.405.method_not_allowed", 405, "Method {method} not allowed on {path}"),
+    ErrorSpec("api.408.body_timeout", 408, "Request body not received: no data for {seconds} seconds"),
     ErrorSpec("api.413.body_too_large", 413, "Request body exceeds the limit of {limit} bytes"),
+    ErrorSpec("api.500.not_stored", 500,
+              "The change could not be stored in the data dir ({error}); it is not acknowledged"),
     ErrorSpec("api.500.internal", 500, "Internal sandbox error (reference {reference}); see the sandbox log"),
 ]
 

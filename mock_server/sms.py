@@ -31,7 +31,9 @@ class OutboxMessage:
 
 
 @dataclass
-class _Otp:
+class IssuedOtp:
+    """A live code of a request."""
+
     code: str
     issued_at: datetime
     failed_attempts: int = 0
@@ -55,12 +57,20 @@ class OtpDesk:
         self._rng = rng
         self._clock = clock
         self.policy = policy
-        self._codes: dict[int, _Otp] = {}
+        self._codes: dict[int, IssuedOtp] = {}
         self.outbox: list[OutboxMessage] = []
 
     def reset(self) -> None:
         self._codes.clear()
         self.outbox.clear()
+
+    def snapshot(self) -> tuple[dict[int, IssuedOtp], list[OutboxMessage]]:
+        """The live codes and the outbox, for persistence."""
+        return self._codes, self.outbox
+
+    def restore(self, codes: dict[int, IssuedOtp], outbox: list[OutboxMessage]) -> None:
+        """Take back what :meth:`snapshot` gave."""
+        self._codes, self.outbox = dict(codes), list(outbox)
 
     def too_soon(self, request: int) -> bool:
         """Whether a code for ``request`` was issued less than the resend interval ago."""
@@ -74,7 +84,7 @@ class OtpDesk:
         """
         now = self._clock.now()
         code = self.policy.fixed_code or self._rng.digits(6)
-        self._codes[request] = _Otp(code=code, issued_at=now)
+        self._codes[request] = IssuedOtp(code=code, issued_at=now)
         text = MESSAGES.get(language.upper(), MESSAGES["ES"]).format(otp=code)
         effect = current_effects().sms
         delivered_at: datetime | None = now

@@ -268,6 +268,18 @@ class WebhookDispatcher:
         self._arrivals.clear()
         self.log.clear()
 
+    def pending(self) -> int:
+        """How many events wait for delivery."""
+        return sum(len(queue) for queue in self._queues.values())
+
+    def restore(self, events: list[WebhookEvent]) -> None:
+        """Take back a persisted log; its pending events are queued again, in order."""
+        self._reset()
+        self.log = list(events)
+        for event in self.log:
+            if event.state == "pending":
+                self._queues.setdefault(event.request, deque()).append(event)
+
     # Lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:

@@ -76,10 +76,17 @@ class Answer:
 class SandboxClient:
     """The calls a client app makes, over real HTTP."""
 
-    def __init__(self, client: TestClient) -> None:
+    def __init__(self, client: TestClient, namespace: str | None = None) -> None:
         self.http = client
+        self.namespace = namespace
+
+    def in_namespace(self, namespace: str) -> SandboxClient:
+        """The same server, every call sent with ``X-Mock-Namespace: namespace``."""
+        return SandboxClient(self.http, namespace)
 
     async def call(self, method: str, path: str, **kwargs: Any) -> Answer:
+        if self.namespace is not None:
+            kwargs["headers"] = {"X-Mock-Namespace": self.namespace, **kwargs.get("headers", {})}
         async with self.http.request(method, path, **kwargs) as response:
             raw = await response.read()
             body: Any = raw

@@ -9,10 +9,10 @@ from aiohttp import web
 
 from mock_server import __version__
 from mock_server.api import parsing
-from mock_server.api.keys import SANDBOX, SCENARIOS, WEBHOOKS
+from mock_server.api.keys import TENANT, TENANTS, sandbox_of, scenarios_of, webhooks_of
 from mock_server.api.routing import add
 from mock_server.domain import views
-from mock_server.domain.clock import parse_time
+from mock_server.domain.clock import ClockRangeError, parse_time
 from mock_server.domain.model import SignatureRequest
 from mock_server.domain.service import Sandbox
 from mock_server.errors import CATALOGUE, VendorError, status_line
@@ -35,15 +35,12 @@ def render_error(error: VendorError) -> web.Response:
     return web.json_response({"error": error.details, "status": error.http_status}, status=error.http_status)
 
 
-def _sandbox(request: web.Request) -> Sandbox:
-    return request.app[SANDBOX]
-
-
 async def health(request: web.Request) -> web.Response:
-    sandbox = _sandbox(request)
+    sandbox = sandbox_of(request)
     return web.json_response({
         "status": "ok",
         "version": __version__,
+        "namespace": request[TENANT].namespace,
         "seed": sandbox.rng.seed,
         "requests": len(sandbox.state.requests),
         "time": sandbox.clock.now().isoformat(),
@@ -51,8 +48,15 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def reset(request: web.Request) -> web.Response:
-    _sandbox(request).reset()
-    return web.json_response({"status": "reset"})
+    sandbox_of(request).reset()
+    return web.json_response({"status": "reset", "namespace": request[TENANT].namespace})
+
+
+async def namespaces(request: web.Request) -> web.Response:
+    return web.json_response({"namespaces": [
+        {"namespace": tenant.namespace, "requests": len(tenant.sandbox.state.requests)}
+        for tenant in request.app[TENANTS].existing()
+    ]})
 
 
 def _summary(found: SignatureRequest) -> dict[str, Any]:
@@ -67,13 +71,13 @@ def _summary(found: SignatureRequest) -> dict[str, Any]:
 
 
 async def list_requests(request: web.Request) -> web.Response:
-    requests = _sandbox(request).state.requests.values()
+    requests = sandbox_of(request).state.requests.values()
     return web.json_response({"requests": [_summary(r) for r in requests]})
 
 
 async def get_request(request: web.Request) -> web.Response:
     pk = request.match_info["pk"]
-    found = _sandbox(request).state.requests.get(int(pk)) if pk.isdigit() else None
+    found = sandbox_of(request).state.requests.get(int(pk)) if pk.isdecimal() else None
     if found is None:
         raise ControlError(404, f"request {pk} not found")
     return web.json_response({
@@ -88,36 +92,36 @@ async def get_request(request: web.Request) -> web.Response:
 
 async def sms(request: web.Request) -> web.Response:
     wanted = request.query.get("request")
-    if wanted is not None and not wanted.isdigit():
+    if wanted is not None and not wanted.isdecimal():
         raise ControlError(400, "request must be a request pk")
     undelivered = request.query.get("include") == "undelivered"
-    messages = _sandbox(request).otp.messages(int(wanted) if wanted else None, undelivered=undelivered)
+    messages = sandbox_of(request).otp.messages(int(wanted) if wanted else None, undelivered=undelivered)
     return web.json_response({"messages": [views.outbox_message(m) for m in messages]})
 
 
 async def ca_pem(request: web.Request) -> web.Response:
     return web.Response(
-        body=_sandbox(request).pki.ca_bundle_pem(),
+        body=sandbox_of(request).pki.ca_bundle_pem(),
         content_type="application/x-pem-file",
         headers={"Content-Disposition": 'attachment; filename="oneshot-mock-test-ca.pem"'},
     )
 
 
 async def tsa(request: web.Request) -> web.Response:
-    reply = await _sandbox(request).trust.timestamp(await request.read())
+    reply = await sandbox_of(request).trust.timestamp(await request.read())
     return web.Response(body=reply, content_type="application/timestamp-reply")
 
 
 async def crl(request: web.Request) -> web.Response:
     return web.Response(
-        body=await _sandbox(request).trust.crl(),
+        body=await sandbox_of(request).trust.crl(),
         content_type="application/pkix-crl",
         headers={"Content-Disposition": 'attachment; filename="oneshot-mock-issuing-ca.crl"'},
     )
 
 
 async def ocsp(request: web.Request) -> web.Response:
-    reply = await _sandbox(request).trust.ocsp(await request.read())
+    reply = await sandbox_of(request).trust.ocsp(await request.read())
     return web.Response(body=reply, content_type="application/ocsp-response")
 
 
@@ -126,13 +130,13 @@ async def revoke(request: web.Request) -> web.Response:
     serial, pk = body.get("serial"), body.get("request")
     try:
         if pk is not None:
-            certificate = _sandbox(request).trust.revoke(request_pk=int(pk))
+            certificate = sandbox_of(request).trust.revoke(request_pk=int(pk))
         elif serial is not None:
             number = serial if isinstance(serial, int) else int(str(serial), 16)
-            certificate = _sandbox(request).trust.revoke(serial=number)
+            certificate = sandbox_of(request).trust.revoke(serial=number)
         else:
             raise ControlError(400, 'give "serial" (hex string or integer) or "request" (pk)')
-    except ValueError:
+    except (TypeError, ValueError, OverflowError):
         raise ControlError(400, "serial must be hex or an integer, request a pk") from None
     except LookupError as missing:
         raise ControlError(404, str(missing)) from None
@@ -140,7 +144,7 @@ async def revoke(request: web.Request) -> web.Response:
 
 
 async def certificates(request: web.Request) -> web.Response:
-    issued = _sandbox(request).state.certificates.values()
+    issued = sandbox_of(request).state.certificates.values()
     return web.json_response({"certificates": [views.certificate_status(c) for c in issued]})
 
 
@@ -170,31 +174,31 @@ def _webhook(event: WebhookEvent) -> dict[str, Any]:
 
 async def webhooks(request: web.Request) -> web.Response:
     wanted = request.query.get("request")
-    if wanted is not None and not wanted.isdigit():
+    if wanted is not None and not wanted.isdecimal():
         raise ControlError(400, "request must be a request pk")
-    events = request.app[WEBHOOKS].events(int(wanted) if wanted else None)
+    events = webhooks_of(request).events(int(wanted) if wanted else None)
     return web.json_response({"webhooks": [_webhook(e) for e in events]})
 
 
 async def replay_webhook(request: web.Request) -> web.Response:
     try:
-        attempt = await request.app[WEBHOOKS].replay(request.match_info["id"])
+        attempt = await webhooks_of(request).replay(request.match_info["id"])
     except LookupError as missing:
         raise ControlError(404, str(missing)) from None
     return web.json_response(_attempt(attempt))
 
 
 async def flush_webhooks(request: web.Request) -> web.Response:
-    return web.json_response({"pending": request.app[WEBHOOKS].flush()})
+    return web.json_response({"pending": webhooks_of(request).flush()})
 
 
 async def identify(request: web.Request) -> web.Response:
     outcome = request.match_info["outcome"]
     if outcome not in ("complete", "incomplete", "error"):
         raise ControlError(404, "outcome is complete, incomplete or error")
-    desk = _sandbox(request).videoid
-    found = _sandbox(request).state.requests.get(int(request.match_info["pk"])) if (
-        request.match_info["pk"].isdigit()) else None
+    desk = sandbox_of(request).videoid
+    found = sandbox_of(request).state.requests.get(int(request.match_info["pk"])) if (
+        request.match_info["pk"].isdecimal()) else None
     if found is None or found.videoid is None:
         raise ControlError(404, f"VideoID request {request.match_info['pk']} not found")
     desk.identify(found, outcome)
@@ -216,25 +220,29 @@ def _clock(sandbox: Sandbox) -> web.Response:
 
 
 async def get_clock(request: web.Request) -> web.Response:
-    return _clock(_sandbox(request))
+    return _clock(sandbox_of(request))
 
 
 async def move_clock(request: web.Request) -> web.Response:
     body = await parsing.read_json(request)
-    clock = _sandbox(request).clock
+    clock = sandbox_of(request).clock
     if "advance_s" in body:
         try:
             clock.advance(float(body["advance_s"]))
+        except ClockRangeError as outside:
+            raise ControlError(400, str(outside)) from None
         except (TypeError, ValueError):
             raise ControlError(400, "advance_s must be a number of seconds") from None
     elif "set" in body:
         try:
             clock.set(parse_time(str(body["set"])))
+        except ClockRangeError as outside:
+            raise ControlError(400, str(outside)) from None
         except ValueError:
             raise ControlError(400, f"set must be an ISO 8601 time, not {body['set']!r}") from None
     else:
         raise ControlError(400, 'give {"advance_s": seconds} or {"set": "<ISO time>"}')
-    return _clock(_sandbox(request))
+    return _clock(sandbox_of(request))
 
 
 def _scenario(scenario: Scenario) -> dict[str, Any]:
@@ -249,7 +257,7 @@ def _scenario(scenario: Scenario) -> dict[str, Any]:
 
 
 async def list_scenarios(request: web.Request) -> web.Response:
-    return web.json_response({"scenarios": [_scenario(s) for s in request.app[SCENARIOS].scenarios.values()]})
+    return web.json_response({"scenarios": [_scenario(s) for s in scenarios_of(request).scenarios.values()]})
 
 
 async def load_scenario(request: web.Request) -> web.Response:
@@ -258,12 +266,12 @@ async def load_scenario(request: web.Request) -> web.Response:
         document = parse_scenario(text, "request body")
     except ScenarioError as bad:
         raise ControlError(400, str(bad)) from None
-    return web.json_response(_scenario(request.app[SCENARIOS].add(document, "POST /_mock/scenarios")), status=201)
+    return web.json_response(_scenario(scenarios_of(request).add(document, "POST /_mock/scenarios")), status=201)
 
 
 async def delete_scenario(request: web.Request) -> web.Response:
     try:
-        request.app[SCENARIOS].remove(request.match_info["name"])
+        scenarios_of(request).remove(request.match_info["name"])
     except LookupError as missing:
         raise ControlError(404, str(missing)) from None
     return web.json_response({"deleted": request.match_info["name"]})
@@ -279,6 +287,7 @@ def setup(app: web.Application) -> None:
     add(app, "GET", PREFIX + "/clock", get_clock)
     add(app, "POST", PREFIX + "/clock", move_clock)
     add(app, "POST", PREFIX + "/reset", reset)
+    add(app, "GET", PREFIX + "/namespaces", namespaces)
     add(app, "GET", PREFIX + "/requests", list_requests)
     add(app, "GET", PREFIX + "/requests/{pk}", get_request)
     add(app, "GET", PREFIX + "/sms", sms)

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from mock_server.api.keys import REQUEST_PK, SANDBOX, SCENARIOS, request_pk_of
+from mock_server.api.keys import REQUEST_PK, request_pk_of, sandbox_of, scenarios_of
 from mock_server.domain.model import Status
 from mock_server.errors import vendor_error
 from mock_server.scenarios import CURRENT_EFFECTS, HEADER, Call, Effects, effects_of
@@ -24,7 +24,7 @@ _SLOW_PAUSE_S = 0.2
 @web.middleware
 async def scenario_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     """Fire the loaded scenarios' rules for this call, then answer or hand effects to the domain."""
-    book = request.app[SCENARIOS]
+    book = scenarios_of(request)
     route = request.match_info.route
     if not book.scenarios or route.resource is None or request.path.startswith("/_mock"):
         return await handler(request)
@@ -36,7 +36,7 @@ async def scenario_middleware(request: web.Request, handler: Any) -> web.StreamR
     delays = [then["delay_ms"] for then in fired if "delay_ms" in then]
     for delay in delays:
         low, high = delay if isinstance(delay, list) else (delay, delay)
-        await asyncio.sleep(request.app[SANDBOX].rng.integer(low, high) / 1000)
+        await asyncio.sleep(sandbox_of(request).rng.integer(low, high) / 1000)
     for then in fired:
         if "error" in then:
             raise vendor_error(then["error"], pk=call.request_pk or "", **call.fields)
@@ -62,9 +62,9 @@ async def scenario_middleware(request: web.Request, handler: Any) -> web.StreamR
 
 async def _call(request: web.Request, operation: str, with_body: bool) -> Call:
     pk_text = request_pk_of(request) or ""
-    pk = int(pk_text) if pk_text.isdigit() else None
+    pk = int(pk_text) if pk_text.isdecimal() else None
     fields: dict[str, str] = {}
-    sandbox = request.app[SANDBOX]
+    sandbox = sandbox_of(request)
     found = sandbox.state.requests.get(pk) if pk is not None else None
     if found is not None:
         fields.update({k: str(v) for k, v in vars(found.identity).items()})
@@ -114,7 +114,7 @@ async def _slowly(request: web.Request, response: web.Response) -> web.StreamRes
 def _schedule_transition(request: web.Request, effects: Effects, pk: int | None) -> None:
     if effects.transition is None:
         return
-    sandbox = request.app[SANDBOX]
+    sandbox = sandbox_of(request)
     target_pk = pk if pk is not None else request.get(REQUEST_PK)
     found = sandbox.state.requests.get(target_pk) if target_pk is not None else None
     if found is None:

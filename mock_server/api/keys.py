@@ -1,4 +1,4 @@
-"""Typed application keys shared by the HTTP adapters."""
+"""Typed application and request keys shared by the HTTP adapters."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ from aiohttp import web
 from mock_server.config import Config
 from mock_server.domain.service import Sandbox
 from mock_server.scenarios import ScenarioBook
+from mock_server.tenancy import Tenant, Tenants
 from mock_server.webhooks import WebhookDispatcher
 
 CONFIG = web.AppKey("config", Config)
-SANDBOX = web.AppKey("sandbox", Sandbox)
-WEBHOOKS = web.AppKey("webhooks", WebhookDispatcher)
-SCENARIOS = web.AppKey("scenarios", ScenarioBook)
+TENANTS = web.AppKey("tenants", Tenants)
+# The namespace a call addresses, resolved by the namespace middleware.
+TENANT = web.RequestKey("tenant", Tenant)
 # Set by handlers that learn a request pk the URL does not carry (create), for the access log.
 REQUEST_PK = web.RequestKey("request_pk", int)
 
@@ -20,3 +21,18 @@ REQUEST_PK = web.RequestKey("request_pk", int)
 def request_pk_of(request: web.Request) -> str | None:
     """The request pk a URL names (``{pk}`` in the legacy family, ``{request_pk}`` in the newer)."""
     return request.match_info.get("pk") or request.match_info.get("request_pk")
+
+
+def sandbox_of(request: web.Request) -> Sandbox:
+    """The sandbox of the namespace the call addresses."""
+    return request[TENANT].sandbox
+
+
+def webhooks_of(request: web.Request) -> WebhookDispatcher:
+    """The webhook dispatcher of the namespace the call addresses."""
+    return request[TENANT].webhooks
+
+
+def scenarios_of(request: web.Request) -> ScenarioBook:
+    """The scenario book of the namespace the call addresses."""
+    return request[TENANT].scenarios

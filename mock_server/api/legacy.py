@@ -9,7 +9,7 @@ from aiohttp import web
 
 from mock_server import __version__
 from mock_server.api import parsing
-from mock_server.api.keys import CONFIG, REQUEST_PK, SANDBOX
+from mock_server.api.keys import CONFIG, REQUEST_PK, sandbox_of
 from mock_server.api.routing import add, download
 from mock_server.domain import accounts, library, views
 from mock_server.domain.service import Sandbox
@@ -29,7 +29,7 @@ def render_error(error: VendorError) -> web.Response:
 
 
 def _sandbox(request: web.Request) -> Sandbox:
-    return request.app[SANDBOX]
+    return sandbox_of(request)
 
 
 def _missing(key: str):

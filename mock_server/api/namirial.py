@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from mock_server.api import parsing
-from mock_server.api.keys import CONFIG, REQUEST_PK, SANDBOX
+from mock_server.api.keys import CONFIG, REQUEST_PK, sandbox_of
 from mock_server.api.routing import add, download
 from mock_server.domain import accounts, library, views
 from mock_server.domain.defaults import NAMIRIAL_TOKEN
@@ -44,7 +44,7 @@ def render_error(error: VendorError) -> web.Response:
 
 
 def _sandbox(request: web.Request) -> Sandbox:
-    return request.app[SANDBOX]
+    return sandbox_of(request)
 
 
 def _pk(request: web.Request) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import BadHttpMessage
 
 from mock_server.api.keys import CONFIG
 from mock_server.domain.model import Upload
@@ -79,7 +80,7 @@ async def _read_multipart(request: web.Request, file_limit: int, too_large_key: 
             form.files.append(Upload(name, part.filename, content_type, data))
     except web.HTTPException:
         raise
-    except (ValueError, AssertionError, KeyError, UnicodeDecodeError) as fault:
+    except (ValueError, AssertionError, KeyError, UnicodeDecodeError, BadHttpMessage) as fault:
         raise vendor_error("api.400.malformed_body", error=str(fault) or type(fault).__name__) from None
     return form
 

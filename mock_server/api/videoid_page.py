@@ -7,9 +7,10 @@ import html
 
 from aiohttp import web
 
-from mock_server.api.keys import SANDBOX
+from mock_server.api.keys import TENANTS
 from mock_server.api.routing import add
 from mock_server.domain.model import SignatureRequest, Status
+from mock_server.domain.videoid import VideoIdDesk
 from mock_server.errors import VendorError
 
 PREFIX = "/videoid"
@@ -52,26 +53,28 @@ def _page(found: SignatureRequest, link: str, message: str = "") -> str:
     )
 
 
-def _find(request: web.Request) -> SignatureRequest:
-    found = request.app[SANDBOX].videoid.by_link(request.match_info["link"])
-    if found is None:
-        raise web.HTTPNotFound(text="No such VideoID link", content_type="text/plain")
-    return found
+def _find(request: web.Request) -> tuple[VideoIdDesk, SignatureRequest]:
+    # A browser opening the link sends no namespace header: the link itself is the key.
+    for tenant in request.app[TENANTS].existing():
+        found = tenant.sandbox.videoid.by_link(request.match_info["link"])
+        if found is not None:
+            return tenant.sandbox.videoid, found
+    raise web.HTTPNotFound(text="No such VideoID link", content_type="text/plain")
 
 
 async def show(request: web.Request) -> web.Response:
-    found = _find(request)
+    _, found = _find(request)
     message = {"done": "Identification recorded."}.get(request.query.get("result", ""), "")
     return web.Response(text=_page(found, request.match_info["link"], message), content_type="text/html")
 
 
 async def act(request: web.Request) -> web.Response:
-    found = _find(request)
+    desk, found = _find(request)
     outcome = request.match_info["action"]
     if outcome not in {a for a, _, _ in _ACTIONS}:
         raise web.HTTPNotFound(text="No such action", content_type="text/plain")
     try:
-        request.app[SANDBOX].videoid.identify(found, outcome)
+        desk.identify(found, outcome)
     except VendorError as refused:
         page = _page(found, request.match_info["link"], str(refused.details))
         return web.Response(text=page, content_type="text/html", status=412)

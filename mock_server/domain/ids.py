@@ -16,6 +16,14 @@ class RandomSource:
     def reset(self) -> None:
         self._rng = random.Random(self.seed)
 
+    def getstate(self) -> tuple:
+        """Where the sequence stands (for persistence)."""
+        return self._rng.getstate()
+
+    def setstate(self, state: tuple) -> None:
+        """Continue the sequence from ``state``."""
+        self._rng.setstate(state)
+
     def integer(self, low: int, high: int) -> int:
         """Uniform in ``[low, high]``."""
         return self._rng.randint(low, high)

@@ -19,8 +19,11 @@ IMAGE_TYPES = {"PNG": ("image/png", ".png"), "JPEG": ("image/jpeg", ".jpg")}
 
 
 def update_settings(state: State, changes: Mapping[str, Any]) -> None:
-    """Merge ``changes`` section by section into the settings."""
+    """Merge ``changes`` section by section into the settings (all or nothing)."""
     _check_authorities(changes.get("registration_authorities", {}))
+    for section, values in changes.items():
+        if isinstance(state.settings.get(section), dict) and not isinstance(values, Mapping):
+            raise vendor_error("update_settings.400.invalid_section", section=section)
     for section, values in changes.items():
         if section == "registration_authorities":
             authorities = state.settings.setdefault(section, {})

@@ -33,7 +33,7 @@ from mock_server.domain.store import State
 from mock_server.domain.trust import TrustServices
 from mock_server.domain.videoid import VideoIdDesk
 from mock_server.errors import vendor_error
-from mock_server.pki.authority import PkiMaterial, SignerIdentity, validity_window
+from mock_server.pki.authority import PkiMaterial, RevocationUrls, SignerIdentity, validity_window
 from mock_server.pki.cades import HashToSign
 from mock_server.pki.keypool import KeyPool
 from mock_server.pki.pades import DocumentRefused
@@ -81,19 +81,21 @@ class SandboxSettings:
     clock_start: datetime | None = None
     # eIDAS identifications complete by themselves after this many seconds (None: never).
     videoid_auto_complete: float | None = None
+    # The namespace this sandbox serves ("" is the default one).
+    namespace: str = ""
 
 
 class Sandbox:
     """The whole sandbox behind the HTTP adapters."""
 
     def __init__(self, settings: SandboxSettings, pki: PkiMaterial, run: Runner,
-                 seed: SeedData | None = None) -> None:
+                 seed: SeedData | None = None, keys: KeyPool | None = None) -> None:
         self.settings = settings
         self.pki = pki
         self.clock = Clock(settings.clock_start)
         self.rng = RandomSource(settings.seed)
         self.otp = OtpDesk(self.rng, self.clock, settings.otp)
-        self.keys = KeyPool(run, settings.key_pool_size)
+        self.keys = keys or KeyPool(run, settings.key_pool_size)
         self.run = run
         self.trust = TrustServices(self)
         self.videoid = VideoIdDesk(self)
@@ -110,7 +112,8 @@ class Sandbox:
         self.otp.reset()
         self.state = State.initial()
         self._locks.clear()
-        self._next_pk = self._first_pk()
+        self.next_pk = self._first_pk()
+        self.pending_signs: dict[int, SignParams] = {}
         authorities = self.state.settings.setdefault("registration_authorities", {})
         for ra, url in self.settings.ra_webhooks:
             authorities.setdefault(ra, {})["webhook_url"] = url
@@ -129,9 +132,9 @@ class Sandbox:
 
     def allocate_pk(self) -> int:
         """The next free request pk."""
-        while self._next_pk in self.state.requests:
-            self._next_pk += 1
-        pk, self._next_pk = self._next_pk, self._next_pk + 1
+        while self.next_pk in self.state.requests:
+            self.next_pk += 1
+        pk, self.next_pk = self.next_pk, self.next_pk + 1
         return pk
 
     # Requests -----------------------------------------------------------------
@@ -191,7 +194,7 @@ class Sandbox:
     def find_request(self, pk: str | int, not_found_key: str, **values: Any) -> SignatureRequest:
         """The request ``pk``, or the vendor error ``not_found_key`` of the calling operation."""
         request = None
-        if str(pk).isdigit():
+        if str(pk).isdecimal():
             request = self.state.requests.get(int(pk))
         if request is None:
             raise vendor_error(not_found_key, pk=pk, **values)
@@ -201,7 +204,7 @@ class Sandbox:
 
     def generate_otp(self, pk: str, delivery_method: str | None) -> OutboxMessage:
         """Create a code and "send" it to the request's phone (the outbox)."""
-        channel = (delivery_method or "sms").strip().lower()
+        channel = str(delivery_method or "sms").strip().lower()
         if channel not in CHANNELS:
             raise vendor_error("generate_otp.400.invalid_delivery_method", value=delivery_method)
         request = self.find_request(pk, "generate_otp.404.not_found")
@@ -343,6 +346,8 @@ class Sandbox:
                 raise vendor_error("sign.403.invalid_otp")
             if request.async_mode:
                 request.signing = True
+                # Kept until done, so a restart from a data dir resumes what was acknowledged.
+                self.pending_signs[request.pk] = params
                 self.spawn(self._sign_in_background(request, params))
                 return request
             outcome = await self._sign_all(request, params)
@@ -363,6 +368,14 @@ class Sandbox:
                 self._record(request, outcome)
             finally:
                 request.signing = False
+                self.pending_signs.pop(request.pk, None)
+
+    def resume(self) -> None:
+        """Restart the asynchronous signings a restored state had acknowledged but not finished."""
+        for pk, params in self.pending_signs.items():
+            request = self.state.requests[pk]
+            request.signing = True
+            self.spawn(self._sign_in_background(request, params))
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run ``work`` in the background; :meth:`close` waits for it."""
@@ -468,7 +481,7 @@ class Sandbox:
             not_before=not_before,
             not_after=not_after,
             signing_time=now,
-            public_url=self.settings.public_url,
+            revocation_urls=RevocationUrls.under(self.settings.public_url, self.settings.namespace),
             pdfs=tuple(pdfs),
             hashes=tuple(hashes),
             # pyHanko asks for one extra token per signature to size the CMS placeholder;

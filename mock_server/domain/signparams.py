@@ -69,7 +69,10 @@ def parse_sign_body(body: dict[str, Any]) -> SignParams:
     per_document: dict[str, Any] = options_body
     if any(key in options_body for key in _FLAT_OPTION_KEYS):
         per_document = {}
-        options_for_all = _document_options("*", options_body)
+        try:
+            options_for_all = _document_options("*", options_body)
+        except ValueError as fault:
+            raise vendor_error("sign.400.invalid_options", {"options": str(fault)}) from None
 
     missing: dict[str, str] = {}
     invalid: dict[str, str] = {}

@@ -84,7 +84,7 @@ def validate_create_request(
     if not profile:
         missing.append("profile")
     ra = (fields.get("registration_authority") or defaults.registration_authority).strip()
-    if not ra.isdigit():
+    if not ra.isdecimal():
         missing.append("registration_authority")
     language = (fields.get("communication_language") or "ES").strip().upper()
     if language not in LANGUAGES:

@@ -38,9 +38,8 @@ class VideoIdDesk:
     def create(self, fields: Mapping[str, str], webhook_format: str | None = None) -> SignatureRequest:
         """A VIDEOPENDING request; eIDAS RAs get a link page, external RAs an empty link."""
         sandbox = self._sandbox
-        settings = sandbox.state.settings
-        ra = (fields.get("registration_authority") or settings["request"].get("default_ra") or "").strip()
-        authority = sandbox.registration_authority(int(ra)) if ra.isdigit() else {}
+        ra = (fields.get("registration_authority") or sandbox.request_defaults().registration_authority).strip()
+        authority = sandbox.registration_authority(int(ra)) if ra.isdecimal() else {}
         if not authority:
             raise vendor_error("create_videoid.404.ra_not_found")
         mode = authority.get("videoid_mode", "disabled")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
+from urllib.parse import urlencode
 
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
@@ -107,6 +108,20 @@ class SignerIdentity:
         return f"{self.id_document_type}{self.id_document_country}-{self.serial_number}"
 
 
+@dataclass(frozen=True)
+class RevocationUrls:
+    """Where a one-shot certificate's CRL and OCSP responder are."""
+
+    crl: str
+    ocsp: str
+
+    @classmethod
+    def under(cls, public_url: str, namespace: str = "") -> RevocationUrls:
+        """The sandbox's own endpoints; a namespace's carry it, since validators send no header."""
+        query = f"?{urlencode({'namespace': namespace})}" if namespace else ""
+        return cls(f"{public_url}/_mock/pki/crl{query}", f"{public_url}/_mock/pki/ocsp{query}")
+
+
 def issue_one_shot_certificate(
     pki: ParsedPki,
     identity: SignerIdentity,
@@ -114,11 +129,11 @@ def issue_one_shot_certificate(
     serial: int,
     not_before: datetime,
     not_after: datetime,
-    public_url: str,
+    revocation: RevocationUrls,
 ) -> x509.Certificate:
     """Issue the end-entity certificate a request signs its documents with.
 
-    Its CRL distribution point and OCSP responder are the sandbox's, under ``public_url``.
+    Its CRL distribution point and OCSP responder are the sandbox's (``revocation``).
     """
     attributes = [
         x509.NameAttribute(NameOID.COUNTRY_NAME, identity.id_document_country),
@@ -160,7 +175,7 @@ def issue_one_shot_certificate(
     builder = builder.add_extension(
         x509.CRLDistributionPoints([
             x509.DistributionPoint(
-                full_name=[x509.UniformResourceIdentifier(f"{public_url}/_mock/pki/crl")],
+                full_name=[x509.UniformResourceIdentifier(revocation.crl)],
                 relative_name=None, reasons=None, crl_issuer=None,
             )
         ]),
@@ -169,7 +184,7 @@ def issue_one_shot_certificate(
         x509.AuthorityInformationAccess([
             x509.AccessDescription(
                 AuthorityInformationAccessOID.OCSP,
-                x509.UniformResourceIdentifier(f"{public_url}/_mock/pki/ocsp"),
+                x509.UniformResourceIdentifier(revocation.ocsp),
             )
         ]),
         critical=False,

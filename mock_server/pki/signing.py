@@ -20,6 +20,7 @@ from mock_server.pki import pades
 from mock_server.pki.authority import (
     ParsedPki,
     PkiMaterial,
+    RevocationUrls,
     SignerIdentity,
     asn1_certificate,
     issue_one_shot_certificate,
@@ -87,7 +88,7 @@ class SignJob:
     not_before: datetime
     not_after: datetime
     signing_time: datetime
-    public_url: str
+    revocation_urls: RevocationUrls
     pdfs: tuple[PdfToSign, ...]
     hashes: tuple[tuple[str, HashToSign], ...]
     timestamp_serials: tuple[int, ...]
@@ -177,7 +178,7 @@ def _issue(
     if not isinstance(key, rsa.RSAPrivateKey):
         raise TypeError("one-shot keys are RSA")
     cert = issue_one_shot_certificate(
-        pki, identity, key.public_key(), serial, job.not_before, job.not_after, job.public_url
+        pki, identity, key.public_key(), serial, job.not_before, job.not_after, job.revocation_urls
     )
     return key, cert
 

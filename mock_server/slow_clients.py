@@ -1,0 +1,188 @@
+"""Deadlines against slow and half-open clients: the request head, the request body, keep-alive idling.
+
+What aiohttp (3.14) gives, and what is added here:
+
+- **Idle**: aiohttp's own ``keepalive_timeout``. Its timer runs from the connection's opening and from
+  the end of each response, and closes the connection if no complete request head has arrived by then.
+  Passed to aiohttp as a handler argument, so ``run_app``, ``AppRunner`` and the test server all apply it.
+- **Head**: aiohttp has no head-read timeout of its own (the idle timer above is the only bound, and it is
+  as long as the keep-alive time). :class:`GuardedRequestHandler` arms a timer when the connection opens
+  and, on a kept-alive connection, when the first byte of the next head arrives (the time before that is
+  idling); the timer is cancelled once aiohttp's parser has produced the request, and closes the
+  transport if it fires first. Counting from the first byte on later requests, not from the previous
+  response, keeps ``--idle-timeout`` meaningful when it is longer than ``--header-timeout``.
+- **Body**: while a handler runs and its body is incomplete, a watchdog checks that body bytes keep
+  arriving. No byte for ``body_timeout`` while the server is reading (aiohttp pauses reading when the
+  application does not consume: not the client's fault) fails the body stream with :class:`BodyTimeout`,
+  which every body read in the application (JSON, forms, multipart, raw) then raises: the error
+  middleware answers the ``api.408.body_timeout`` envelope and the connection is closed. A body nobody
+  reads is drained and dropped by aiohttp (``lingering_time``), which treats the timeout as "give up".
+
+Private aiohttp API used, because aiohttp offers no hook for these (each is a long-standing internal,
+and tests/test_slow_clients.py fails if one changes): ``Application._make_handler`` (the one place every
+runner gets its protocol factory from), ``Server._loop``/``Server._kwargs`` (to build the handler as
+``Server.__call__`` does), ``RequestHandler._waiter`` (aiohttp's own "waiting for a head" test, the one its
+keep-alive timer uses) and ``RequestHandler._request_count`` (messages parsed so far).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import warnings
+from typing import Any
+
+from aiohttp import web
+from aiohttp.streams import StreamReader
+
+from mock_server.config import Config
+from mock_server.errors import VendorError, vendor_error
+
+log = logging.getLogger("mock_server.slow_clients")
+
+
+class BodyTimeout(VendorError, TimeoutError):
+    """A request body stalled. A :class:`VendorError`, so the error middleware answers it in the
+    envelope; a :class:`TimeoutError`, so that aiohttp's draining of an unread body gives up on it
+    quietly instead of logging an unhandled exception."""
+
+    def __init__(self, seconds: float) -> None:
+        error = vendor_error("api.408.body_timeout", seconds=f"{seconds:g}")
+        super().__init__(error.spec, error.details)
+
+
+def handler_args(config: Config) -> dict[str, Any]:
+    """The per-connection settings, as ``web.Application(handler_args=...)``: they reach every
+    request handler however the application is served."""
+    return {
+        "keepalive_timeout": config.idle_timeout,
+        "header_timeout": config.header_timeout,
+        "body_timeout": config.body_timeout,
+    }
+
+
+class GuardedRequestHandler(web.RequestHandler):
+    """aiohttp's protocol plus a request-head deadline and a request-body progress watchdog."""
+
+    def __init__(self, manager: web.Server, *, loop: asyncio.AbstractEventLoop, header_timeout: float | None = None,
+                 body_timeout: float | None = None, **kwargs: Any) -> None:
+        super().__init__(manager, loop=loop, **kwargs)
+        self._guard_loop = loop
+        self._header_timeout = header_timeout
+        self._body_timeout = body_timeout
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._heads_parsed = 0
+        self._body: StreamReader | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._body_progress = 0.0
+
+    # --- the request head -------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def data_received(self, data: bytes) -> None:
+        if self._body is not None:
+            self._body_progress = self._guard_loop.time()
+        if self._head_timer is None and data and self._waiting_for_head():
+            self._arm_head_timer()  # the first byte of the next head on a kept-alive connection
+        super().data_received(data)
+        if self._head_timer is not None and self._request_count != self._heads_parsed:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        for timer in (self._head_timer, self._body_timer):
+            if timer is not None:
+                timer.cancel()
+        self._head_timer = self._body_timer = None
+        self._body = None
+        super().connection_lost(exc)
+
+    def _waiting_for_head(self) -> bool:
+        # The test aiohttp's keep-alive timer uses: start() awaits its next message.
+        return self._waiter is not None and not self._waiter.done()
+
+    def _arm_head_timer(self) -> None:
+        if self._header_timeout:
+            self._heads_parsed = self._request_count
+            self._head_timer = self._guard_loop.call_later(self._header_timeout, self._head_deadline)
+
+    def _head_deadline(self) -> None:
+        self._head_timer = None
+        if self._request_count != self._heads_parsed or self.transport is None:
+            return
+        log.info("closing connection from %s: no complete request head within %gs",
+                 self.peername, self._header_timeout)
+        self.force_close()
+
+    # --- the request body -------------------------------------------------------------------------
+
+    def watch_body(self, payload: StreamReader) -> None:
+        """Watch a handler's body until it is complete: called as each request starts."""
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+        self._body = None
+        if not self._body_timeout or payload.is_eof() or payload.exception() is not None:
+            return
+        self._body = payload
+        self._body_progress = self._guard_loop.time()
+        self._schedule_body_check()
+
+    def _schedule_body_check(self) -> None:
+        assert self._body_timeout
+        # Checked a few times per period, so that time spent paused by the server is not the client's.
+        self._body_timer = self._guard_loop.call_later(min(self._body_timeout / 4, 1.0), self._check_body)
+
+    def _check_body(self) -> None:
+        self._body_timer = None
+        payload, transport = self._body, self.transport
+        if payload is None or transport is None or payload.is_eof() or payload.exception() is not None:
+            self._body = None
+            return
+        assert self._body_timeout
+        now = self._guard_loop.time()
+        if not transport.is_reading():  # type: ignore[attr-defined]
+            self._body_progress = now  # the application is not consuming: the server is the slow one
+        if now - self._body_progress < self._body_timeout:
+            self._schedule_body_check()
+            return
+        log.info("request body from %s stalled for %gs: abandoned", self.peername, self._body_timeout)
+        self._body = None
+        payload.set_exception(BodyTimeout(self._body_timeout))
+
+
+class GuardedServer(web.Server):
+    """aiohttp's low-level server, making :class:`GuardedRequestHandler` protocols."""
+
+    def __init__(self, handler: Any, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        make_request = self.request_factory
+
+        def request_factory(message: Any, payload: StreamReader, protocol: Any, writer: Any, task: Any) -> Any:
+            if isinstance(protocol, GuardedRequestHandler):
+                protocol.watch_body(payload)
+            return make_request(message, payload, protocol, writer, task)
+
+        self.request_factory = request_factory
+
+    def __call__(self) -> GuardedRequestHandler:
+        # What Server.__call__ does, with the guarded class.
+        return GuardedRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+with warnings.catch_warnings():
+    # aiohttp discourages subclassing Application (it warns at class creation); this subclass adds
+    # no state and overrides only the factory of the server every runner asks it for.
+    warnings.simplefilter("ignore", DeprecationWarning)
+
+    class SandboxApplication(web.Application):
+        """``web.Application`` served by :class:`GuardedServer`, whoever runs it."""
+
+        def _make_handler(self, **kwargs: Any) -> web.Server:
+            server = super()._make_handler(**kwargs)
+            return GuardedServer(server.request_handler, request_factory=server.request_factory,
+                                 handler_cancellation=server.handler_cancellation, loop=server._loop,
+                                 **server._kwargs)

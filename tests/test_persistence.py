@@ -1,0 +1,231 @@
+"""--data-dir: state survives restarts and kill -9; nothing acknowledged is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.conftest import free_port
+from tests.helpers import DEFAULT_TOKEN, IDENTITY, blank_pdf, picture, running_sandbox, validate
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+class Http:
+    """Plain JSON calls against a running sandbox."""
+
+    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
+        self.session, self.base = session, base
+
+    async def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        async with self.session.request(method, self.base + path, **kwargs) as response:
+            raw = await response.read()
+            return response.status, json.loads(raw) if response.content_type == "application/json" else raw
+
+    async def create(self, given: str, **extra: Any) -> int:
+        form = aiohttp.FormData({**IDENTITY, "token": DEFAULT_TOKEN, "given_name": given, **extra})
+        status, body = await self.call("POST", "/api/v1/request", data=form)
+        assert status == 201, body
+        return body["details"]
+
+    async def upload(self, pk: int, pdf: bytes) -> str:
+        form = aiohttp.FormData()
+        form.add_field("file", pdf, filename="kept.pdf", content_type="application/pdf")
+        status, body = await self.call("POST", f"/api/v1/document/{pk}", data=form)
+        assert status == 200, body
+        return body["details"]
+
+    async def otp(self, pk: int) -> str:
+        status, body = await self.call("POST", f"/api/v1/otp/{pk}")
+        assert status == 200, body
+        _, outbox = await self.call("GET", "/_mock/sms", params={"request": str(pk)})
+        return outbox["messages"][-1]["otp"]
+
+
+async def test_restart_brings_everything_back(tmp_path, start_receiver):
+    data = tmp_path / "data"
+    dead_port = free_port()
+    async with aiohttp.ClientSession() as session:
+        with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
+            http = Http(session, server.base)
+            signed_pk = await http.create("Kept")
+            pdf = blank_pdf(2)
+            uid = await http.upload(signed_pk, pdf)
+            secret = await http.otp(signed_pk)
+            status, body = await http.call("POST", f"/api/v1/sign/{signed_pk}", json={"secret": secret})
+            assert status == 200, body
+            _, signed_before = await http.call("GET", f"/api/v1/document/{signed_pk}/signed/{uid}")
+
+            waiting_pk = await http.create("Waiting")
+            otp = await http.otp(waiting_pk)
+            form = aiohttp.FormData()
+            form.add_field("image", picture(), filename="stamp.png", content_type="image/png")
+            status, image = await http.call("POST", "/api/v1/image", data=form)
+            assert status == 200, image
+            scenario = {"name": "kept-scenario", "rules": [{"match": {"operation": "version"},
+                                                            "then": {"respond": {"status": 503, "details": "x"}}}]}
+            assert (await http.call("POST", "/_mock/scenarios", json=scenario))[0] == 201
+            assert (await http.call("POST", "/_mock/clock", json={"advance_s": -3600}))[0] == 200
+            form = aiohttp.FormData({**IDENTITY, "token": DEFAULT_TOKEN, "given_name": "Elsewhere"})
+            status, body = await http.call("POST", "/api/v1/request", data=form, headers={"X-Mock-Namespace": "w1"})
+            assert status == 201, body
+            namespaced = body["details"]
+            # An asynchronous request whose callback never answers: its webhook stays pending.
+            form = aiohttp.FormData({**IDENTITY, "token": DEFAULT_TOKEN, "given_name": "Hooked", "async": "true",
+                                     "callback": f"http://127.0.0.1:{dead_port}/hook"})
+            status, body = await http.call("POST", "/api/v1/request", data=form)
+            assert status == 201, body
+            hooked = body["details"]
+            _, before = await http.call("GET", "/_mock/webhooks", params={"request": str(hooked)})
+            _, sms_before = await http.call("GET", "/_mock/sms")
+            server.process.send_signal(signal.SIGKILL)
+            server.process.wait()
+
+        with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
+            http = Http(session, server.base)
+            status, detail = await http.call("GET", f"/api/v1/request/{signed_pk}")
+            assert status == 200 and detail["details"]["status"] == "ISSUED", detail
+            status, original = await http.call("GET", f"/api/v1/document/{signed_pk}/original/{uid}")
+            assert status == 200 and original == pdf
+            status, signed_after = await http.call("GET", f"/api/v1/document/{signed_pk}/signed/{uid}")
+            assert status == 200 and signed_after == signed_before
+            assert (await validate(signed_after)).bottom_line
+
+            uid2 = await http.upload(waiting_pk, blank_pdf())
+            status, body = await http.call("POST", f"/api/v1/sign/{waiting_pk}", json={"secret": otp})
+            assert status == 200, body  # the OTP sent before the restart still signs
+            _, signed_later = await http.call("GET", f"/api/v1/document/{waiting_pk}/signed/{uid2}")
+            assert (await validate(signed_later)).bottom_line
+
+            status, listed = await http.call("GET", f"/api/v1/image/{image['details']}")
+            assert status == 200, listed
+            _, sms_after = await http.call("GET", "/_mock/sms")
+            assert sms_after["messages"][: len(sms_before["messages"])] == sms_before["messages"]
+            _, scenarios = await http.call("GET", "/_mock/scenarios")
+            assert "kept-scenario" in {s["name"] for s in scenarios["scenarios"]}
+            assert (await http.call("GET", "/api/v1/version"))[0] == 503
+            _, clock = await http.call("GET", "/_mock/clock")
+            assert clock["offset_s"] < -3500
+            status, body = await http.call("GET", f"/api/v1/request/{namespaced}", headers={"X-Mock-Namespace": "w1"})
+            assert status == 200, body
+            assert (await http.call("GET", f"/api/v1/request/{namespaced}"))[0] == 404
+
+            pending = before["webhooks"]
+            assert pending and {e["state"] for e in pending} == {"pending"}, pending
+            receiver = await start_receiver(dead_port)
+            await http.call("POST", "/_mock/webhooks/flush")
+            delivered = await receiver.wait_for(len(pending))
+            assert [d.id for d in delivered] == [e["id"] for e in pending], "pending deliveries resumed in order"
+
+
+def test_newer_data_dir_is_refused(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    with sqlite3.connect(data / "state.sqlite3") as db:
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.execute("INSERT INTO meta VALUES ('schema_version', '99')")
+    done = subprocess.run([sys.executable, "-m", "mock_server", "serve", "--port", "0", "--data-dir", str(data)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "newer oneshot-mock (data schema 99)" in done.stderr
+
+
+# kill -9 at random moments -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Acknowledged:
+    """What the server answered 2xx to, per request."""
+
+    given_name: str
+    documents: dict[str, str] = field(default_factory=dict)  # uid -> sha256 of the uploaded bytes
+    signed: bool = False
+
+
+async def worker(http: Http, index: int, round_: int, acked: dict[int, Acknowledged], counts: dict[str, int]) -> None:
+    """Classic flows one after another until the server dies under it."""
+    flow = 0
+    try:
+        while True:
+            given = f"R{round_}W{index}F{flow}"
+            pk = await http.create(given)
+            acked[pk] = Acknowledged(given)
+            pdf = blank_pdf(1 + (index + flow) % 4)
+            uid = await http.upload(pk, pdf)
+            acked[pk].documents[uid] = hashlib.sha256(pdf).hexdigest()
+            status, body = await http.call("POST", f"/api/v1/sign/{pk}", json={"secret": await http.otp(pk)})
+            assert status == 200, body
+            acked[pk].signed = True
+            counts["flows"] += 1
+            flow += 1
+    except (TimeoutError, aiohttp.ClientError, ConnectionError):
+        return
+
+
+def check_history(history: list[dict[str, Any]]) -> None:
+    """Each change starts where the previous one ended."""
+    previous = None
+    for change in history:
+        assert change["previous_status"] == previous, history
+        previous = change["status"]
+
+
+@pytest.mark.slow
+async def test_kill_9_loses_no_acknowledged_write(tmp_path):
+    kills, workers = 5, 8
+    rng = random.Random(20261128)
+    data = tmp_path / "data"
+    acked: dict[int, Acknowledged] = {}
+    counts = {"flows": 0}
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+        for round_ in range(kills):
+            with running_sandbox(tmp_path, "--data-dir", str(data), workers=2) as server:
+                http = Http(session, server.base)
+                load = [asyncio.create_task(worker(http, i, round_, acked, counts)) for i in range(workers)]
+                await asyncio.sleep(rng.uniform(1.0, 4.0))
+                os.kill(server.process.pid, signal.SIGKILL)
+                await asyncio.gather(*load)
+                server.process.wait()
+
+        with running_sandbox(tmp_path, "--data-dir", str(data), workers=2) as server:
+            http = Http(session, server.base)
+            lost, checked_documents = [], 0
+            for pk, expected in acked.items():
+                status, body = await http.call("GET", f"/_mock/requests/{pk}")
+                if status != 200:
+                    lost.append((pk, "request"))
+                    continue
+                check_history(body["history"])
+                assert body["given_name"] == expected.given_name
+                if expected.signed and body["status"] != "ISSUED":
+                    lost.append((pk, f"signature (status {body['status']})"))
+                for uid, digest in expected.documents.items():
+                    status, original = await http.call("GET", f"/api/v1/document/{pk}/original/{uid}")
+                    if status != 200 or hashlib.sha256(original).hexdigest() != digest:
+                        lost.append((pk, f"document {uid}"))
+                        continue
+                    checked_documents += 1
+                    if expected.signed:
+                        status, signed = await http.call("GET", f"/api/v1/document/{pk}/signed/{uid}")
+                        assert status == 200 and (await validate(signed)).bottom_line
+    figures = {"kills": kills, "workers": workers, "flows_completed": counts["flows"],
+               "requests_acknowledged": len(acked), "documents_checked": checked_documents,
+               "signed_checked": sum(a.signed for a in acked.values()), "lost_acknowledged_writes": len(lost)}
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "crash-safety.json").write_text(json.dumps(figures, indent=2))
+    print(f"\ncrash safety: {figures}")
+    assert not lost, lost[:5]
+    assert counts["flows"] >= kills, "the load really ran"
