@@ -65,6 +65,13 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, st
     return int(status_line.split()[1]), headers, body
 
 
+def upload_head(pk: int, body: bytes) -> bytes:
+    """The head of a multipart upload of ``body`` to request ``pk``."""
+    return (f"POST /api/v1/document/{pk} HTTP/1.1\r\nHost: sandbox\r\n"
+            f"Content-Type: multipart/form-data; boundary=slowclientboundary\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+
+
 def multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]],
               boundary: str = "slowclientboundary") -> bytes:
     parts = []
@@ -155,9 +162,7 @@ async def test_a_stalled_multipart_upload_gets_a_408_in_the_envelope(make_client
     pk = await sandbox.create_request()
     body = multipart({}, {"file": ("doc.pdf", blank_pdf())})
     reader, writer = await connect(port)
-    writer.write(f"POST /api/v1/document/{pk} HTTP/1.1\r\nHost: sandbox\r\n"
-                 f"Content-Type: multipart/form-data; boundary=slowclientboundary\r\n"
-                 f"Content-Length: {len(body)}\r\n\r\n".encode() + body[: len(body) // 2])
+    writer.write(upload_head(pk, body) + body[: len(body) // 2])
     started = time.monotonic()
     status, _, answer = await read_response(reader)
     assert status == 408 and json.loads(answer)["status"] == "408 Request Timeout", answer
@@ -253,9 +258,7 @@ async def test_a_slow_but_progressing_upload_succeeds(make_client, connect):
     pk = await sandbox.create_request()
     body = multipart({}, {"file": ("doc.pdf", blank_pdf())})
     reader, writer = await connect(port)
-    writer.write(f"POST /api/v1/document/{pk} HTTP/1.1\r\nHost: sandbox\r\n"
-                 f"Content-Type: multipart/form-data; boundary=slowclientboundary\r\n"
-                 f"Content-Length: {len(body)}\r\n\r\n".encode())
+    writer.write(upload_head(pk, body))
     started = time.monotonic()
     pieces = 8
     step = -(-len(body) // pieces)
