@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import multiprocessing
 import sqlite3
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -35,6 +34,7 @@ from mock_server.sms import OtpPolicy
 from mock_server.storage import DataDir, Persistence
 from mock_server.tenancy import Tenant, Tenants, namespace_seed
 from mock_server.webhooks import WebhookDispatcher, WebhookSettings
+from mock_server.workers import signing_pool
 
 log = logging.getLogger("mock_server")
 access_log = logging.getLogger("mock_server.access")
@@ -196,9 +196,7 @@ async def namespace_middleware(request: web.Request, handler: Any) -> web.Stream
 def create_app(config: Config, executor: Executor | None = None) -> web.Application:
     """The sandbox application. Signing runs in ``executor`` (a process pool of its own if None)."""
     owned = executor is None
-    pool: Executor = executor or ProcessPoolExecutor(
-        max_workers=config.workers, mp_context=multiprocessing.get_context("spawn")
-    )
+    pool: Executor = executor or signing_pool(config.workers)
 
     async def run(fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import shutil
 import socket
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from aiohttp.test_utils import TestClient
 
 from mock_server.app import create_app
 from mock_server.config import Config
+from mock_server.workers import signing_pool
 from tests.helpers import SandboxClient
 from tests.receivers import Receiver
 
@@ -37,7 +36,7 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def executor():
     """One signing process pool for the whole run (spawning one per test costs seconds)."""
-    pool = ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"))
+    pool = signing_pool(2)
     yield pool
     pool.shutdown(wait=True, cancel_futures=True)
 

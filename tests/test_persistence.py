@@ -91,8 +91,11 @@ async def test_restart_brings_everything_back(tmp_path, start_receiver):
             hooked = body["details"]
             _, before = await http.call("GET", "/_mock/webhooks", params={"request": str(hooked)})
             _, sms_before = await http.call("GET", "/_mock/sms")
+            workers = children(server.process.pid)
+            assert workers, "signing runs in worker processes"
             server.process.send_signal(signal.SIGKILL)
             server.process.wait()
+            await until_gone(workers)
 
         with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
             http = Http(session, server.base)
@@ -129,6 +132,23 @@ async def test_restart_brings_everything_back(tmp_path, start_receiver):
             await http.call("POST", "/_mock/webhooks/flush")
             delivered = await receiver.wait_for(len(pending))
             assert [d.id for d in delivered] == [e["id"] for e in pending], "pending deliveries resumed in order"
+
+
+def children(pid: int) -> set[int]:
+    """The processes ``pid`` started (Linux /proc)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found.update(int(child) for child in (task / "children").read_text().split())
+    return found
+
+
+async def until_gone(pids: set[int], timeout: float = 10.0) -> None:
+    """Wait for ``pids`` to exit: a killed sandbox must not leave its signing workers behind."""
+    for _ in range(int(timeout * 10)):
+        if not any(Path(f"/proc/{pid}").exists() for pid in pids):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"worker processes outlived the killed sandbox: {sorted(pids)}")
 
 
 def test_newer_data_dir_is_refused(tmp_path):

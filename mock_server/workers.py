@@ -1,0 +1,28 @@
+"""The signing worker processes: a pool that dies with the sandbox, even on ``kill -9``."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+_PARENT_CHECK_S = 1.0
+
+
+def signing_pool(workers: int) -> ProcessPoolExecutor:
+    """A spawn-context process pool whose workers exit once the sandbox process is gone."""
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_watch_parent, initargs=(os.getpid(),))
+
+
+def _watch_parent(parent: int) -> None:
+    # A SIGKILLed parent runs no shutdown, and an idle worker blocked on its call queue never
+    # notices: without this, every kill -9 would leave the workers behind for good.
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(_PARENT_CHECK_S)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
