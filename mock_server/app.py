@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from mock_server import tenancy
-from mock_server.api import control, legacy, namirial, openapi, videoid_page
+from mock_server.api import control, dashboard, legacy, namirial, openapi, videoid_page
 from mock_server.api.faults import scenario_middleware
 from mock_server.api.keys import CONFIG, REQUEST_PK, TENANT, TENANTS, request_pk_of
 from mock_server.config import Config
@@ -49,7 +49,7 @@ _RENDERERS: list[tuple[str, Callable[[VendorError], web.Response]]] = [
 
 def _render(path: str, error: VendorError) -> web.Response:
     for prefix, renderer in _RENDERERS:
-        if path.startswith(prefix):
+        if (path + "/").startswith(prefix):  # the prefix itself too: /_mock is the dashboard
             return renderer(error)
     return legacy.render_error(error)
 
@@ -75,7 +75,7 @@ def admin_guard(token: str) -> Any:
 
     @web.middleware
     async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
-        if request.path.startswith(control.PREFIX + "/"):
+        if control.owns(request.path):
             given = request.headers.get("Authorization", "").encode()
             if not hmac.compare_digest(given, expected):
                 status = 403 if given else 401
@@ -184,7 +184,7 @@ def persistence_middleware(persistence: Persistence) -> Any:
 async def namespace_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     """Route the call to its namespace: the ``X-Mock-Namespace`` header, or ``?namespace=`` on ``/_mock/``."""
     namespace = request.headers.get(tenancy.HEADER)
-    if namespace is None and request.path.startswith(control.PREFIX + "/"):
+    if namespace is None and control.owns(request.path):
         namespace = request.query.get("namespace")
     try:
         request[TENANT] = await request.app[TENANTS].get(namespace or tenancy.DEFAULT)
@@ -222,6 +222,7 @@ def create_app(config: Config, executor: Executor | None = None) -> web.Applicat
     namirial.setup(app)
     if config.control_api:
         control.setup(app)
+        dashboard.setup(app)
     videoid_page.setup(app)
     openapi.setup(app)
 

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -206,6 +207,8 @@ def running_sandbox(tmp_path: Path, *args: str, workers: int = 1) -> Iterator[Ru
             try:
                 urllib.request.urlopen(base + "/_mock/health", timeout=1).close()
                 break
+            except urllib.error.HTTPError:
+                break  # it answers (a guarded control API says 401)
             except OSError:
                 if time.monotonic() > deadline:
                     raise

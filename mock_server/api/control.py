@@ -22,6 +22,11 @@ from mock_server.webhooks import Attempt, WebhookEvent
 PREFIX = "/_mock"
 
 
+def owns(path: str) -> bool:
+    """Whether ``path`` is the control API's: ``/_mock`` itself (the dashboard) or under ``/_mock/``."""
+    return path == PREFIX or path.startswith(PREFIX + "/")
+
+
 class ControlError(Exception):
     """A control API fault, rendered as ``{"error": ...}``."""
 
@@ -63,8 +68,7 @@ def _summary(found: SignatureRequest) -> dict[str, Any]:
     return {
         "pk": found.pk,
         "status": found.status.value,
-        "signer": " ".join(filter(None, (found.identity.given_name, found.identity.surname_1,
-                                          found.identity.surname_2))),
+        "signer": views.signer_name(found),
         "created_at": found.created_at.isoformat(),
         "documents": len(found.documents),
     }

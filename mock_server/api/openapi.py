@@ -39,7 +39,7 @@ _FAMILIES: list[tuple[str, Renderer, str, str]] = [
 
 def _family(path: str) -> tuple[Renderer, str, str]:
     for prefix, renderer, schema, label in _FAMILIES:
-        if path.startswith(prefix):
+        if (path + "/").startswith(prefix):  # the prefix itself too: /_mock is the dashboard
             return renderer, schema, label
     return legacy.render_error, "LegacyError", "the legacy error envelope"
 

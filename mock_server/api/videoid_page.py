@@ -9,6 +9,7 @@ from aiohttp import web
 
 from mock_server.api.keys import TENANTS
 from mock_server.api.routing import add
+from mock_server.domain import views
 from mock_server.domain.model import SignatureRequest, Status
 from mock_server.domain.videoid import VideoIdDesk
 from mock_server.errors import VendorError
@@ -32,7 +33,7 @@ def _page(found: SignatureRequest, link: str, message: str = "") -> str:
     identity = found.identity
     rows = [
         ("Request", found.pk), ("Status", found.status.value),
-        ("Signer", " ".join(filter(None, (identity.given_name, identity.surname_1, identity.surname_2))) or "-"),
+        ("Signer", views.signer_name(found) or "-"),
         ("Identity document", identity.serial_number or "-"), ("E-mail", identity.email),
         ("Mobile phone", identity.mobile_phone_number), ("Registration Authority", found.registration_authority),
     ]

@@ -57,6 +57,12 @@ def request_detail(request: SignatureRequest) -> dict[str, Any]:
     }
 
 
+def signer_name(request: SignatureRequest) -> str:
+    """The signer's given name and surnames as entered ("" while a VideoID request has none yet)."""
+    identity = request.identity
+    return " ".join(filter(None, (identity.given_name, identity.surname_1, identity.surname_2)))
+
+
 def _rao_user(rao: Rao, request_pk: int) -> dict[str, Any]:
     return {
         "pk": rao.pk,

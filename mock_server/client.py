@@ -1,0 +1,96 @@
+"""``ControlClient``: the sandbox's control API (``/_mock/``) from any Python code, stdlib only."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+
+class ControlError(Exception):
+    """The control API refused a call: its HTTP status and message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.message = message
+
+
+class ControlClient:
+    """Read OTPs, SMS and webhooks, load scenarios, move the clock, reset: synchronous calls.
+
+    ``namespace`` scopes every call to one ``X-Mock-Namespace``; ``admin_token`` is the sandbox's
+    ``--admin-token``.
+    """
+
+    def __init__(self, base_url: str, namespace: str | None = None, admin_token: str | None = None,
+                 timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.namespace = namespace
+        self.timeout = timeout
+        self.headers: dict[str, str] = {}
+        if namespace:
+            self.headers["X-Mock-Namespace"] = namespace
+        self._admin = {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
+
+    def call(self, method: str, path: str, body: bytes | None = None, content_type: str | None = None) -> Any:
+        """One control API call; the decoded JSON (or text) answer. Raises :class:`ControlError`."""
+        headers = {**self.headers, **self._admin}
+        if content_type:
+            headers["Content-Type"] = content_type
+        request = urllib.request.Request(self.base_url + path, data=body, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                raw, kind = response.read(), response.headers.get_content_type()
+        except urllib.error.HTTPError as refused:
+            raw = refused.read()
+            try:
+                message = json.loads(raw).get("error", raw.decode(errors="replace"))
+            except (ValueError, AttributeError):
+                message = raw.decode(errors="replace")
+            raise ControlError(refused.code, str(message)) from None
+        return json.loads(raw) if kind == "application/json" else raw.decode()
+
+    def health(self) -> dict[str, Any]:
+        return self.call("GET", "/_mock/health")
+
+    def reset(self) -> None:
+        """Back to the start state (this namespace only, when the client has one)."""
+        self.call("POST", "/_mock/reset")
+
+    def sms(self, pk: int | None = None) -> list[dict[str, Any]]:
+        """The SMS outbox, or the messages of request ``pk``."""
+        query = f"?request={pk}" if pk is not None else ""
+        return self.call("GET", f"/_mock/sms{query}")["messages"]
+
+    def latest_otp(self, pk: int) -> str:
+        """The code of the newest SMS sent for request ``pk``."""
+        messages = self.sms(pk)
+        if not messages:
+            raise ControlError(404, f"no SMS was sent for request {pk}: call the OTP endpoint first")
+        return messages[-1]["otp"]
+
+    def webhooks(self, pk: int | None = None) -> list[dict[str, Any]]:
+        """The webhook log with every attempt, or the events of request ``pk``."""
+        query = f"?request={pk}" if pk is not None else ""
+        return self.call("GET", f"/_mock/webhooks{query}")["webhooks"]
+
+    def load_scenario(self, scenario: str | Path | dict[str, Any]) -> dict[str, Any]:
+        """Load a scenario: a dict, or the path of a YAML or JSON file. The loaded scenario."""
+        if isinstance(scenario, dict):
+            return self.call("POST", "/_mock/scenarios", json.dumps(scenario).encode(), "application/json")
+        return self.call("POST", "/_mock/scenarios", Path(scenario).read_bytes(), "application/yaml")
+
+    def advance_clock(self, seconds: float) -> dict[str, Any]:
+        """Move the sandbox clock ``seconds`` ahead (negative: back); its new reading."""
+        return self.call("POST", "/_mock/clock", json.dumps({"advance_s": seconds}).encode(), "application/json")
+
+    def ca_pem(self) -> str:
+        """The sandbox's root, issuing CA and TSA certificates (PEM), to trust its signatures."""
+        return self.call("GET", "/_mock/pki/ca.pem")
+
+    def request(self, pk: int) -> dict[str, Any]:
+        """A request as the control API shows it: detail, status history, documents."""
+        return self.call("GET", f"/_mock/requests/{pk}")
