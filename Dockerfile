@@ -1,17 +1,30 @@
 # oneshot-mock: offline sandbox of the One-Shot Signature API.
 #   docker build -t oneshot-mock .
 #   docker run --rm -p 8080:8080 oneshot-mock
+# Configure it with ONESHOT_MOCK_* variables, one per `oneshot-mock serve` option (-e ONESHOT_MOCK_OTP=123456).
 FROM python:3.11-slim
 
-RUN useradd --create-home --uid 10001 oneshot
+# A fixed numeric uid, so that Kubernetes' runAsNonRoot can check it; /data is created here, owned by that
+# user, because a volume starts as a copy of the image's directory (changes after VOLUME would be lost).
+RUN groupadd --gid 10001 oneshot \
+ && useradd --create-home --uid 10001 --gid 10001 oneshot \
+ && mkdir /data && chown 10001:10001 /data
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY mock_server ./mock_server
 COPY fixtures ./fixtures
-RUN pip install --no-cache-dir . && rm -rf /root/.cache
+RUN pip install --no-cache-dir .
 
-USER oneshot
+# Reachable from outside the container (the server warns: the control API is open without an admin token).
+# State persists in /data, so a restarted container keeps its requests; `-e ONESHOT_MOCK_DATA_DIR=` (empty)
+# keeps everything in memory instead. The healthcheck follows ONESHOT_MOCK_PORT.
+ENV ONESHOT_MOCK_HOST=0.0.0.0 \
+    ONESHOT_MOCK_PORT=8080 \
+    ONESHOT_MOCK_DATA_DIR=/data
+VOLUME /data
+USER 10001:10001
 EXPOSE 8080
+# /api/v1/hello rather than /_mock/health: it is served even with ONESHOT_MOCK_NO_CONTROL_API=1 or an admin token.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
-  CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/api/v1/hello', timeout=2)" || exit 1
-CMD ["oneshot-mock", "serve", "--host", "0.0.0.0"]
+  CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/api/v1/hello' % (os.environ.get('ONESHOT_MOCK_PORT') or '8080'), timeout=2)"]
+CMD ["oneshot-mock", "serve"]

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from mock_server import __version__
+from mock_server import __version__, env_options
 from mock_server.config import Config
 from mock_server.domain.clock import parse_time
 
@@ -65,7 +66,8 @@ def _seconds(value: str) -> float:
     return seconds
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """The ``oneshot-mock`` parser and its ``serve`` subparser."""
     parser = argparse.ArgumentParser(prog="oneshot-mock", description=__doc__)
     parser.add_argument("--version", action="version", version=__version__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -89,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="signing worker processes (default: one per core)")
     serve.add_argument("--public-url", default=None, metavar="URL",
                        help="base URL certificates point at for CRL and OCSP (default: the bound address)")
-    serve.add_argument("--ra-webhook", action="append", default=[], metavar="RA=URL", type=_ra_webhook,
+    serve.add_argument("--ra-webhook", action=env_options.Repeatable, default=[], metavar="RA=URL", type=_ra_webhook,
                        help="webhook of a Registration Authority (repeatable)")
     serve.add_argument("--webhook-format", choices=("legacy", "new"), default=defaults.webhook_format,
                        help="payload format of webhooks whose RA sets none (default legacy)")
@@ -101,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="complete eIDAS identifications by themselves after SECONDS")
     serve.add_argument("--clock-start", type=_iso_time, default=None, metavar="ISO-TIME",
                        help="start the sandbox clock at this time (e.g. 2030-01-01T09:00:00Z)")
-    serve.add_argument("--scenario", action="append", type=Path, default=[], metavar="FILE",
+    serve.add_argument("--scenario", action=env_options.Repeatable, type=Path, default=[], metavar="FILE",
                        help="scenario file (YAML or JSON) to load at start (repeatable)")
     serve.add_argument("--admin-token", default=None, metavar="TOKEN",
                        help="require 'Authorization: Bearer TOKEN' on the control API (/_mock/)")
@@ -121,6 +123,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="a request body receiving no data for SECONDS is abandoned with a 408 (default 30)")
     serve.add_argument("--idle-timeout", type=_seconds, default=defaults.idle_timeout, metavar="SECONDS",
                        help="an idle keep-alive connection is closed after SECONDS (default 20)")
+    env_options.document(serve)
 
     evidences = commands.add_parser("fake-evidences", help="print a valid VideoID evidences JSON")
     evidences.add_argument("--locale", default="es_ES", help="Faker locale of the identity (default es_ES)")
@@ -131,12 +134,43 @@ def _parser() -> argparse.ArgumentParser:
 
     generate = commands.add_parser("generate-pki", help="write a fresh test PKI (PEM files) to DIR")
     generate.add_argument("directory", type=Path)
-    return parser
+    return parser, serve
+
+
+def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> argparse.Namespace:
+    """The command line; options of ``serve`` default to their ``ONESHOT_MOCK_*`` variables in ``environ``."""
+    parser, serve = build_parsers()
+    args = parser.parse_args(argv)
+    # Only ``serve`` reads the variables (a bad one must not break generate-pki); parse again once they
+    # are defaults, so that flags still win.
+    if args.command == "serve" and env_options.apply(serve, environ):
+        args = parser.parse_args(argv)
+    return args
+
+
+def serve_config(argv: Sequence[str] = (), environ: Mapping[str, str] | None = None) -> Config:
+    """The configuration ``oneshot-mock serve ARGV`` runs with, under ``environ`` (default: this process's)."""
+    return _config(parse_args(["serve", *argv], os.environ if environ is None else environ))
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return Config(
+        host=args.host, port=args.port, seed=args.seed, otp=args.otp, otp_ttl_seconds=args.otp_ttl,
+        otp_resend_seconds=args.otp_resend, pki_dir=args.pki_dir, seed_file=args.seed_file,
+        log_format=args.log_format, workers=max(args.workers, 1), max_upload_mb=args.max_upload_mb,
+        public_url=args.public_url, ra_webhooks=tuple(args.ra_webhook), webhook_format=args.webhook_format,
+        webhook_secret=args.webhook_secret, webhook_retry_scale=args.webhook_retry_scale,
+        videoid_auto_complete=args.videoid_auto_complete, clock_start=args.clock_start,
+        scenarios=tuple(args.scenario), admin_token=args.admin_token, max_log_entries=args.max_log_entries,
+        control_api=not args.no_control_api, max_namespaces=max(args.max_namespaces, 1),
+        data_dir=args.data_dir,
+        header_timeout=args.header_timeout, body_timeout=args.body_timeout, idle_timeout=args.idle_timeout,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the console script."""
-    args = _parser().parse_args(argv)
+    args = parse_args(argv, os.environ)
     if args.command == "fake-evidences":
         from mock_server.fakes import fake_evidences
 
@@ -160,18 +194,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"test PKI written to {args.directory}")
         return
 
-    config = Config(
-        host=args.host, port=args.port, seed=args.seed, otp=args.otp, otp_ttl_seconds=args.otp_ttl,
-        otp_resend_seconds=args.otp_resend, pki_dir=args.pki_dir, seed_file=args.seed_file,
-        log_format=args.log_format, workers=max(args.workers, 1), max_upload_mb=args.max_upload_mb,
-        public_url=args.public_url, ra_webhooks=tuple(args.ra_webhook), webhook_format=args.webhook_format,
-        webhook_secret=args.webhook_secret, webhook_retry_scale=args.webhook_retry_scale,
-        videoid_auto_complete=args.videoid_auto_complete, clock_start=args.clock_start,
-        scenarios=tuple(args.scenario), admin_token=args.admin_token, max_log_entries=args.max_log_entries,
-        control_api=not args.no_control_api, max_namespaces=max(args.max_namespaces, 1),
-        data_dir=args.data_dir,
-        header_timeout=args.header_timeout, body_timeout=args.body_timeout, idle_timeout=args.idle_timeout,
-    )
+    config = _config(args)
     configure_logging(config.log_format)
     from aiohttp import web
 

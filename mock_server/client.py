@@ -8,6 +8,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+# mock_server.tenancy.HEADER, not imported: that module pulls in the whole sandbox and this one stays light.
+NAMESPACE_HEADER = "X-Mock-Namespace"
+
 
 class ControlError(Exception):
     """The control API refused a call: its HTTP status and message."""
@@ -21,8 +24,8 @@ class ControlError(Exception):
 class ControlClient:
     """Read OTPs, SMS and webhooks, load scenarios, move the clock, reset: synchronous calls.
 
-    ``namespace`` scopes every call to one ``X-Mock-Namespace``; ``admin_token`` is the sandbox's
-    ``--admin-token``.
+    ``namespace`` scopes every call to one ``X-Mock-Namespace`` (:attr:`headers` carries it, for the
+    client under test to send too); ``admin_token`` is the sandbox's ``--admin-token``.
     """
 
     def __init__(self, base_url: str, namespace: str | None = None, admin_token: str | None = None,
@@ -30,13 +33,12 @@ class ControlClient:
         self.base_url = base_url.rstrip("/")
         self.namespace = namespace
         self.timeout = timeout
-        self.headers: dict[str, str] = {}
-        if namespace:
-            self.headers["X-Mock-Namespace"] = namespace
+        self.headers: dict[str, str] = {NAMESPACE_HEADER: namespace} if namespace else {}
+        # Kept out of ``headers``: those go to the client under test, the token must not.
         self._admin = {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
 
     def call(self, method: str, path: str, body: bytes | None = None, content_type: str | None = None) -> Any:
-        """One control API call; the decoded JSON (or text) answer. Raises :class:`ControlError`."""
+        """One call to ``path``; the decoded JSON (or text) answer. Raises :class:`ControlError`."""
         headers = {**self.headers, **self._admin}
         if content_type:
             headers["Content-Type"] = content_type
@@ -53,15 +55,27 @@ class ControlClient:
             raise ControlError(refused.code, str(message)) from None
         return json.loads(raw) if kind == "application/json" else raw.decode()
 
+    def _json(self, method: str, path: str, body: dict[str, Any]) -> Any:
+        return self.call(method, path, json.dumps(body).encode(), "application/json")
+
     def health(self) -> dict[str, Any]:
+        """Status, version, namespace, seed, request count and clock reading."""
         return self.call("GET", "/_mock/health")
 
     def reset(self) -> None:
         """Back to the start state (this namespace only, when the client has one)."""
         self.call("POST", "/_mock/reset")
 
+    def requests(self) -> list[dict[str, Any]]:
+        """A summary of every request: pk, status, signer, creation time, document count."""
+        return self.call("GET", "/_mock/requests")["requests"]
+
+    def request(self, pk: int) -> dict[str, Any]:
+        """A request as the control API shows it: detail, status history, documents."""
+        return self.call("GET", f"/_mock/requests/{pk}")
+
     def sms(self, pk: int | None = None) -> list[dict[str, Any]]:
-        """The SMS outbox, or the messages of request ``pk``."""
+        """The SMS outbox, or the messages of request ``pk``, oldest first."""
         query = f"?request={pk}" if pk is not None else ""
         return self.call("GET", f"/_mock/sms{query}")["messages"]
 
@@ -78,19 +92,19 @@ class ControlClient:
         return self.call("GET", f"/_mock/webhooks{query}")["webhooks"]
 
     def load_scenario(self, scenario: str | Path | dict[str, Any]) -> dict[str, Any]:
-        """Load a scenario: a dict, or the path of a YAML or JSON file. The loaded scenario."""
+        """Load a scenario: a dict, or the path of a YAML or JSON file. Returns the loaded scenario."""
         if isinstance(scenario, dict):
-            return self.call("POST", "/_mock/scenarios", json.dumps(scenario).encode(), "application/json")
-        return self.call("POST", "/_mock/scenarios", Path(scenario).read_bytes(), "application/yaml")
+            return self._json("POST", "/_mock/scenarios", scenario)
+        try:
+            return self.call("POST", "/_mock/scenarios", Path(scenario).read_bytes(), "application/yaml")
+        except ControlError as refused:
+            # The sandbox only saw a body: name the file the caller has to fix.
+            raise ControlError(refused.status, f"{scenario}: {refused.message}") from None
 
     def advance_clock(self, seconds: float) -> dict[str, Any]:
         """Move the sandbox clock ``seconds`` ahead (negative: back); its new reading."""
-        return self.call("POST", "/_mock/clock", json.dumps({"advance_s": seconds}).encode(), "application/json")
+        return self._json("POST", "/_mock/clock", {"advance_s": seconds})
 
     def ca_pem(self) -> str:
         """The sandbox's root, issuing CA and TSA certificates (PEM), to trust its signatures."""
         return self.call("GET", "/_mock/pki/ca.pem")
-
-    def request(self, pk: int) -> dict[str, Any]:
-        """A request as the control API shows it: detail, status history, documents."""
-        return self.call("GET", f"/_mock/requests/{pk}")

@@ -51,6 +51,9 @@ LOOPBACK_HOOK = "http://127.0.0.1:9/hook"
 RAW_MEDIA_TYPES = ["application/pdf", "application/timestamp-query", "application/ocsp-request", "video/mp4"]
 # The request, document and image the document's examples name (seed file), so examples reach real answers.
 EXAMPLE_PK = 35247
+# The newer family's examples name a request of their own: the legacy sign example issues EXAMPLE_PK first, and
+# then the newer upload example would only meet 412 (its success would hang on the stateful phase's luck).
+NEWER_EXAMPLE_PK = 35248
 EXAMPLE_DOCUMENT = "db1c8aea-9cc0-4460-925c-72c6c918e5ae"
 EXAMPLE_IMAGE = "13705f52-3211-49a8-9807-b65b8da25f3e"
 
@@ -436,12 +439,13 @@ def _record(report: RunReport, event: events.ScenarioFinished) -> None:
 
 
 def _seed_file(tmp_path: Path) -> Path:
-    """The request, document and image the document's examples name, there from the start (and after resets)."""
+    """The requests, document and image the document's examples name, there from the start (and after resets)."""
     (tmp_path / "document.pdf").write_bytes(blank_pdf())
     (tmp_path / "signature.png").write_bytes(picture())
     fields = {**IDENTITY, "token": DEFAULT_TOKEN}
     seed = {
-        "requests": [{"pk": EXAMPLE_PK, **fields, "documents": [{"uid": EXAMPLE_DOCUMENT, "file": "document.pdf"}]}],
+        "requests": [{"pk": EXAMPLE_PK, **fields, "documents": [{"uid": EXAMPLE_DOCUMENT, "file": "document.pdf"}]},
+                     {"pk": NEWER_EXAMPLE_PK, **fields}],
         "images": [{"uid": EXAMPLE_IMAGE, "file": "signature.png"}],
     }
     path = tmp_path / "seed.yaml"

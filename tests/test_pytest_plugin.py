@@ -1,182 +1,334 @@
-"""The pytest plugin as a client project uses it, and the control client on its own."""
+"""The pytest plugin as a client project uses it, and the control client on its own.
+
+Each example project runs in a pytest subprocess, so the plugin loads from its entry point as it does
+for a real user. Most use the default session scope: every in-process sandbox costs a start.
+"""
 
 from __future__ import annotations
 
-import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from mock_server.client import ControlClient, ControlError
-from tests.helpers import DEFAULT_TOKEN, IDENTITY, blank_pdf, running_sandbox
+from tests import example_client
+from tests.example_client import call, create, request_otp
+from tests.helpers import RunningSandbox, blank_pdf, running_sandbox
 
-# A throwaway client project: plain sync code with urllib, as an integrator's test suite would be.
-CLIENT_CODE = f'''
-import json, urllib.request, uuid
+pytest_plugins = ["pytester"]
 
-IDENTITY = {IDENTITY!r}
-TOKEN = {DEFAULT_TOKEN!r}
-
-
-def call(method, url, body=None, content_type="application/json", headers=None):
-    headers = {{"Content-Type": content_type, **(headers or {{}})}}
-    request = urllib.request.Request(url, data=body, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as refused:
-        return refused.code, refused.read()
-
-
-def create(api_url, headers=None, **fields):
-    body = json.dumps({{**IDENTITY, "token": TOKEN, **fields}}).encode()
-    status, body = call("POST", api_url + "/request", body, headers=headers)
-    assert status == 201, body
-    return json.loads(body)["details"]
-
-
-def upload(api_url, pk, pdf):
-    boundary = uuid.uuid4().hex
-    body = (f"--{{boundary}}\\r\\nContent-Disposition: form-data; name=\\"file\\"; filename=\\"a.pdf\\"\\r\\n"
-            f"Content-Type: application/pdf\\r\\n\\r\\n").encode() + pdf + f"\\r\\n--{{boundary}}--\\r\\n".encode()
-    status, answer = call("POST", f"{{api_url}}/document/{{pk}}", body, f"multipart/form-data; boundary={{boundary}}")
-    assert status == 200, answer
-    return json.loads(answer)["details"]
-'''
+ADMIN_TOKEN = "s3cret"
 
 CLASSIC_FLOW = '''
-import json
+import threading, time
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from client import call, create, upload
+
+import pytest
+from client import call, create, request_otp, sign, upload
 
 PDF = (Path(__file__).parent / "doc.pdf").read_bytes()
+
 
 def test_classic_flow(oneshot_mock):
     pk = create(oneshot_mock.api_url)
     uid = upload(oneshot_mock.api_url, pk, PDF)
-    assert call("POST", f"{oneshot_mock.api_url}/otp/{pk}")[0] == 200
-    status, body = call("POST", f"{oneshot_mock.api_url}/sign/{pk}",
-                        json.dumps({"secret": oneshot_mock.latest_otp(pk)}).encode())
+    request_otp(oneshot_mock.api_url, pk)
+    status, body = sign(oneshot_mock.api_url, pk, oneshot_mock.latest_otp(pk))
     assert status == 200, body
     status, signed = call("GET", f"{oneshot_mock.api_url}/document/{pk}/signed/{uid}")
     assert status == 200 and signed.startswith(b"%PDF") and b"/ByteRange" in signed
     assert oneshot_mock.request(pk)["status"] == "ISSUED"
     assert [m["request"] for m in oneshot_mock.sms(pk)] == [pk]
-    assert "BEGIN CERTIFICATE" in oneshot_mock.ca_pem()
-    assert oneshot_mock.new_api_url.endswith("/oneshot/api/v1")
+    assert oneshot_mock.ca_pem().startswith("-----BEGIN CERTIFICATE-----")
+    status, body = call("GET", f"{oneshot_mock.new_api_url}/request/{pk}/status")
+    assert status == 200 and b"ISSUED" in body, body
+
+
+class Hook(BaseHTTPRequestHandler):
+    """The client app's webhook endpoint."""
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def hook_url():
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/hook"
+    server.shutdown()
+
+
+def test_webhooks_reach_the_app(oneshot_mock, hook_url):
+    pk = create(oneshot_mock.api_url, callback=hook_url)
+    deadline = time.monotonic() + 10
+    while [w["state"] for w in oneshot_mock.webhooks(pk)] != ["delivered", "delivered"]:
+        assert time.monotonic() < deadline, oneshot_mock.webhooks(pk)
+        time.sleep(0.05)
+    assert [(w["event"], w["target"]) for w in oneshot_mock.webhooks(pk)] == [
+        ("CREATED", hook_url), ("ENROLLREADY", hook_url)]
 '''
 
+# {servers}: how many sandboxes the two tests must have seen (1 shared, 2 per-test ones).
 ISOLATION = '''
+import urllib.request
 from client import create
 
-SEEN = []
+URLS, FIRST = [], []
+
+
+def reachable(url):
+    try:
+        urllib.request.urlopen(url + "/_mock/health", timeout=5).close()
+        return True
+    except OSError:
+        return False
+
 
 def test_first(oneshot_mock):
-    SEEN.append(create(oneshot_mock.api_url))
-    assert [r["pk"] for r in oneshot_mock.call("GET", "/_mock/requests")["requests"]] == SEEN
+    URLS.append(oneshot_mock.base_url)
+    FIRST.append(create(oneshot_mock.api_url))
+    assert [r["pk"] for r in oneshot_mock.requests()] == FIRST
+
 
 def test_second_starts_clean(oneshot_mock):
-    assert oneshot_mock.call("GET", "/_mock/requests")["requests"] == []
-    assert create(oneshot_mock.api_url) == SEEN[0], "a reset sandbox replays its seeded pks"
+    URLS.append(oneshot_mock.base_url)
+    assert oneshot_mock.requests() == [], "the first test's request is gone"
+    assert create(oneshot_mock.api_url) == FIRST[0], "a clean sandbox replays its seeded pks"
+    assert len(set(URLS)) == {servers}
+    assert reachable(URLS[0]) == ({servers} == 1), "a per-test sandbox is stopped after its test"
 '''
 
 SCENARIO_AND_CLOCK = '''
-from client import call
+from pathlib import Path
+from client import call, create, request_otp, sign
+
 
 def test_scenario_from_a_dict(oneshot_mock):
     oneshot_mock.load_scenario({"name": "down", "rules": [
         {"match": {"operation": "hello"}, "then": {"respond": {"status": 503, "details": "maintenance"}}}]})
     assert call("GET", oneshot_mock.api_url + "/hello")[0] == 503
 
+
 def test_scenario_from_a_file(oneshot_mock, tmp_path):
-    path = tmp_path / "s.yaml"
+    path = tmp_path / "v.yaml"
     path.write_text("name: v\\nrules:\\n  - match: {operation: version}\\n"
                     "    then: {respond: {status: 502, details: x}}\\n")
     oneshot_mock.load_scenario(path)
     assert call("GET", oneshot_mock.api_url + "/version")[0] == 502
     assert call("GET", oneshot_mock.api_url + "/hello")[0] == 200, "the previous test's scenario is gone"
 
-def test_clock(oneshot_mock):
-    before = oneshot_mock.call("GET", "/_mock/clock")["offset_s"]
-    assert oneshot_mock.advance_clock(3600)["offset_s"] >= before + 3599
+
+def test_an_otp_expires_when_the_clock_moves(oneshot_mock):
+    pk = create(oneshot_mock.api_url)
+    request_otp(oneshot_mock.api_url, pk)
+    assert oneshot_mock.advance_clock(301)["offset_s"] == 301
+    status, body = sign(oneshot_mock.api_url, pk, oneshot_mock.latest_otp(pk))
+    assert (status, b"Confirmation Code invalid" in body) == (403, True)
+
+
+def test_the_clock_is_back_for_the_next_test(oneshot_mock):
+    assert oneshot_mock.call("GET", "/_mock/clock")["offset_s"] == 0
+'''
+
+CONFIGURED = '''
+from client import call, create, request_otp
+
+
+def test_seed_and_otp(oneshot_mock):
+    assert oneshot_mock.health()["seed"] == 7
+    pk = create(oneshot_mock.api_url)
+    request_otp(oneshot_mock.api_url, pk)
+    assert oneshot_mock.latest_otp(pk) == "424242"
+    assert call("GET", oneshot_mock.api_url + "/version")[0] == 502
+
+
+def test_scenarios_are_back_after_the_reset(oneshot_mock):
+    assert call("GET", oneshot_mock.api_url + "/version")[0] == 502
+'''
+
+# Each worker writes down the sandbox it saw: in-process sandboxes are one per worker.
+XDIST_IN_PROCESS = '''
+from pathlib import Path
+import pytest
+from client import create
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_each_worker_has_a_sandbox(oneshot_mock, worker_id, index):
+    assert (oneshot_mock.namespace, oneshot_mock.headers) == (None, {})
+    pk = create(oneshot_mock.api_url)
+    assert [r["pk"] for r in oneshot_mock.requests()] == [pk]
+    (Path(__file__).parent / f"url-{worker_id}").write_text(oneshot_mock.base_url)
+'''
+
+XDIST_EXTERNAL = '''
+import pytest
+from client import create
+
+
+@pytest.mark.parametrize("index", range(6))
+def test_uses_the_external_sandbox(oneshot_mock, pytestconfig, worker_id, index):
+    assert oneshot_mock.base_url == pytestconfig.getoption("--oneshot-mock-url")
+    assert oneshot_mock.namespace == f"pytest-{worker_id}"
+    assert oneshot_mock.requests() == [], "reset: this worker's namespace"
+    # The client under test sends the namespace header the fixture hands out.
+    pk = create(oneshot_mock.api_url, headers=oneshot_mock.headers)
+    assert [r["pk"] for r in oneshot_mock.requests()] == [pk]
 '''
 
 
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makepyfile(client=CLIENT_CODE)
+    """An empty client project: its HTTP code and a PDF to sign."""
+    pytester.makepyfile(client=Path(example_client.__file__).read_text(encoding="utf-8"))
     (pytester.path / "doc.pdf").write_bytes(blank_pdf())
     return pytester
 
 
 def test_a_client_project_runs_a_classic_flow(project):
     project.makepyfile(test_flow=CLASSIC_FLOW)
-    project.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    project.runpytest_subprocess().assert_outcomes(passed=2)
 
 
-@pytest.mark.parametrize("scope", ["session", "function"])
-def test_every_test_gets_a_clean_sandbox(project, scope):
-    project.makeini(f"[pytest]\noneshot_mock_scope = {scope}\n")
-    project.makepyfile(test_isolation=ISOLATION)
-    project.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=2)
+@pytest.mark.parametrize(("ini", "args", "servers"), [
+    ("", [], 1),
+    ("oneshot_mock_scope = function", [], 2),
+    ("oneshot_mock_scope = session", ["--oneshot-mock-scope=function"], 2),
+], ids=["default-session", "ini-function", "option-overrides-ini"])
+def test_every_test_gets_a_clean_sandbox(project, ini, args, servers):
+    project.makeini(f"[pytest]\n{ini}\n")
+    project.makepyfile(test_isolation=ISOLATION.format(servers=servers))
+    project.runpytest_subprocess(*args).assert_outcomes(passed=2)
 
 
 def test_scenarios_and_the_clock(project):
     project.makepyfile(test_scenarios=SCENARIO_AND_CLOCK)
-    project.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=3)
+    project.runpytest_subprocess().assert_outcomes(passed=4)
 
 
-def test_a_fixed_otp_from_the_ini(project):
-    project.makeini("[pytest]\noneshot_mock_otp = 424242\n")
-    project.makepyfile(test_otp='''
-from client import call, create
-
-def test_fixed(oneshot_mock):
-    pk = create(oneshot_mock.api_url)
-    call("POST", f"{oneshot_mock.api_url}/otp/{pk}")
-    assert oneshot_mock.latest_otp(pk) == "424242"
-''')
-    project.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+def test_seed_otp_and_scenarios_from_the_ini(project):
+    (project.path / "scenarios").mkdir()
+    (project.path / "scenarios" / "version.yaml").write_text(
+        "name: v\nrules:\n  - match: {operation: version}\n    then: {respond: {status: 502, details: x}}\n")
+    project.makeini("[pytest]\noneshot_mock_seed = 7\noneshot_mock_otp = 424242\n"
+                    "oneshot_mock_scenarios = scenarios/version.yaml\n")
+    project.makepyfile(test_configured=CONFIGURED)
+    project.runpytest_subprocess().assert_outcomes(passed=2)
 
 
-def test_a_bad_scope_is_a_usage_error(project):
-    project.makeini("[pytest]\noneshot_mock_scope = module\n")
+@pytest.mark.parametrize(("ini", "complaint"), [
+    ("oneshot_mock_scope = module", "oneshot_mock_scope must be session or function, not 'module'"),
+    ("oneshot_mock_seed = seven", "oneshot_mock_seed must be a non-negative integer, not 'seven'"),
+])
+def test_bad_settings_are_usage_errors(project, ini, complaint):
+    project.makeini(f"[pytest]\n{ini}\n")
     project.makepyfile(test_x="def test_x(oneshot_mock):\n    pass\n")
-    result = project.runpytest_subprocess("-p", "no:cacheprovider")
-    assert "oneshot_mock_scope must be session or function" in result.stdout.str() + result.stderr.str()
+    result = project.runpytest_subprocess()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert complaint in result.stderr.str()
 
 
-def test_an_external_sandbox_shared_by_xdist_workers(project, tmp_path):
-    project.makepyfile(test_external='''
-import pytest
-from client import create
-
-@pytest.mark.parametrize("index", range(6))
-def test_uses_the_external_server(oneshot_mock, pytestconfig, worker_id, index):
-    assert oneshot_mock.base_url == pytestconfig.getoption("--oneshot-mock-url")
-    assert oneshot_mock.namespace == f"pytest-{worker_id}"
-    assert oneshot_mock.call("GET", "/_mock/requests")["requests"] == [], "reset: this worker's namespace only"
-    # The client under test sends the namespace header the fixture hands out.
-    pk = create(oneshot_mock.api_url, headers=oneshot_mock.headers)
-    assert [r["pk"] for r in oneshot_mock.call("GET", "/_mock/requests")["requests"]] == [pk]
-''')
-    with running_sandbox(tmp_path) as server:
-        result = project.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", f"--oneshot-mock-url={server.base}")
-        result.assert_outcomes(passed=6)
+def test_xdist_workers_each_start_a_sandbox(project):
+    project.makepyfile(test_workers=XDIST_IN_PROCESS)
+    project.runpytest_subprocess("-n", "2").assert_outcomes(passed=4)
+    urls = {path.name: path.read_text() for path in project.path.glob("url-*")}
+    assert sorted(urls) == ["url-gw0", "url-gw1"]
+    assert len(set(urls.values())) == 2
 
 
-def test_control_client_against_a_server(tmp_path):
-    with running_sandbox(tmp_path, "--admin-token", "s3cret") as server:
-        with pytest.raises(ControlError) as refused:
-            ControlClient(server.base).health()
-        assert refused.value.status == 401
-        control = ControlClient(server.base, admin_token="s3cret")
-        assert control.health()["status"] == "ok"
-        with pytest.raises(ControlError) as missing:
-            control.latest_otp(1)
-        assert missing.value.status == 404
-        with pytest.raises(ControlError) as bad:
-            control.load_scenario({"name": "x", "rules": "nope"})
-        assert bad.value.status == 400 and "rules" in bad.value.message
-        scoped = ControlClient(server.base, namespace="qa", admin_token="s3cret")
-        assert scoped.health()["namespace"] == "qa"
-        assert json.loads(json.dumps(scoped.webhooks())) == []
+def test_xdist_workers_share_an_external_sandbox_in_namespaces(project, tmp_path):
+    project.makepyfile(test_external=XDIST_EXTERNAL)
+    with running_sandbox(tmp_path, "--admin-token", ADMIN_TOKEN) as server:
+        project.runpytest_subprocess(
+            "-n", "2", f"--oneshot-mock-url={server.base}", f"--oneshot-mock-admin-token={ADMIN_TOKEN}",
+        ).assert_outcomes(passed=6)
+        control = ControlClient(server.base, admin_token=ADMIN_TOKEN)
+        namespaces = {n["namespace"]: n["requests"] for n in control.call("GET", "/_mock/namespaces")["namespaces"]}
+    # Each worker's last test left its one request in its own namespace; the default one is untouched.
+    assert namespaces == {"": 0, "pytest-gw0": 1, "pytest-gw1": 1}
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
+    """A sandbox process whose control API wants the admin token."""
+    with running_sandbox(tmp_path_factory.mktemp("guarded"), "--admin-token", ADMIN_TOKEN) as server:
+        yield server
+
+
+@pytest.fixture
+def control(guarded: RunningSandbox) -> ControlClient:
+    """A control client in a namespace of its own: the tests share the server, not its state."""
+    return ControlClient(guarded.base, namespace=f"t-{uuid.uuid4().hex[:8]}", admin_token=ADMIN_TOKEN)
+
+
+def test_control_client_needs_the_admin_token(guarded):
+    with pytest.raises(ControlError) as missing:
+        ControlClient(guarded.base).health()
+    assert missing.value.status == 401 and "admin token" in missing.value.message
+    with pytest.raises(ControlError) as wrong:
+        ControlClient(guarded.base, admin_token="nope").health()
+    assert wrong.value.status == 403
+
+
+def test_control_client_reads_a_namespace(control):
+    api = control.base_url + "/api/v1"
+    assert control.headers == {"X-Mock-Namespace": control.namespace}
+    pk = create(api, headers=control.headers)
+    request_otp(api, pk, headers=control.headers)
+    otp = control.latest_otp(pk)
+    assert len(otp) == 6 and otp.isdecimal()
+    assert [m["otp"] for m in control.sms(pk)] == [otp]
+    assert [r["pk"] for r in control.requests()] == [pk]
+    detail = control.request(pk)
+    assert (detail["pk"], detail["status"]) == (pk, "ENROLLREADY")
+    assert control.health()["namespace"] == control.namespace
+    assert control.webhooks(pk) == []
+    assert control.ca_pem().count("-----BEGIN CERTIFICATE-----") == 3
+
+
+def test_control_client_resets_its_namespace_only(control, guarded):
+    other = ControlClient(guarded.base, namespace=control.namespace + "-other", admin_token=ADMIN_TOKEN)
+    api = control.base_url + "/api/v1"
+    create(api, headers=control.headers)
+    kept = create(api, headers=other.headers)
+    assert control.advance_clock(60)["offset_s"] == 60
+    assert other.advance_clock(30)["offset_s"] == 30
+    control.reset()
+    assert control.requests() == [] and control.call("GET", "/_mock/clock")["offset_s"] == 0
+    assert [r["pk"] for r in other.requests()] == [kept] and other.call("GET", "/_mock/clock")["offset_s"] == 30
+
+
+def test_control_client_scenarios(control):
+    api = control.base_url + "/api/v1"
+    loaded = control.load_scenario({"name": "down", "rules": [
+        {"match": {"operation": "hello"}, "then": {"respond": {"status": 503, "details": "maintenance"}}}]})
+    assert loaded["name"] == "down"
+    assert call("GET", api + "/hello", headers=control.headers)[0] == 503
+    assert call("GET", api + "/hello")[0] == 200, "only the client's namespace has the scenario"
+
+
+def test_control_client_errors(control, tmp_path):
+    with pytest.raises(ControlError) as unknown:
+        control.request(999999)
+    assert (unknown.value.status, unknown.value.message) == (404, "request 999999 not found")
+    assert str(unknown.value) == "404: request 999999 not found"
+    with pytest.raises(ControlError) as silent:
+        control.latest_otp(999999)
+    assert silent.value.status == 404 and "no SMS was sent for request 999999" in silent.value.message
+    with pytest.raises(ControlError) as bad:
+        control.load_scenario({"name": "x", "rules": "nope"})
+    assert bad.value.status == 400 and "rules: 'nope' is not of type 'array'" in bad.value.message
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: [")
+    with pytest.raises(ControlError) as unreadable:
+        control.load_scenario(broken)
+    assert unreadable.value.status == 400 and unreadable.value.message.startswith(f"{broken}: ")

@@ -185,11 +185,11 @@ def _requests_section(view: View, sandbox: Sandbox) -> Html:
     newest_first = sorted(sandbox.state.requests.values(), key=lambda r: (r.created_at, r.pk), reverse=True)
     rows = [
         (_link(view.url(_request_path(r.pk)), r.pk), views.signer_name(r) or "-", _status(r.status),
-         _when(r.created_at), len(r.documents), "VideoID " + r.videoid.mode if r.videoid else "")
+         _when(r.created_at), len(r.documents), r.videoid.mode if r.videoid else "-")
         for r in newest_first
     ]
     return Html(f'<h2 id="requests">Requests ({len(rows)})</h2>'
-                + _table(["pk", "signer", "status", "created", "documents", "kind"], rows, "No requests yet."))
+                + _table(["pk", "signer", "status", "created", "documents", "VideoID"], rows, "No requests yet."))
 
 
 def _newest(items: Sequence, what: str, json_path: str) -> tuple[list, Html]:
@@ -408,10 +408,12 @@ def _event(dispatcher: WebhookDispatcher, event_id: str) -> WebhookEvent | None:
 
 
 async def show_index(request: web.Request) -> web.Response:
+    """The overview of the namespace ``?namespace=`` names."""
     return _html(index_page(view_of(request), request[TENANT], request.app[TENANTS].existing()))
 
 
 async def show_request(request: web.Request) -> web.Response:
+    """A request's page; an HTML 404 when the namespace has no such request."""
     view, tenants = view_of(request), request.app[TENANTS].existing()
     pk = request.match_info["pk"]
     found = sandbox_of(request).state.requests.get(int(pk)) if _PK.fullmatch(pk) else None

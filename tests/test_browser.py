@@ -1,0 +1,110 @@
+"""A real headless Chromium on the dashboard and the VideoID link page, while a client app drives the sandbox
+over HTTP: what a QA person would see and click. Screenshots go to test-artifacts/.
+
+Debian's Chromium (``apt-get install chromium``) driven by Playwright; no ``playwright install``. Without
+/usr/bin/chromium the test skips, unless the CI environment variable is set: CI must run it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from tests.test_videoid import EIDAS, create_videoid
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+VIEWPORT = {"width": 1366, "height": 768}  # a laptop screen
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    if not CHROMIUM.exists():
+        reason = f"{CHROMIUM} not found (apt-get install chromium)"
+        if "CI" in os.environ:
+            pytest.fail(f"{reason}: CI must run the browser test")
+        pytest.skip(reason)
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM))
+        yield launched
+        await launched.close()
+
+
+async def screenshot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=ARTIFACTS / name, full_page=True)
+
+
+async def test_a_person_watches_a_classic_flow_replays_a_webhook_and_completes_a_videoid(
+        start_receiver, make_client, browser):
+    receiver = await start_receiver()
+    sandbox = await make_client(ra_webhooks=(("9999", receiver.url),))
+    base = f"http://127.0.0.1:{sandbox.http.port}"
+    page = await browser.new_page(viewport=VIEWPORT)
+    fetched: list[str] = []
+    page.on("request", lambda request: fetched.append(request.url))
+
+    # The dashboard, open before anything happens (auto-refresh off: the test reloads when it wants).
+    await page.goto(f"{base}/_mock/?refresh=0")
+    await expect(page.locator("#requests + p")).to_have_text("No requests yet.")
+
+    # A client app creates a request, uploads a document and asks for an OTP, over HTTP.
+    pk = await sandbox.create_request()
+    uid = await sandbox.upload_pdf(pk)
+    assert (await sandbox.call("POST", f"/api/v1/otp/{pk}")).status == 200
+    await page.reload()
+    await expect(page.get_by_role("row", name=re.compile(rf"^{pk} Ana López Ruiz ENROLLREADY"))).to_be_visible()
+    await screenshot(page, "dashboard-overview.png")
+
+    # The person opens the request and reads the OTP from the page; the client signs with it.
+    await page.get_by_role("link", name=str(pk), exact=True).first.click()
+    await expect(page.get_by_role("heading", name=f"Request {pk}")).to_be_visible()
+    otp = (await page.locator("#sms ~ table .otp").first.inner_text()).strip()
+    assert re.fullmatch(r"[0-9]{6}", otp), otp
+    signed = await sandbox.sign(pk, {"secret": otp})
+    assert signed.status == 200, signed.body
+    await receiver.wait_for(3)
+    await page.reload()
+    history = page.locator("#history + table tbody tr")
+    await expect(history).to_have_count(3)
+    for row, (status, previous) in enumerate([("CREATED", "-"), ("ENROLLREADY", "CREATED"),
+                                              ("ISSUED", "ENROLLREADY")]):
+        await expect(history.nth(row).locator("td").nth(1)).to_have_text(status)
+        await expect(history.nth(row).locator("td").nth(2)).to_have_text(previous)
+    await expect(page.get_by_role("link", name="signed", exact=True)).to_have_attribute(
+        "href", f"/api/v1/document/{pk}/signed/{uid}")
+    await expect(page.locator(".event h3 .badge")).to_have_text(["delivered"] * 3)
+    await screenshot(page, "dashboard-request-history.png")
+
+    # Replay: the first event goes to the receiver again, and the page comes back saying so.
+    first = page.locator(".event").first
+    event_id = await first.get_attribute("id")
+    await first.get_by_role("button", name="Replay").click()
+    await expect(page.locator(".message")).to_have_text(f"Webhook {event_id} sent again: HTTP 200.")
+    assert page.url == f"{base}/_mock/dashboard/requests/{pk}?refresh=0&replayed={event_id}#webhooks"
+    replayed = (await receiver.wait_for(4))[3]
+    assert replayed.id == event_id and replayed.status == "CREATED"
+    await expect(page.locator(f"#{event_id} tbody tr")).to_have_count(2)
+    await screenshot(page, "dashboard-webhook-replayed.png")
+
+    # VideoID: from the dashboard to the link page, where the person completes the identification.
+    created = await create_videoid(sandbox, EIDAS)
+    video_pk = created["request_pk"]
+    await page.goto(f"{base}/_mock/?refresh=0")
+    await page.get_by_role("link", name=str(video_pk), exact=True).first.click()
+    await page.locator("#videoid + table a").click()
+    await expect(page.get_by_role("heading", name="Video identification")).to_be_visible()
+    await page.get_by_role("button", name="Complete identification").click()
+    await expect(page.locator(".message")).to_have_text("Identification recorded.")
+    await expect(page.get_by_role("row", name="Status VIDEOREVIEW")).to_be_visible()
+    await screenshot(page, "videoid-completed.png")
+    await page.goto(f"{base}/_mock/dashboard/requests/{video_pk}?refresh=0")
+    await expect(page.locator("#history + table tbody tr td:nth-child(2)")).to_have_text(
+        ["VIDEOPENDING", "VIDEOREVIEW"])
+
+    assert all(url.startswith(base + "/") for url in fetched), "no external assets: " + repr(fetched)
