@@ -6,13 +6,14 @@ import asyncio
 import contextlib
 import io
 import json
+import os
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,22 +29,12 @@ from pyhanko.sign.validation import async_validate_pdf_signature
 from pyhanko.sign.validation.status import PdfSignatureStatus
 from pyhanko_certvalidator import ValidationContext
 
-ROOT_PEM = Path(__file__).resolve().parents[1] / "fixtures" / "pki" / "root.pem"
-DEFAULT_TOKEN = "6d1cae4d55be4cdf9cac50ee36f73406"
+from tests import example_client
 
-IDENTITY = {
-    "given_name": "Ana",
-    "surname_1": "López",
-    "surname_2": "Ruiz",
-    "id_document_type": "IDC",
-    "id_document_country": "ES",
-    "serial_number": "12345678Z",
-    "email": "ana.lopez@example.com",
-    "mobile_phone_number": "+34600000001",
-    "registration_authority": "9999",
-    "profile": "PFnubeQAFCiudadano",
-    "env": "sandbox",
-}
+ROOT_PEM = Path(__file__).resolve().parents[1] / "fixtures" / "pki" / "root.pem"
+# The example client app's signer and token: one definition for the suite and the projects it writes.
+DEFAULT_TOKEN = example_client.TOKEN
+IDENTITY = example_client.SIGNER
 
 
 def blank_pdf(pages: int = 1) -> bytes:
@@ -193,19 +184,31 @@ def running_sandbox(tmp_path: Path, *args: str, workers: int = 1) -> Iterator[Ru
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     log = tmp_path / f"server-{port}.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "mock_server", "serve", "--port", str(port), "--workers", str(workers), *args],
-            stdout=sink, stderr=subprocess.STDOUT,
-        )
     base = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "mock_server", "serve", "--port", str(port), "--workers", str(workers), *args]
+    with serving(command, os.environ, base + "/_mock/health", log) as process:
+        yield RunningSandbox(base, log, process)
+
+
+def environment_without_oneshot(**extra: str) -> dict[str, str]:
+    """This process's environment minus any ``ONESHOT_MOCK_*`` variable (a developer's own must not leak in)."""
+    clean = {name: value for name, value in os.environ.items() if not name.startswith("ONESHOT_MOCK_")}
+    return {**clean, **extra}
+
+
+@contextlib.contextmanager
+def serving(command: Sequence[str], env: Mapping[str, str], probe: str, log: Path,
+            cwd: Path | None = None) -> Iterator[subprocess.Popen]:
+    """Run ``command`` until the block ends, entering it once ``probe`` answers."""
+    with log.open("wb") as sink:
+        process = subprocess.Popen(list(command), env=dict(env), cwd=cwd, stdout=sink, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while True:
             if process.poll() is not None:
-                raise AssertionError(f"server exited: {log.read_text()}")
+                raise AssertionError(f"server exited with {process.returncode}: {log.read_text()}")
             try:
-                urllib.request.urlopen(base + "/_mock/health", timeout=1).close()
+                urllib.request.urlopen(probe, timeout=1).close()
                 break
             except urllib.error.HTTPError:
                 break  # it answers (a guarded control API says 401)
@@ -213,10 +216,11 @@ def running_sandbox(tmp_path: Path, *args: str, workers: int = 1) -> Iterator[Ru
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
-        yield RunningSandbox(base, log, process)
+        yield process
     finally:
         process.terminate()
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait()

@@ -23,7 +23,7 @@ import pytest
 
 from mock_server.cli import serve_config
 from tests.conftest import REPO, free_port
-from tests.serving import environment_without_oneshot, serving
+from tests.helpers import environment_without_oneshot, serving
 
 
 @dataclass

@@ -16,8 +16,7 @@ import pytest
 from mock_server import env_options
 from mock_server.cli import build_parsers, parse_args, serve_config
 from tests.conftest import free_port
-from tests.helpers import DEFAULT_TOKEN, IDENTITY
-from tests.serving import environment_without_oneshot, serving
+from tests.helpers import DEFAULT_TOKEN, IDENTITY, environment_without_oneshot, serving
 
 # Every serve option: the values given as flags, and the same values as one environment variable.
 # Values differ from the defaults, so each case proves its option reaches the Config.

@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from tests.helpers import DEFAULT_TOKEN, blank_pdf, running_sandbox
+from tests.helpers import DEFAULT_TOKEN, SandboxClient, blank_pdf, running_sandbox
 
 HEADER, BODY, IDLE = 0.5, 0.5, 1.2
 SLACK = 2.0  # how late a close may come: loose, the assertions are about "bounded", not precision
@@ -63,6 +63,16 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, st
     headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines if line)}
     body = await asyncio.wait_for(reader.readexactly(int(headers.get("content-length", "0"))), timeout=5)
     return int(status_line.split()[1]), headers, body
+
+
+async def upload_connection(
+    make_client, connect
+) -> tuple[SandboxClient, asyncio.StreamReader, asyncio.StreamWriter, int, bytes]:
+    """A fast-timeout sandbox, a raw connection to it, a request to upload to, and the multipart body."""
+    sandbox, port = await fast_sandbox(make_client)
+    pk = await sandbox.create_request()
+    reader, writer = await connect(port)
+    return sandbox, reader, writer, pk, multipart({}, {"file": ("doc.pdf", blank_pdf())})
 
 
 def upload_head(pk: int, body: bytes) -> bytes:
@@ -158,10 +168,7 @@ async def test_a_stalled_json_body_gets_a_408_in_the_envelope(make_client, conne
 
 
 async def test_a_stalled_multipart_upload_gets_a_408_in_the_envelope(make_client, connect):
-    sandbox, port = await fast_sandbox(make_client)
-    pk = await sandbox.create_request()
-    body = multipart({}, {"file": ("doc.pdf", blank_pdf())})
-    reader, writer = await connect(port)
+    sandbox, reader, writer, pk, body = await upload_connection(make_client, connect)
     writer.write(upload_head(pk, body) + body[: len(body) // 2])
     started = time.monotonic()
     status, _, answer = await read_response(reader)
@@ -254,10 +261,7 @@ async def test_normal_clients_are_served_promptly_while_slow_clients_hang(make_c
 
 
 async def test_a_slow_but_progressing_upload_succeeds(make_client, connect):
-    sandbox, port = await fast_sandbox(make_client)
-    pk = await sandbox.create_request()
-    body = multipart({}, {"file": ("doc.pdf", blank_pdf())})
-    reader, writer = await connect(port)
+    _, reader, writer, pk, body = await upload_connection(make_client, connect)
     writer.write(upload_head(pk, body))
     started = time.monotonic()
     pieces = 8
