@@ -164,18 +164,28 @@ def _tenant_builder(config: Config, pki: PkiMaterial, run: Runner, keys: KeyPool
 def persistence_middleware(persistence: Persistence) -> Any:
     """A change is answered only once it is in the data dir; reads just note the sandbox may have moved."""
 
-    @web.middleware
-    async def persist(request: web.Request, handler: Any) -> web.StreamResponse:
-        response = await handler(request)
+    async def stored(request: web.Request) -> web.Response | None:
+        """None once the change is committed; the 500 to answer when it could not be."""
         if request.method in ("GET", "HEAD", "OPTIONS"):
             persistence.mark()
-            return response
+            return None
         try:
             await persistence.flush()
         except (OSError, sqlite3.Error) as fault:
             log.exception("could not store the change of %s %s", request.method, request.path)
             return _render(request.path, vendor_error("api.500.not_stored", error=str(fault)))
-        return response
+        return None
+
+    @web.middleware
+    async def persist(request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            response = await handler(request)
+        except web.HTTPException:  # a raised answer (the link page's 303) acknowledges a change too
+            refused = await stored(request)
+            if refused is not None:
+                return refused
+            raise
+        return await stored(request) or response
 
     return persist
 

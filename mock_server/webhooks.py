@@ -244,9 +244,13 @@ class WebhookDispatcher:
     def events(self, request: int | None = None) -> list[WebhookEvent]:
         return [e for e in self.log if request is None or e.request == request]
 
+    def event(self, event_id: str) -> WebhookEvent | None:
+        """The logged event ``event_id``, if the log still holds it."""
+        return next((e for e in self.log if e.id == event_id), None)
+
     async def replay(self, event_id: str) -> Attempt:
         """POST one logged event again, now, whatever its state."""
-        event = next((e for e in self.log if e.id == event_id), None)
+        event = self.event(event_id)
         if event is None:
             raise LookupError(f"no webhook event {event_id}")
         attempt = await self._attempt(event)

@@ -17,9 +17,11 @@ from typing import Any
 
 import aiohttp
 import pytest
+from yarl import URL
 
 from tests.conftest import free_port
 from tests.helpers import DEFAULT_TOKEN, IDENTITY, blank_pdf, picture, running_sandbox, validate
+from tests.test_videoid import CONTACT
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
@@ -249,3 +251,23 @@ async def test_kill_9_loses_no_acknowledged_write(tmp_path):
     print(f"\ncrash safety: {figures}")
     assert not lost, lost[:5]
     assert counts["flows"] >= kills, "the load really ran"
+
+
+async def test_a_redirecting_answer_is_stored_before_it_leaves(tmp_path):
+    """The VideoID link page answers its form with a raised 303: that too waits for the commit."""
+    data = tmp_path / "data"
+    body = {**CONTACT, "registration_authority": "9999", "profile": "PFnubeQAFCiudadano", "env": "sandbox"}
+    async with aiohttp.ClientSession() as session:
+        with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
+            http = Http(session, server.base)
+            status, created = await http.call("POST", "/api/v1/videoid", json=body)
+            assert status == 200, created
+            link = URL(created["details"]["videoid_link"]).path
+            status, _ = await http.call("POST", f"{link}/complete", allow_redirects=False)
+            assert status == 303
+            server.process.send_signal(signal.SIGKILL)  # at once: no background flush gets a chance
+            server.process.wait()
+        with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
+            status, detail = await Http(session, server.base).call(
+                "GET", f"/_mock/requests/{created['details']['request_pk']}")
+            assert status == 200 and detail["status"] == "VIDEOREVIEW", detail

@@ -403,10 +403,6 @@ def _html(text: str, status: int = 200) -> web.Response:
     return web.Response(text=text, status=status, content_type="text/html")
 
 
-def _event(dispatcher: WebhookDispatcher, event_id: str) -> WebhookEvent | None:
-    return next((e for e in dispatcher.events() if e.id == event_id), None)
-
-
 async def show_index(request: web.Request) -> web.Response:
     """The overview of the namespace ``?namespace=`` names."""
     return _html(index_page(view_of(request), request[TENANT], request.app[TENANTS].existing()))
@@ -419,19 +415,18 @@ async def show_request(request: web.Request) -> web.Response:
     found = sandbox_of(request).state.requests.get(int(pk)) if _PK.fullmatch(pk) else None
     if found is None:
         return _html(not_found_page(view, tenants, f"Request {pk}"), status=404)
-    replayed = _event(webhooks_of(request), request.query.get("replayed", ""))
+    replayed = webhooks_of(request).event(request.query.get("replayed", ""))
     return _html(request_page(view, request[TENANT], tenants, found, replayed))
 
 
 async def replay_webhook(request: web.Request) -> web.Response:
     """The Replay button: the dispatcher's replay (as POST /_mock/webhooks/{id}/replay), then back."""
     view = view_of(request)
-    event = _event(webhooks_of(request), request.match_info["id"])
+    event = webhooks_of(request).event(request.match_info["id"])
     if event is None:
         what = f"Webhook event {request.match_info['id']}"
         return _html(not_found_page(view, request.app[TENANTS].existing(), what), status=404)
     await webhooks_of(request).replay(event.id)
-    # Returned, not raised: the persistence middleware stores the new attempt before the redirect leaves.
     location = view.url(_request_path(event.request), replayed=event.id) + "#webhooks"
     return web.Response(status=303, headers={"Location": location}, text="303: See Other")
 
