@@ -19,6 +19,7 @@ from aiohttp import web
 
 from mock_server import tenancy
 from mock_server.api import control, dashboard, legacy, namirial, openapi, videoid_page
+from mock_server.api.envelopes import renderer_for
 from mock_server.api.faults import scenario_middleware
 from mock_server.api.keys import CONFIG, REQUEST_PK, TENANT, TENANTS, request_pk_of
 from mock_server.config import Config
@@ -39,19 +40,8 @@ from mock_server.workers import signing_pool
 log = logging.getLogger("mock_server")
 access_log = logging.getLogger("mock_server.access")
 
-# Where each error is rendered: the envelope of the API family the path belongs to.
-_RENDERERS: list[tuple[str, Callable[[VendorError], web.Response]]] = [
-    (control.PREFIX + "/", control.render_error),
-    (namirial.PREFIX + "/", namirial.render_error),
-    (legacy.PREFIX + "/", legacy.render_error),
-]
-
-
 def _render(path: str, error: VendorError) -> web.Response:
-    for prefix, renderer in _RENDERERS:
-        if (path + "/").startswith(prefix):  # the prefix itself too: /_mock is the dashboard
-            return renderer(error)
-    return legacy.render_error(error)
+    return renderer_for(path)(error)
 
 
 @web.middleware

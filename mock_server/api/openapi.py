@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from functools import cache
 from http import HTTPStatus
 from importlib import resources
@@ -23,25 +23,23 @@ from aiohttp import web
 
 from mock_server import __version__
 from mock_server.api import control, legacy, namirial
-from mock_server.errors import CATALOGUE, VendorError, vendor_error
+from mock_server.api.envelopes import Renderer, renderer_for
+from mock_server.errors import CATALOGUE, vendor_error
 
 PATH = "/openapi.json"
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
-Renderer = Callable[[VendorError], web.Response]
 
-# Which envelope answers the errors of a path (as the app's error middleware renders them).
-_FAMILIES: list[tuple[str, Renderer, str, str]] = [
-    (control.PREFIX + "/", control.render_error, "ControlError", "the control API's error"),
-    (namirial.PREFIX + "/", namirial.render_error, "NewerError", "the newer family's error envelope"),
-    (legacy.PREFIX + "/", legacy.render_error, "LegacyError", "the legacy error envelope"),
-]
+# The schema and wording of each family's error envelope in the document.
+_ENVELOPES: dict[Renderer, tuple[str, str]] = {
+    control.render_error: ("ControlError", "the control API's error"),
+    namirial.render_error: ("NewerError", "the newer family's error envelope"),
+    legacy.render_error: ("LegacyError", "the legacy error envelope"),
+}
 
 
 def _family(path: str) -> tuple[Renderer, str, str]:
-    for prefix, renderer, schema, label in _FAMILIES:
-        if (path + "/").startswith(prefix):  # the prefix itself too: /_mock is the dashboard
-            return renderer, schema, label
-    return legacy.render_error, "LegacyError", "the legacy error envelope"
+    renderer = renderer_for(path)
+    return renderer, *_ENVELOPES[renderer]
 
 
 def catalogue_keys(selectors: Iterable[str]) -> list[str]:
