@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from mock_server import tenancy
+from mock_server import gcpolicy, tenancy
 from mock_server.api import control, dashboard, legacy, namirial, openapi, videoid_page
 from mock_server.api.envelopes import renderer_for
 from mock_server.api.faults import scenario_middleware
@@ -29,6 +29,7 @@ from mock_server.domain.service import Runner, Sandbox, SandboxSettings
 from mock_server.errors import VendorError, vendor_error
 from mock_server.pki.authority import PkiMaterial
 from mock_server.pki.keypool import KeyPool
+from mock_server.pki.signing import warm_up
 from mock_server.scenarios import ScenarioBook, ScenarioError, magic_values, parse_scenario
 from mock_server.slow_clients import SandboxApplication, handler_args
 from mock_server.sms import OtpPolicy
@@ -49,13 +50,17 @@ async def access_log_middleware(request: web.Request, handler: Any) -> web.Strea
     """One line per request: method, path, status, milliseconds, request pk when known."""
     started = time.perf_counter()
     response = await handler(request)
-    elapsed = (time.perf_counter() - started) * 1000
-    pk = request_pk_of(request) or request.get(REQUEST_PK)
-    access_log.info(
-        "%s %s %s %.1fms pk=%s", request.method, request.path, response.status, elapsed, pk or "-",
-        extra={"http": {"method": request.method, "path": request.path, "status": response.status,
-                        "ms": round(elapsed, 1), "request_pk": pk}},
-    )
+    if access_log.isEnabledFor(logging.INFO):
+        elapsed = (time.perf_counter() - started) * 1000
+        pk = request_pk_of(request) or request.get(REQUEST_PK)
+        # makeRecord + handle, not info(): the caller's file and line would be this middleware
+        # on every line, and looking them up is a quarter of the cost of logging the request.
+        access_log.handle(access_log.makeRecord(
+            access_log.name, logging.INFO, __file__, 0, "%s %s %s %.1fms pk=%s",
+            (request.method, request.path, response.status, elapsed, pk or "-"), None,
+            extra={"http": {"method": request.method, "path": request.path, "status": response.status,
+                            "ms": round(elapsed, 1), "request_pk": pk}},
+        ))
     return response
 
 
@@ -128,6 +133,11 @@ def sandbox_settings(config: Config) -> SandboxSettings:
     )
 
 
+def _after_reset(book: ScenarioBook) -> None:
+    book.reset()
+    gcpolicy.release()
+
+
 def _tenant_builder(config: Config, pki: PkiMaterial, run: Runner, keys: KeyPool,
                     listeners: list[Callable[[Event], None]]) -> Callable[[str], Tenant]:
     seed = SeedData.load(config.seed_file) if config.seed_file else None
@@ -143,7 +153,7 @@ def _tenant_builder(config: Config, pki: PkiMaterial, run: Runner, keys: KeyPool
         settings = replace(sandbox_settings(config), seed=namespace_seed(config.seed, namespace), namespace=namespace)
         sandbox = Sandbox(settings, pki, run, seed, keys)
         book = ScenarioBook(settings.seed, [magic_values(), *scenario_files])
-        sandbox.events.subscribe(lambda event: book.reset() if isinstance(event, SandboxReset) else None)
+        sandbox.events.subscribe(lambda event: _after_reset(book) if isinstance(event, SandboxReset) else None)
         for listener in listeners:
             sandbox.events.subscribe(listener)
         return Tenant(namespace, sandbox, WebhookDispatcher(sandbox, webhook_settings), book)
@@ -202,7 +212,7 @@ def create_app(config: Config, executor: Executor | None = None) -> web.Applicat
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
     pki = PkiMaterial.from_dir(config.pki_dir) if config.pki_dir else PkiMaterial.bundled()
-    keys = KeyPool(run, sandbox_settings(config).key_pool_size)
+    keys = KeyPool(run, sandbox_settings(config).key_pool_size, config.one_shot_key)
     persistence = Persistence(DataDir(config.data_dir)) if config.data_dir else None
     listeners = [persistence.mark] if persistence is not None else []
     tenants = Tenants(_tenant_builder(config, pki, run, keys, listeners), config.max_namespaces)
@@ -231,7 +241,13 @@ def create_app(config: Config, executor: Executor | None = None) -> web.Applicat
         await tenants.start()
         if persistence is not None:
             persistence.start()
+        # Workers start on first use, each importing pyHanko for about a second: the first
+        # uploads and signatures would pay for it. Started now, in the background.
+        warming = asyncio.gather(*(run(warm_up) for _ in range(config.workers)),
+                                 return_exceptions=True) if owned else None
         yield
+        if warming is not None:
+            warming.cancel()
         await tenants.close()
         if persistence is not None:
             await persistence.close()

@@ -22,6 +22,7 @@ class Config:
     seed_file: Path | None = None
     log_format: str = "text"
     workers: int = max(os.cpu_count() or 1, 1)
+    one_shot_key: str = "ec-p256"
     max_upload_mb: float = 20.0
     public_url: str | None = None
     ra_webhooks: tuple[tuple[str, str], ...] = ()

@@ -186,6 +186,16 @@ class ScenarioBook:
                 fired.append(rule.then)
         return fired
 
+    def may_fire(self, operation: str, requested: str) -> bool:
+        """A cheap first look: whether a rule of an active scenario names ``operation`` (or any).
+        ``requested`` is the raw scenario header; a False here means :meth:`fire` would fire nothing."""
+        return any(
+            rule.match.get("operation", "*") in ("*", operation)
+            for scenario in self.scenarios.values()
+            if scenario.activation != "header" or scenario.name in requested
+            for rule in scenario.rules
+        )
+
     def wants_body(self) -> bool:
         """Whether any rule looks at bodies (reading them costs; most calls need not)."""
         return any("body" in rule.match for s in self.scenarios.values() for rule in s.rules)

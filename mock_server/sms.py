@@ -59,10 +59,13 @@ class OtpDesk:
         self.policy = policy
         self._codes: dict[int, IssuedOtp] = {}
         self.outbox: list[OutboxMessage] = []
+        # The outbox by request, oldest first: clients read their OTP from it after every send.
+        self._by_request: dict[int, list[OutboxMessage]] = {}
 
     def reset(self) -> None:
         self._codes.clear()
         self.outbox.clear()
+        self._by_request.clear()
 
     def snapshot(self) -> tuple[dict[int, IssuedOtp], list[OutboxMessage]]:
         """The live codes and the outbox, for persistence."""
@@ -70,7 +73,9 @@ class OtpDesk:
 
     def restore(self, codes: dict[int, IssuedOtp], outbox: list[OutboxMessage]) -> None:
         """Take back what :meth:`snapshot` gave."""
-        self._codes, self.outbox = dict(codes), list(outbox)
+        self._codes, self.outbox = dict(codes), []
+        self._by_request.clear()
+        self._append(list(outbox))
 
     def too_soon(self, request: int) -> bool:
         """Whether a code for ``request`` was issued less than the resend interval ago."""
@@ -93,9 +98,20 @@ class OtpDesk:
         elif isinstance(effect, dict):
             delivered_at = now + timedelta(seconds=effect["delay_s"])
         message = OutboxMessage(request, phone, channel, text, code, now, delivered_at)
-        self.outbox.extend([message, message] if effect == "duplicate" else [message])
-        del self.outbox[: max(0, len(self.outbox) - self.policy.outbox_cap)]
+        self._append([message, message] if effect == "duplicate" else [message])
         return message
+
+    def _append(self, messages: list[OutboxMessage]) -> None:
+        self.outbox.extend(messages)
+        for message in messages:
+            self._by_request.setdefault(message.request, []).append(message)
+        excess = max(0, len(self.outbox) - self.policy.outbox_cap)
+        for message in self.outbox[:excess]:
+            own = self._by_request[message.request]
+            del own[0]  # the oldest message of its request, as it is the oldest of all
+            if not own:
+                del self._by_request[message.request]
+        del self.outbox[:excess]
 
     def redeem(self, request: int, code: str) -> bool:
         """True (and the code is used up) when ``code`` is the live code of ``request``.
@@ -120,8 +136,5 @@ class OtpDesk:
         """The messages phones received so far (with ``undelivered``, also the dropped and the
         late ones), oldest first, optionally for one request."""
         now = self._clock.now()
-        return [
-            m for m in self.outbox
-            if (request is None or m.request == request)
-            and (undelivered or (m.delivered_at is not None and m.delivered_at <= now))
-        ]
+        source = self.outbox if request is None else self._by_request.get(request, [])
+        return [m for m in source if undelivered or (m.delivered_at is not None and m.delivered_at <= now)]

@@ -9,12 +9,20 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 
 _PARENT_CHECK_S = 1.0
+# Signing is the one CPU-heavy job: below the event loop's priority, it takes the cores the loop
+# leaves idle, and a burst of signatures cannot stall the sandbox's other endpoints.
+_WORKER_NICENESS = 10
 
 
 def signing_pool(workers: int) -> ProcessPoolExecutor:
-    """A spawn-context process pool whose workers exit once the sandbox process is gone."""
+    """A spawn-context process pool of low-priority workers that exit once the sandbox process is gone."""
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_watch_parent, initargs=(os.getpid(),))
+                               initializer=_start_worker, initargs=(os.getpid(),))
+
+
+def _start_worker(parent: int) -> None:
+    os.nice(_WORKER_NICENESS)
+    _watch_parent(parent)
 
 
 def _watch_parent(parent: int) -> None:

@@ -51,6 +51,22 @@ async def test_classic_flow_signs_document_and_contract(sandbox, nss_db, tmp_pat
     assert gone.status == 404
 
 
+async def test_contract_is_signed_under_the_requests_certificate_on_first_demand(sandbox):
+    pk = await sandbox.create_request()
+    uid = await sandbox.upload_pdf(pk)
+    await sandbox.sign(pk, {"secret": await sandbox.otp(pk)})
+    document = await validate(await sandbox.signed(pk, uid))
+    first = (await sandbox.call("GET", f"/api/v1/document/{pk}/contract")).raw
+    again = (await sandbox.call("GET", f"/api/v1/document/{pk}/contract")).raw
+    assert first == again
+    contract = await validate(first)
+    assert contract.intact and contract.valid and contract.trusted, contract.pretty_print_details()
+    [certificate] = (await sandbox.call("GET", f"/api/v1/request/{pk}")).body["details"]["certificate_set"]
+    assert contract.signing_cert.dump() == document.signing_cert.dump()
+    assert format(contract.signing_cert.serial_number, "x") == certificate["serial_number"]
+    assert contract.signer_reported_dt == document.signer_reported_dt
+
+
 async def test_one_shot_certificate_profile(sandbox):
     pk = await sandbox.create_request(surname_2="", id_document_type="PAS", id_document_country="PT",
                                       serial_number="X1234567")

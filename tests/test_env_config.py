@@ -31,6 +31,7 @@ CASES: dict[str, tuple[list[str], str]] = {
     "--seed-file": (["/srv/seed.yaml"], "/srv/seed.yaml"),
     "--log-format": (["json"], "json"),
     "--workers": (["97"], "97"),
+    "--one-shot-key": (["rsa-2048"], "rsa-2048"),
     "--public-url": (["https://sandbox.example"], "https://sandbox.example"),
     # URLs may hold ',' and ';': whitespace (here a newline and a space) separates them.
     "--ra-webhook": (["9999=http://a.example/hook?x=1,2;3", "9998=https://b.example/h"],

@@ -107,7 +107,13 @@ async def test_restart_brings_everything_back(tmp_path, start_receiver):
             assert status == 200 and original == pdf
             status, signed_after = await http.call("GET", f"/api/v1/document/{signed_pk}/signed/{uid}")
             assert status == 200 and signed_after == signed_before
-            assert (await validate(signed_after)).bottom_line
+            document = await validate(signed_after)
+            assert document.bottom_line
+            # The contract was never fetched before the kill: it is signed now, under the same certificate.
+            status, contract_pdf = await http.call("GET", f"/api/v1/document/{signed_pk}/contract")
+            contract = await validate(contract_pdf)
+            assert status == 200 and contract.bottom_line
+            assert contract.signing_cert.dump() == document.signing_cert.dump()
 
             uid2 = await http.upload(waiting_pk, blank_pdf())
             status, body = await http.call("POST", f"/api/v1/sign/{waiting_pk}", json={"secret": otp})

@@ -88,7 +88,7 @@ async def get_request(request: web.Request) -> web.Response:
         **views.request_detail(found),
         "history": views.history(found),
         "documents": [views.document_summary(d) for d in found.documents.values()],
-        "contract_signed": found.signed_contract is not None,
+        "contract_signed": found.contract_signed,
         "identity_images": sorted(found.identity_images),
         "videoid": views.videoid_summary(found),
     })

@@ -320,7 +320,7 @@ def _documents_section(view: View, found: SignatureRequest) -> Html:
                  if d.signed is not None else "")))
         for d in found.documents.values()
     ]
-    contract = "signed contract" if found.signed_contract is not None else "contract (signed once ISSUED)"
+    contract = "signed contract" if found.contract_signed else "contract (signed once ISSUED)"
     note = (Html("") if view.namespace == DEFAULT else Html(
         f'<p class="note">Downloads use the vendor API, which takes the namespace from a header: '
         f"<code>curl -H 'X-Mock-Namespace: {_e(view.namespace)}' &lt;sandbox&gt;&lt;path&gt;</code></p>"))

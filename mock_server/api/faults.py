@@ -26,9 +26,12 @@ async def scenario_middleware(request: web.Request, handler: Any) -> web.StreamR
     """Fire the loaded scenarios' rules for this call, then answer or hand effects to the domain."""
     book = scenarios_of(request)
     route = request.match_info.route
-    if not book.scenarios or route.resource is None or request.path.startswith("/_mock"):
+    if route.resource is None or request.path.startswith("/_mock"):
         return await handler(request)
-    call = await _call(request, route.handler.__name__, book.wants_body())
+    operation = route.handler.__name__
+    if not book.may_fire(operation, request.headers.get(HEADER, "")):
+        return await handler(request)
+    call = await _call(request, operation, book.wants_body())
     fired = book.fire(call)
     if not fired:
         return await handler(request)

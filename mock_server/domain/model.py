@@ -11,6 +11,7 @@ from datetime import datetime
 
 from mock_server.pki.authority import SignerIdentity
 from mock_server.pki.cades import HashToSign
+from mock_server.pki.signing import SignJob
 
 
 class Status(enum.StrEnum):
@@ -192,6 +193,8 @@ class SignatureRequest:
     identity_images: dict[str, bytes] = field(default_factory=dict)
     contract: bytes | None = None
     signed_contract: bytes | None = None
+    # How to sign the contract under the request's certificate, until someone asks for it.
+    contract_job: SignJob | None = None
     certificate: IssuedCertificate | None = None
     async_mode: bool = False
     callback: str | None = None
@@ -199,4 +202,9 @@ class SignatureRequest:
     signing: bool = False
     failure: str | None = None
     videoid: VideoId | None = None
+
+    @property
+    def contract_signed(self) -> bool:
+        """Whether the contract is (or, on first demand, will be) signed."""
+        return self.signed_contract is not None or self.contract_job is not None
 

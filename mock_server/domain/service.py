@@ -6,8 +6,9 @@ import asyncio
 import logging
 import os
 import re
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,7 +37,7 @@ from mock_server.errors import vendor_error
 from mock_server.pki.authority import PkiMaterial, RevocationUrls, SignerIdentity, validity_window
 from mock_server.pki.cades import HashToSign
 from mock_server.pki.keypool import KeyPool
-from mock_server.pki.pades import DocumentRefused
+from mock_server.pki.pades import DocumentRefused, PdfReport
 from mock_server.pki.signing import (
     Countersigner,
     PdfToSign,
@@ -52,6 +53,7 @@ from mock_server.sms import CHANNELS, OtpDesk, OtpPolicy, OutboxMessage
 Runner = Callable[..., Awaitable[Any]]
 log = logging.getLogger(__name__)
 CONTRACT_UID = "contract"
+_INLINE_INSPECTION_BYTES = 256 * 1024
 IDENTITY_IMAGES = ("document_front", "document_rear", "document_owner", "extra_document")
 # PDF readers accept junk before the header, within the first kilobyte.
 _PDF_HEADER = re.compile(rb"%PDF-[12]\.[0-9]")
@@ -99,7 +101,10 @@ class Sandbox:
         self.run = run
         self.trust = TrustServices(self)
         self.videoid = VideoIdDesk(self)
-        self._locks: dict[int, asyncio.Lock] = {}
+        # Weak: a lock lives while someone holds or waits for it, not for every request ever made.
+        self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+        # Shared by every certificate of this sandbox rather than made again for each one.
+        self._revocation_urls = RevocationUrls.under(settings.public_url, settings.namespace)
         self._seed = seed
         self.events = EventBus()
         self._background: set[asyncio.Task] = set()
@@ -232,7 +237,7 @@ class Sandbox:
             if not _PDF_HEADER.search(upload.data[:1024]):
                 raise vendor_error("upload_document.415.unsupported", type=_describe_type(upload))
             try:
-                report = await self.run(inspect_pdf, upload.data)
+                report = await self._inspect(upload.data)
             except DocumentRefused as refusal:
                 raise vendor_error(
                     "upload_document.400.unsignable", filename=upload.filename, reason=str(refusal)
@@ -259,9 +264,19 @@ class Sandbox:
         if request.signing:
             raise vendor_error("upload_document.412.signing", pk=request.pk)
 
+    async def _inspect(self, data: bytes) -> PdfReport:
+        # A small PDF is checked in about half a millisecond: shipping it to a worker process
+        # would cost more, and queue the upload behind every signature in progress.
+        if len(data) <= _INLINE_INSPECTION_BYTES:
+            return inspect_pdf(data)
+        return await self.run(inspect_pdf, data)
+
     def _lock(self, request: SignatureRequest) -> asyncio.Lock:
         """Serialises the changes of one request that span an await (signing, uploads)."""
-        return self._locks.setdefault(request.pk, asyncio.Lock())
+        lock = self._locks.get(request.pk)
+        if lock is None:
+            lock = self._locks[request.pk] = asyncio.Lock()
+        return lock
 
     def list_documents(self, pk: str, operation: str = "list_documents") -> list[Document]:
         request = self.find_request(pk, f"{operation}.404.not_found")
@@ -306,8 +321,8 @@ class Sandbox:
     async def contract(self, pk: str) -> bytes:
         """The service contract; the signed one once the request is ISSUED."""
         request = self.find_request(pk, "retrieve_contract.404.not_found")
-        if request.signed_contract is not None:
-            return request.signed_contract
+        if request.contract_signed:
+            return await self._signed_contract(request)
         return await self._contract(request)
 
     async def _contract(self, request: SignatureRequest) -> bytes:
@@ -350,8 +365,8 @@ class Sandbox:
                 self.pending_signs[request.pk] = params
                 self.spawn(self._sign_in_background(request, params))
                 return request
-            outcome = await self._sign_all(request, params)
-            self._record(request, outcome)
+            contract_job, outcome = await self._sign_all(request, params)
+            self._record(request, contract_job, outcome)
         if outcome.refused:
             raise vendor_error("sign.400.documents_refused", outcome.refused)
         return request
@@ -359,13 +374,13 @@ class Sandbox:
     async def _sign_in_background(self, request: SignatureRequest, params: SignParams) -> None:
         async with self._lock(request):
             try:
-                outcome = await self._sign_all(request, params)
+                contract_job, outcome = await self._sign_all(request, params)
             except Exception as failure:  # any failure of the job ends the request, as the vendor's would
                 log.exception("asynchronous signing of request %s failed", request.pk)
                 request.failure = f"{type(failure).__name__}: {failure}"
                 self.move(request, Status.CANCELLED)
             else:
-                self._record(request, outcome)
+                self._record(request, contract_job, outcome)
             finally:
                 request.signing = False
                 self.pending_signs.pop(request.pk, None)
@@ -454,8 +469,9 @@ class Sandbox:
     def _options_for(uid: str, params: SignParams) -> DocumentOptions | None:
         return params.options.get(uid, params.options_for_all)
 
-    async def _sign_all(self, request: SignatureRequest, params: SignParams) -> SignOutcome:
-        pdfs = [PdfToSign(CONTRACT_UID, await self._contract(request))]
+    async def _sign_all(self, request: SignatureRequest, params: SignParams) -> tuple[SignJob, SignOutcome]:
+        """Sign the request's documents; the job is kept to sign the contract when it is asked for."""
+        pdfs = []
         hashes = []
         for uid, document in request.documents.items():
             if document.hash_file is not None:
@@ -474,20 +490,18 @@ class Sandbox:
             not_before, not_after = now - timedelta(days=2), now - timedelta(days=1)
         revocations = self.trust.revocations()
         job = SignJob(
-            pki=self.pki,
             identity=request.identity,
             key_der=await self.keys.take(),
             certificate_serial=self.rng.serial(),
             not_before=not_before,
             not_after=not_after,
             signing_time=now,
-            revocation_urls=RevocationUrls.under(self.settings.public_url, self.settings.namespace),
+            revocation_urls=self._revocation_urls,
             pdfs=tuple(pdfs),
             hashes=tuple(hashes),
-            # pyHanko asks for one extra token per signature to size the CMS placeholder;
-            # countersigned PDFs carry two signatures.
-            timestamp_serials=tuple(self.rng.serial() for _ in range(4 * len(pdfs) + len(hashes) + 2)),
-            # pyHanko refuses to embed validation data for an expired or revoked signer.
+            # One token per signature; countersigned PDFs carry two.
+            timestamp_serials=tuple(self.rng.serial() for _ in range(2 * len(pdfs) + len(hashes))),
+            # No validation data for an expired or revoked signer: its OCSP answer would say "good".
             ltv=params.ltv and artefact not in ("expired_signer", "revoked_signer"),
             artefact=artefact,
             # A revoked signer is revoked from the start, so validators see it revoked when it signed.
@@ -496,7 +510,26 @@ class Sandbox:
             crl_number=len(revocations) + 1,
             countersigner=await self._countersigner(params) if any(p.countersign for p in pdfs) else None,
         )
-        return await self.run(sign_request, job)
+        # The contract's own time-stamp serial is drawn now, so the random sequence does not depend
+        # on whether (or when) a client fetches the signed contract.
+        contract_job = replace(job, pdfs=(), hashes=(), timestamp_serials=(self.rng.serial(),), countersigner=None)
+        return contract_job, await self.run(sign_request, self.pki, job)
+
+    async def _signed_contract(self, request: SignatureRequest) -> bytes:
+        """Sign the contract with the request's certificate, on first demand.
+
+        Signing it at sign time would double the cost of a flow and keep ~25 KB per request
+        that most clients never read; the job re-issues the identical certificate.
+        """
+        async with self._lock(request):
+            if request.signed_contract is None and request.contract_job is not None:
+                job = replace(request.contract_job, pdfs=(PdfToSign(CONTRACT_UID, await self._contract(request)),))
+                outcome = await self.run(sign_request, self.pki, job)
+                request.signed_contract = outcome.signed[CONTRACT_UID]
+                request.contract_job = None
+        if request.signed_contract is None:
+            raise RuntimeError(f"the contract of request {request.pk} has no signing job")
+        return request.signed_contract
 
     async def _countersigner(self, params: SignParams) -> Countersigner | None:
         block = params.countersignature
@@ -512,13 +545,13 @@ class Sandbox:
         )
         return Countersigner(identity, await self.keys.take(), self.rng.serial(), visible)
 
-    def _record(self, request: SignatureRequest, outcome: SignOutcome) -> None:
+    def _record(self, request: SignatureRequest, contract_job: SignJob, outcome: SignOutcome) -> None:
         now = self.clock.now()
         request.certificate = IssuedCertificate(
             outcome.certificate_serial, outcome.certificate_der, now, request.pk, outcome.revoked_at
         )
         self.state.certificates[request.certificate.serial] = request.certificate
-        request.signed_contract = outcome.signed.get(CONTRACT_UID)
+        request.contract_job = contract_job
         for uid, data in outcome.signed.items():
             if uid in request.documents:
                 request.documents[uid].signed = data

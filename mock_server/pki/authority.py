@@ -17,10 +17,12 @@ from urllib.parse import urlencode
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
 PKI_FILES = ("root.pem", "issuing.pem", "issuing.key", "tsa.pem", "tsa.key")
+# What a one-shot certificate's key may be (see generate_key in signing.py).
+KEY_TYPES = ("ec-p256", "rsa-2048")
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,7 @@ class RevocationUrls:
 def issue_one_shot_certificate(
     pki: ParsedPki,
     identity: SignerIdentity,
-    public_key: rsa.RSAPublicKey,
+    public_key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey,
     serial: int,
     not_before: datetime,
     not_after: datetime,

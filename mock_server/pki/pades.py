@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from asn1crypto import crl as asn1_crl
+from asn1crypto import ocsp as asn1_ocsp
+from asn1crypto import x509 as asn1_x509
 from PIL import Image
 from pyhanko.pdf_utils.images import PdfImage
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
@@ -18,26 +22,18 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
 from pyhanko.sign.fields import MDPPerm
 from pyhanko.sign.general import SigningError
-from pyhanko.sign.signers.pdf_signer import DSSContentSettings, SigDSSPlacementPreference
 from pyhanko.sign.timestamps import TimeStamper
+from pyhanko.sign.validation.dss import DocumentSecurityStore
 from pyhanko.sign.validation.pdf_embedded import read_certification_data
 from pyhanko.stamp import TextStampStyle
-from pyhanko_certvalidator import ValidationContext
 
 log = logging.getLogger(__name__)
 
-
-class _ExpectedOfflineWarning(logging.Filter):
-    """The sandbox hands pyHanko revocation data it made itself, so "fetching is not allowed" is by design."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "fetching is not allowed" not in record.getMessage()
-
-
-logging.getLogger("pyhanko.sign.signers.pdf_signer").addFilter(_ExpectedOfflineWarning())
-
 ENCRYPTED = "Encrypted documents cannot be signed"
 FORBIDS_CHANGES = "Author signature forbids all changes"
+# Signed attributes, the signature values, the time-stamp token's own structure: what a CMS
+# holds besides its certificates (measured 2.3 KB with an RSA TSA; the rest is margin).
+_CMS_OVERHEAD = 4096
 
 
 class DocumentRefused(Exception):
@@ -80,14 +76,32 @@ def inspect_pdf(data: bytes) -> PdfReport:
 
 
 @dataclass(frozen=True)
+class ValidationMaterial:
+    """What a B-LT signature embeds in the document security store: every certificate of the
+    signer's and the TSA's chains, and the revocation answers that cover them."""
+
+    certs: tuple[asn1_x509.Certificate, ...]
+    crls: tuple[asn1_crl.CertificateList, ...]
+    ocsps: tuple[asn1_ocsp.OCSPResponse, ...]
+
+
+def cms_reserve(certificates: Iterable[bytes]) -> int:
+    """pyHanko's ``bytes_reserved`` (hex digits, two per DER byte) for a CMS carrying ``certificates``
+    (DER, the signer's and the TSA's) and a time-stamp token: known without signing twice, unlike
+    pyHanko's own estimate."""
+    return 2 * (_CMS_OVERHEAD + sum(len(der) for der in certificates))
+
+
+@dataclass(frozen=True)
 class SignatureSpec:
     """Who signs, under which field name, when (sandbox time) and with what evidence."""
 
     signer: signers.Signer
     field_name: str
     signing_time: datetime
+    reserve: int  # see cms_reserve
     timestamper: TimeStamper | None = None
-    validation: ValidationContext | None = None
+    validation: ValidationMaterial | None = None
 
 
 class _ClockedPdfSigner(signers.PdfSigner):
@@ -112,17 +126,16 @@ def sign_pdf(data: bytes, spec: SignatureSpec, appearance: Appearance | None) ->
         writer = IncrementalPdfFileWriter(io.BytesIO(data), strict=False)
         if writer.prev.encrypted:
             raise DocumentRefused(ENCRYPTED)
-        meta = signers.PdfSignatureMetadata(
-            field_name=field_name,
-            md_algorithm="sha256",
-            subfilter=fields.SigSeedSubFilter.PADES,
-            embed_validation_info=validation is not None,
-            validation_context=validation,
-            # B-LT in the signed revision itself: the signature still covers the whole file,
+        if validation is not None:
+            # B-LT in the signed revision itself: the signature covers the validation data too,
             # and validators need no incremental-update analysis (which odd files break).
-            dss_settings=DSSContentSettings(
-                placement=SigDSSPlacementPreference.TOGETHER_WITH_SIGNATURE, include_vri=False
-            ),
+            # pyHanko would rebuild this from a path validation and a dummy time-stamp on every
+            # signature; the sandbox made the material itself and knows it is complete.
+            DocumentSecurityStore.supply_dss_in_writer(
+                writer, None, certs=validation.certs, crls=validation.crls, ocsps=validation.ocsps
+            )
+        meta = signers.PdfSignatureMetadata(
+            field_name=field_name, md_algorithm="sha256", subfilter=fields.SigSeedSubFilter.PADES,
         )
         field_spec, style = None, None
         if appearance is not None:
@@ -134,7 +147,7 @@ def sign_pdf(data: bytes, spec: SignatureSpec, appearance: Appearance | None) ->
             meta, spec.signer, timestamper=spec.timestamper, stamp_style=style, new_field_spec=field_spec,
             signing_time=spec.signing_time,
         )
-        out = pdf_signer.sign_pdf(writer)
+        out = pdf_signer.sign_pdf(writer, bytes_reserved=spec.reserve)
         return out.getvalue()
     except DocumentRefused:
         raise

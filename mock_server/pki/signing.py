@@ -6,15 +6,18 @@ them may be called on the event loop.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from asn1crypto import crl as asn1_crl
+from asn1crypto import ocsp as asn1_ocsp
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from pyhanko_certvalidator import ValidationContext
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from mock_server.pki import pades
 from mock_server.pki.authority import (
@@ -27,9 +30,9 @@ from mock_server.pki.authority import (
     parsed,
 )
 from mock_server.pki.cades import HashToSign, sign_digest, tamper_signature
-from mock_server.pki.keysigner import KeySigner
+from mock_server.pki.keysigner import KeySigner, OneShotKey
 from mock_server.pki.revocation import Revocation, build_crl, good_ocsp_response
-from mock_server.pki.tsa import SandboxTimeStamper, SandboxTsa
+from mock_server.pki.tsa import SandboxTimeStamper, sandbox_tsa
 
 _PLACEHOLDER = re.compile(r"%\((CN|SUBJECT|DATE|E)\)s?")
 
@@ -81,7 +84,6 @@ class SignJob:
     ``revocations`` and an OCSP answer for the new certificate.
     """
 
-    pki: PkiMaterial
     identity: SignerIdentity
     key_der: bytes
     certificate_serial: int
@@ -111,12 +113,22 @@ class SignOutcome:
     revoked_at: datetime | None = None
 
 
-def generate_key() -> bytes:
-    """A fresh RSA-2048 key, PKCS#8 DER."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+def generate_key(key_type: str = "ec-p256") -> bytes:
+    """A fresh one-shot key of ``key_type`` (one of ``authority.KEY_TYPES``), PKCS#8 DER."""
+    key: OneShotKey
+    if key_type == "ec-p256":
+        key = ec.generate_private_key(ec.SECP256R1())
+    elif key_type == "rsa-2048":
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    else:
+        raise ValueError(f"unknown key type {key_type!r}")
     return key.private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
+
+
+def warm_up() -> None:
+    """Nothing: sent to a new worker so that it starts, and imports this module, before work arrives."""
 
 
 def inspect_pdf(data: bytes) -> pades.PdfReport:
@@ -124,23 +136,32 @@ def inspect_pdf(data: bytes) -> pades.PdfReport:
     return pades.inspect_pdf(data)
 
 
-def sign_request(job: SignJob) -> SignOutcome:
-    """Run a :class:`SignJob`: one certificate, a PAdES signature per PDF (plus countersignatures)
-    and a detached CMS per digest."""
-    pki = parsed(job.pki)
+def sign_request(material: PkiMaterial, job: SignJob) -> SignOutcome:
+    """Run a :class:`SignJob` under ``material``: one certificate, a PAdES signature per PDF (plus
+    countersignatures) and a detached CMS per digest.
+
+    The certificate depends on the job alone (the CA's RSA PKCS#1 v1.5 signature is deterministic),
+    so running the same job again with other PDFs signs them under the very same certificate.
+    """
+    pki = parsed(material)
+    chain = _signer_chain(material)
     serials = iter(job.timestamp_serials)
-    tsa = SandboxTsa(pki)
+    tsa = sandbox_tsa(material)
     timestamper = None if job.artefact == "no_timestamp" else SandboxTimeStamper(tsa, job.signing_time, serials)
     key, cert = _issue(pki, job.identity, job.key_der, job.certificate_serial, job)
-    signer = KeySigner(cert, key, chain=[pki.issuing_cert, pki.root_cert])
+    signer = KeySigner(cert, key, chain)
     counter = None
     if job.countersigner is not None:
         spec = job.countersigner
         counter_key, counter_cert = _issue(pki, spec.identity, spec.key_der, spec.certificate_serial, job)
-        counter = (spec, KeySigner(counter_cert, counter_key, chain=[pki.issuing_cert, pki.root_cert]), counter_cert)
+        counter = (spec, KeySigner(counter_cert, counter_key, chain), counter_cert)
     validation = None
-    if job.ltv:
-        validation = _validation_context(pki, job, [cert] + ([counter[2]] if counter else []))
+    if job.ltv and job.pdfs:
+        validation = _validation_material(pki, job, [cert] + ([counter[2]] if counter else []))
+    reserve = pades.cms_reserve(
+        c.public_bytes(serialization.Encoding.DER)
+        for c in (cert, pki.issuing_cert, pki.root_cert, pki.tsa_cert, pki.root_cert)
+    )
 
     signed: dict[str, bytes] = {}
     refused: dict[str, str] = {}
@@ -148,53 +169,57 @@ def sign_request(job: SignJob) -> SignOutcome:
         try:
             appearance = _appearance(pdf.visible, job.identity, cert, job) if pdf.visible else None
             own = pades.SignatureSpec(signer, f"OneShot-{job.certificate_serial:x}", job.signing_time,
-                                      timestamper, validation)
+                                      reserve, timestamper, validation)
             data = pades.sign_pdf(pdf.data, own, appearance)
             if pdf.countersign and counter is not None:
                 spec, counter_signer, counter_cert = counter
                 appearance = _appearance(spec.visible, spec.identity, counter_cert, job) if spec.visible else None
                 counter_spec = pades.SignatureSpec(
                     counter_signer, f"OneShot-Countersignature-{spec.certificate_serial:x}", job.signing_time,
-                    timestamper, validation,
+                    reserve, timestamper, validation,
                 )
                 data = pades.sign_pdf(data, counter_spec, appearance)
             signed[pdf.uid] = pades.tamper(data) if job.artefact == "tampered" else data
         except pades.DocumentRefused as refusal:
             refused[pdf.uid] = str(refusal)
+    issuing = asn1_certificate(pki.issuing_cert)
     for uid, item in job.hashes:
-        p7m = sign_digest(item, cert, key, [pki.issuing_cert], tsa if timestamper else None, job.signing_time,
-                          next(serials))
+        p7m = sign_digest(item, signer, issuing, tsa if timestamper else None, job.signing_time, next(serials))
         signed[uid] = tamper_signature(p7m) if job.artefact == "tampered" else p7m
     return SignOutcome(
         job.certificate_serial, cert.public_bytes(serialization.Encoding.DER), signed, refused, job.revoked_at
     )
 
 
+@functools.lru_cache(maxsize=4)
+def _signer_chain(material: PkiMaterial) -> SimpleCertificateStore:
+    """The issuing and root CA certificates every one-shot signature carries, parsed once per process."""
+    pki = parsed(material)
+    return SimpleCertificateStore.from_certs([asn1_certificate(pki.issuing_cert), asn1_certificate(pki.root_cert)])
+
+
 def _issue(
     pki: ParsedPki, identity: SignerIdentity, key_der: bytes, serial: int, job: SignJob
-) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+) -> tuple[OneShotKey, x509.Certificate]:
     # Our own freshly generated key: the expensive RSA consistency check adds nothing.
     key = serialization.load_der_private_key(key_der, password=None, unsafe_skip_rsa_key_validation=True)
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise TypeError("one-shot keys are RSA")
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise TypeError("one-shot keys are RSA or EC")
     cert = issue_one_shot_certificate(
         pki, identity, key.public_key(), serial, job.not_before, job.not_after, job.revocation_urls
     )
     return key, cert
 
 
-def _validation_context(pki: ParsedPki, job: SignJob, certs: list[x509.Certificate]) -> ValidationContext:
-    """What pyHanko embeds for B-LT, made here rather than fetched from the sandbox's own URLs."""
+def _validation_material(pki: ParsedPki, job: SignJob, signers: list[x509.Certificate]) -> pades.ValidationMaterial:
+    """What a B-LT signature embeds, made here rather than fetched from the sandbox's own URLs: both
+    chains, the issuing CA's CRL and an OCSP answer per one-shot certificate."""
     crl = build_crl(pki, job.revocations, job.signing_time, job.crl_number)
-    ocsps = [good_ocsp_response(pki, cert, job.signing_time) for cert in certs]
-    return ValidationContext(
-        trust_roots=[asn1_certificate(pki.root_cert)],
-        other_certs=[asn1_certificate(pki.issuing_cert)],
-        crls=[crl.public_bytes(serialization.Encoding.DER)],
-        ocsps=[o.public_bytes(serialization.Encoding.DER) for o in ocsps],
-        allow_fetching=False,
-        revocation_mode="hard-fail",
-        moment=job.signing_time,  # sandbox time: the certificate may only be valid in the sandbox's future
+    ocsps = [good_ocsp_response(pki, cert, job.signing_time) for cert in signers]
+    return pades.ValidationMaterial(
+        certs=tuple(asn1_certificate(c) for c in (*signers, pki.issuing_cert, pki.tsa_cert, pki.root_cert)),
+        crls=(asn1_crl.CertificateList.load(crl.public_bytes(serialization.Encoding.DER)),),
+        ocsps=tuple(asn1_ocsp.OCSPResponse.load(o.public_bytes(serialization.Encoding.DER)) for o in ocsps),
     )
 
 

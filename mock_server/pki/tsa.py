@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
+import functools
+import hashlib
 from collections.abc import Iterator
 from datetime import datetime
 from typing import ClassVar
 
-from asn1crypto import cms, core, tsp, x509
-from pyhanko.sign.signers.pdf_cms import CMSSignedAttributes
+from asn1crypto import cms, tsp, x509
 from pyhanko.sign.timestamps.api import TimeStamper
+from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from mock_server.pki.authority import ParsedPki, PkiMaterial, asn1_certificate, parsed
 from mock_server.pki.keysigner import KeySigner
+from mock_server.pki.signeddata import HASHES, signed_data
 
 DIGEST_SIZES = {"sha256": 32, "sha384": 48, "sha512": 64}
 # A UUID-derived OID (ITU-T X.667 arc 2.25): unique without a registered enterprise number.
@@ -24,40 +26,43 @@ class SandboxTsa:
 
     def __init__(self, pki: ParsedPki) -> None:
         self._tsa_cert = asn1_certificate(pki.tsa_cert)
-        self._signer = KeySigner(pki.tsa_cert, pki.tsa_key, chain=[pki.root_cert])
+        self._certificates = [self._tsa_cert, asn1_certificate(pki.root_cert)]
+        self._signer = KeySigner(pki.tsa_cert, pki.tsa_key, SimpleCertificateStore())
 
-    async def respond(self, req: tsp.TimeStampReq, gen_time: datetime, serial: int) -> tsp.TimeStampResp:
+    def respond(self, req: tsp.TimeStampReq, gen_time: datetime, serial: int) -> tsp.TimeStampResp:
         """A granted response carrying a token over ``req``'s message imprint."""
+        imprint = req["message_imprint"]
+        token = self.token(imprint["hashed_message"].native, imprint["hash_algorithm"]["algorithm"].native,
+                           gen_time, serial, nonce=req["nonce"].native, with_certificates=req["cert_req"].native)
+        return tsp.TimeStampResp({"status": tsp.PKIStatusInfo({"status": "granted"}), "time_stamp_token": token})
+
+    def token(self, digest: bytes, algorithm: str, gen_time: datetime, serial: int, *,
+              nonce: int | None = None, with_certificates: bool = True) -> cms.ContentInfo:
+        """A time-stamp token (RFC 3161 §2.4.2) over ``digest``, a ``algorithm`` hash."""
         info: dict[str, object] = {
             "version": "v1",
             "policy": TSA_POLICY_OID,
-            "message_imprint": req["message_imprint"],
+            "message_imprint": {"hash_algorithm": {"algorithm": algorithm}, "hashed_message": digest},
             "serial_number": serial,
             "gen_time": gen_time,
             "accuracy": {"seconds": 1},
             "tsa": x509.GeneralName(name="directory_name", value=self._tsa_cert.subject),
         }
-        if req["nonce"].native is not None:
-            info["nonce"] = req["nonce"]
-        content = cms.EncapsulatedContentInfo(
-            {
-                "content_type": "tst_info",
-                "content": core.ParsableOctetString(tsp.TSTInfo(info).dump()),
-            }
+        if nonce is not None:
+            info["nonce"] = nonce
+        content = tsp.TSTInfo(info).dump()
+        digest_algorithm = algorithm if algorithm in HASHES else "sha256"
+        content_digest = hashlib.new(digest_algorithm, content).digest()
+        return signed_data(
+            self._signer, digest_algorithm, content_digest, self._certificates if with_certificates else [],
+            content_type="tst_info", content=content, signing_time=gen_time,
         )
-        digest = req["message_imprint"]["hash_algorithm"]["algorithm"].native
-        token = await self._signer.async_sign_general_data(
-            content,
-            digest if digest in ("sha256", "sha384", "sha512") else "sha256",
-            detached=False,
-            use_cades=True,
-            signed_attr_settings=CMSSignedAttributes(signing_time=gen_time),
-        )
-        if not req["cert_req"].native:
-            token["content"]["certificates"] = None
-        return tsp.TimeStampResp(
-            {"status": tsp.PKIStatusInfo({"status": "granted"}), "time_stamp_token": token}
-        )
+
+
+@functools.lru_cache(maxsize=4)
+def sandbox_tsa(material: PkiMaterial) -> SandboxTsa:
+    """The TSA of ``material``, made once per process."""
+    return SandboxTsa(parsed(material))
 
 
 class SandboxTimeStamper(TimeStamper):
@@ -70,7 +75,7 @@ class SandboxTimeStamper(TimeStamper):
         self._serials = serials
 
     async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
-        return await self._tsa.respond(req, self._gen_time, next(self._serials))
+        return self._tsa.respond(req, self._gen_time, next(self._serials))
 
 
 
@@ -90,8 +95,7 @@ def timestamp_reply(material: PkiMaterial, request_der: bytes, gen_time: datetim
         return _rejection("bad_data_format", f"a {algorithm} imprint has {DIGEST_SIZES[algorithm]} bytes")
     if requested_policy not in (None, TSA_POLICY_OID):
         return _rejection("unaccepted_policy", f"the sandbox TSA only issues under policy {TSA_POLICY_OID}")
-    tsa = SandboxTsa(parsed(material))
-    return asyncio.run(tsa.respond(request, gen_time, serial)).dump()
+    return sandbox_tsa(material).respond(request, gen_time, serial).dump()
 
 
 def _rejection(fail_info: str, text: str) -> bytes:

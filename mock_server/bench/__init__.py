@@ -1,0 +1,15 @@
+"""``python -m mock_server.bench``: throughput, latency and memory of a sandbox under concurrent clients.
+
+One run measures, against a sandbox it starts (or ``--url``):
+
+- ``hello``: ``GET /api/v1/hello`` throughput against a bare aiohttp app with one hello handler
+  on the same machine, with the same clients;
+- ``classic``, ``hash`` and ``async``: complete flows (create, upload, OTP read from the SMS
+  outbox, sign, download, delete the documents) driven by concurrent clients for a fixed time;
+- ``mixed``: the latency of the non-signing endpoints for many paced clients while classic
+  flows keep the signing workers busy;
+- the server's memory (RSS, sandbox process and signing workers) before the first flow and
+  after the last, topping up with hash flows until enough flows have run.
+
+It prints a table, or JSON with ``--json``, and the targets each figure is held to.
+"""

@@ -1,0 +1,3 @@
+from mock_server.bench.run import main
+
+main()

@@ -1,0 +1,112 @@
+"""The processes a benchmark measures: the sandbox and the bare baseline, on free loopback ports."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+_START_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class Served:
+    """A server the benchmark started: where it answers, and its process id (for its memory)."""
+
+    url: str
+    pid: int | None
+
+
+@contextlib.contextmanager
+def sandbox(workers: int | None, data_dir: Path | None) -> Iterator[Served]:
+    """``oneshot-mock serve`` on a free loopback port, stopped on exit."""
+    args = ["-m", "mock_server", "serve", "--log-format", "json"]
+    if workers:
+        args += ["--workers", str(workers)]
+    if data_dir is not None:
+        args += ["--data-dir", str(data_dir)]
+    with _process(args, "/_mock/health") as served:
+        yield served
+
+
+@contextlib.contextmanager
+def bare_hello() -> Iterator[Served]:
+    """The baseline app of :mod:`mock_server.bench.baseline`, stopped on exit."""
+    with _process(["-m", "mock_server.bench.baseline"], "/api/v1/hello") as served:
+        yield served
+
+
+@contextlib.contextmanager
+def _process(args: list[str], ready_path: str) -> Iterator[Served]:
+    port = _free_port()
+    process = subprocess.Popen([sys.executable, *args, "--port", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_ready(url + ready_path, process)
+        yield Served(url, process.pid)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_until_ready(url: str, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + _START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing answered at {url} within {_START_TIMEOUT_S:.0f} s")
+
+
+def rss_mb(pid: int) -> dict[str, float]:
+    """Resident memory of ``pid`` and of its child processes (the signing workers), in MiB."""
+    children = [p for p in _pids() if _parent(p) == pid]
+    own = _rss_kib(pid)
+    workers = sum(_rss_kib(child) for child in children)
+    return {"sandbox_mb": round(own / 1024, 1), "workers_mb": round(workers / 1024, 1),
+            "total_mb": round((own + workers) / 1024, 1)}
+
+
+def _pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name may hold spaces and parentheses: fields start after the last ')'.
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def _rss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0

@@ -1,0 +1,98 @@
+"""The fast paths of the performance work behave like the slow ones they replaced.
+
+One-shot keys (EC by default, RSA on request), the signing-certificate attribute built outside
+pyHanko, the indexed SMS outbox, and the benchmark itself (a short run: figures are not asserted
+here, only that every phase ran without errors).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from asn1crypto import cms
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from pyhanko.sign.general import as_signing_certificate_v2
+
+from mock_server.domain.clock import Clock
+from mock_server.domain.ids import RandomSource
+from mock_server.pki.authority import PkiMaterial, asn1_certificate, parsed
+from mock_server.pki.keysigner import signing_certificate_v2
+from mock_server.sms import OtpDesk, OtpPolicy
+from tests.helpers import validate
+from tests.test_hash_flow import ca_file, cms_verify, hash_file, sign_hash_files
+
+
+def certificate_of(p7m: bytes) -> x509.Certificate:
+    signer = cms.ContentInfo.load(p7m)["content"]["certificates"][0].chosen
+    return x509.load_der_x509_certificate(signer.dump())
+
+
+async def test_one_shot_keys_are_ec_p256_by_default(sandbox, openssl, tmp_path):
+    content = tmp_path / "content.bin"
+    content.write_bytes(b"signed with an EC one-shot key\n")
+    _, [p7m] = await sign_hash_files(sandbox, hash_file(hashlib.sha256(content.read_bytes()).digest()))
+    key = certificate_of(p7m).public_key()
+    assert isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == "secp256r1"
+    assert cms.ContentInfo.load(p7m)["content"]["signer_infos"][0]["signature_algorithm"].native["algorithm"] \
+        == "sha256_ecdsa"
+    verified = cms_verify(p7m, content, await ca_file(sandbox, tmp_path))
+    assert verified.returncode == 0, verified.stderr
+
+
+async def test_rsa_one_shot_keys_on_request(make_client, openssl, tmp_path):
+    sandbox = await make_client(one_shot_key="rsa-2048")
+    content = tmp_path / "content.bin"
+    content.write_bytes(b"signed with an RSA one-shot key\n")
+    pk, [p7m] = await sign_hash_files(sandbox, hash_file(hashlib.sha256(content.read_bytes()).digest()))
+    key = certificate_of(p7m).public_key()
+    assert isinstance(key, rsa.RSAPublicKey) and key.key_size == 2048
+    verified = cms_verify(p7m, content, await ca_file(sandbox, tmp_path))
+    assert verified.returncode == 0, verified.stderr
+    contract = await validate((await sandbox.call("GET", f"/api/v1/document/{pk}/contract")).raw)
+    assert contract.intact and contract.valid and contract.trusted, contract.pretty_print_details()
+    assert contract.signing_cert.public_key.algorithm == "rsa"
+
+
+@pytest.mark.parametrize("which", ["root_cert", "issuing_cert", "tsa_cert"])
+def test_signing_certificate_attribute_matches_pyhanko(which):
+    cert = asn1_certificate(getattr(parsed(PkiMaterial.bundled()), which))
+    assert signing_certificate_v2(cert) == as_signing_certificate_v2(cert).dump()
+
+
+def test_outbox_index_follows_the_cap():
+    clock = Clock(datetime(2030, 1, 1, tzinfo=UTC))
+    desk = OtpDesk(RandomSource(1), clock, OtpPolicy(outbox_cap=5, resend_interval=timedelta(0)))
+    for _ in range(4):
+        for request in (1, 2):
+            desk.issue(request, f"+3460000000{request}", "sms", "ES")
+        clock.advance(1)
+    assert [m.request for m in desk.outbox] == [2, 1, 2, 1, 2]
+    assert desk.messages(1) == [m for m in desk.outbox if m.request == 1]
+    assert desk.messages(2) == [m for m in desk.outbox if m.request == 2]
+    assert desk.messages(3) == []
+    restored = OtpDesk(RandomSource(1), clock, OtpPolicy(outbox_cap=5))
+    restored.restore(*desk.snapshot())
+    assert restored.messages(1) == desk.messages(1)
+
+
+def test_benchmark_runs_every_phase():
+    done = subprocess.run(
+        [sys.executable, "-m", "mock_server.bench", "--duration", "1", "--clients", "4",
+         "--memory-flows", "40", "--json"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    for phase in ("classic", "hash", "async"):
+        assert report[phase]["flows"] > 0 and report[phase]["errors"] == 0, report[phase]
+    assert report["mixed"]["non_signing"]["errors"] == 0 and report["mixed"]["signing_load"]["errors"] == 0
+    assert report["hello"]["sandbox_per_s"] > 0 and report["hello"]["bare_aiohttp_per_s"] > 0
+    assert report["memory"]["flows"] == 40 and report["memory"]["growth_mb"] is not None
+    assert set(report["targets"]) == {"classic_flows_per_s", "hash_flows_per_s", "mixed_non_signing_p99_ms",
+                                      "hello_ratio", "rss_growth_mb"}
