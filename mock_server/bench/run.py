@@ -142,6 +142,7 @@ async def memory_phase(base: str, pid: int | None, clients: int, total: int) -> 
 async def benchmark(base: str, pid: int | None, clients: int, seconds: float,
                     memory_flows: int = MEMORY_FLOWS) -> dict[str, Any]:
     """Every phase against the sandbox at ``base`` (process ``pid``, if local)."""
+    at_start = servers.rss_mb(pid) if pid else None
     hello_ = await hello_phase(base, clients, min(_HELLO_S, seconds))
     report: dict[str, Any] = {"cores": os.cpu_count(), "hello": hello_}
     for flow in (classic_flow, hash_flow):  # starts the signing workers, fills allocator pools
@@ -151,7 +152,7 @@ async def benchmark(base: str, pid: int | None, clients: int, seconds: float,
         rec, elapsed = await drive(base, flow, clients, length)
         report[name] = summary(rec, elapsed, clients)
     report["mixed"] = await mixed_phase(base, clients, seconds)
-    report["memory"] = await memory_phase(base, pid, clients, memory_flows)
+    report["memory"] = {"at_start": at_start, **await memory_phase(base, pid, clients, memory_flows)}
     report["targets"] = _judge(report)
     return report
 
@@ -185,8 +186,8 @@ def render(report: dict[str, Any]) -> str:
                           f"{mixed['calls_per_s']} calls/s, p99 {mixed['p99_ms']} ms", mixed["non_signing"])
     lines += _phase_lines("mixed: signing load", mixed["signing_load"])
     memory = report["memory"]
-    lines.append(f"memory: {memory['before']} -> {memory['after']} after {memory['flows']} more flows in "
-                 f"{memory['seconds']} s (growth {memory['growth_mb']} MB)")
+    lines.append(f"memory: {memory['at_start']} at start; {memory['before']} -> {memory['after']} over "
+                 f"{memory['flows']} more flows in {memory['seconds']} s (growth {memory['growth_mb']} MB)")
     lines.append("targets:")
     for name, judged in report["targets"].items():
         verdict = {True: "met", False: "MISSED", None: "not measured"}[judged["met"]]
