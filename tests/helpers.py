@@ -29,6 +29,7 @@ from pyhanko.sign.validation import async_validate_pdf_signature
 from pyhanko.sign.validation.status import PdfSignatureStatus
 from pyhanko_certvalidator import ValidationContext
 
+from mock_server.bench.servers import stop
 from tests import example_client
 
 ROOT_PEM = Path(__file__).resolve().parents[1] / "fixtures" / "pki" / "root.pem"
@@ -218,9 +219,4 @@ def serving(command: Sequence[str], env: Mapping[str, str], probe: str, log: Pat
                 time.sleep(0.2)
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
