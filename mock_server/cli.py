@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -15,54 +14,8 @@ from pathlib import Path
 from mock_server import __version__, env_options
 from mock_server.config import Config
 from mock_server.domain.clock import parse_time
+from mock_server.logs import configure_logging
 from mock_server.pki.authority import KEY_TYPES
-
-
-class SecondCachedFormatter(logging.Formatter):
-    """A formatter that formats the date part of a timestamp once per second, not once per line."""
-
-    _second = -1
-    _stamp = ""
-
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        if datefmt:
-            return super().formatTime(record, datefmt)
-        second = int(record.created)
-        if second != self._second:
-            self._second, self._stamp = second, time.strftime(self.default_time_format, self.converter(second))
-        return self.default_msec_format % (self._stamp, record.msecs)
-
-
-class JsonFormatter(SecondCachedFormatter):
-    """One JSON object per log line; access-log fields under ``http``."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": self.formatTime(record),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if hasattr(record, "http"):
-            entry["http"] = record.http
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
-
-
-def configure_logging(log_format: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if log_format == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(SecondCachedFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
-    # No format here shows threads or processes; looking them up for every record is a tenth of
-    # the cost of a request (the logging HOWTO's "Optimization").
-    logging.logThreads = False
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
-    logging.logAsyncioTasks = False  # Python 3.12+
 
 
 def _iso_time(value: str) -> datetime:

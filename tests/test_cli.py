@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -100,6 +101,16 @@ def test_one_log_line_per_request(tmp_path):
     assert len(hello) == 1 and " 200 " in hello[0] and "ms" in hello[0]
     [missing] = [line for line in lines if "/api/v1/request/424242" in line]
     assert " 404 " in missing and "pk=424242" in missing
+
+
+def test_log_lines_are_written_while_the_sandbox_runs(tmp_path):
+    with running_sandbox(tmp_path) as server:
+        urllib.request.urlopen(server.base + "/api/v1/hello").close()
+        deadline = time.monotonic() + 5  # lines are written in batches, at least every 0.1 s
+        while "GET /api/v1/hello" not in server.log.read_text():
+            assert time.monotonic() < deadline, "no access line before the sandbox stopped"
+            time.sleep(0.05)
+        assert server.process.poll() is None
 
 
 def test_json_log_format(tmp_path):

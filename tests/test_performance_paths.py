@@ -1,7 +1,8 @@
 """The fast paths of the performance work behave like the slow ones they replaced.
 
 One-shot keys (EC by default, RSA on request), the signing-certificate attribute built outside
-pyHanko, the indexed SMS outbox, and the benchmark itself (a short run: figures are not asserted
+pyHanko, the indexed SMS outbox, signing workers below every other process's priority, and the
+benchmark itself (a short run: figures are not asserted
 here, only that every phase ran without errors).
 """
 
@@ -9,9 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from asn1crypto import cms
@@ -24,7 +28,7 @@ from mock_server.domain.ids import RandomSource
 from mock_server.pki.authority import PkiMaterial, asn1_certificate, parsed
 from mock_server.pki.keysigner import signing_certificate_v2
 from mock_server.sms import OtpDesk, OtpPolicy
-from tests.helpers import validate
+from tests.helpers import running_sandbox, validate
 from tests.test_hash_flow import ca_file, cms_verify, hash_file, sign_hash_files
 
 
@@ -79,6 +83,34 @@ def test_outbox_index_follows_the_cap():
     restored = OtpDesk(RandomSource(1), clock, OtpPolicy(outbox_cap=5))
     restored.restore(*desk.snapshot())
     assert restored.messages(1) == desk.messages(1)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SCHED_IDLE is Linux's")
+def test_signing_workers_run_under_sched_idle(tmp_path):
+    with running_sandbox(tmp_path, workers=2) as server:
+        deadline = time.monotonic() + 20
+        while True:
+            workers = [pid for pid in _children(server.process.pid)
+                       if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+            policies = {pid: os.sched_getscheduler(pid) for pid in workers}
+            if len(workers) == 2 and set(policies.values()) == {os.SCHED_IDLE}:
+                break
+            assert time.monotonic() < deadline, policies
+            time.sleep(0.1)
+        assert os.sched_getscheduler(server.process.pid) == os.SCHED_OTHER
 
 
 def test_benchmark_runs_every_phase():

@@ -316,6 +316,27 @@ async def test_crl_lists_revoked_serial_with_higher_crl_number(sandbox):
     assert after.is_signature_valid((await issuing_ca(sandbox)).public_key())
 
 
+async def test_crls_follow_revocations_certificates_issued_revoked_and_reset(sandbox):
+    revoked_pk, _ = await signed_request(sandbox)
+    revoked_serial = (await issued_certificate(sandbox, revoked_pk)).serial_number
+    await revoke(sandbox, {"request": revoked_pk})
+    _, pdf = await signed_request(sandbox)
+    [embedded] = [x509.load_der_x509_crl(ref.get_object().data) for ref in read_dss(pdf).crls]
+    assert [entry.serial_number for entry in embedded] == [revoked_serial]
+
+    pk = await sandbox.create_request(given_name="Revoked")  # issued revoked, on purpose
+    await sandbox.upload_pdf(pk, blank_pdf())
+    assert (await sandbox.sign(pk, {"secret": await sandbox.otp(pk)})).status == 200
+    born_revoked = (await issued_certificate(sandbox, pk)).serial_number
+    assert {entry.serial_number for entry in await fetch_crl(sandbox)} == {revoked_serial, born_revoked}
+
+    assert (await sandbox.call("POST", "/_mock/reset")).status == 200
+    assert len(await fetch_crl(sandbox)) == 0
+    _, pdf = await signed_request(sandbox)
+    [embedded] = [x509.load_der_x509_crl(ref.get_object().data) for ref in read_dss(pdf).crls]
+    assert len(embedded) == 0
+
+
 # Revocation pointers in issued certificates -----------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ import json
 import re
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 import pytest
@@ -226,6 +227,25 @@ async def test_create_request_malformed_json(sandbox):
                                 headers={"Content-Type": "application/json"})
     assert_answer(answer, 400)
     assert answer.body["details"].startswith("Could not parse JSON body - ")
+
+
+def _multipart(fields: dict[str, str], boundary: str) -> bytes:
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n' for k, v in fields.items()]
+    return ("".join(parts) + f"--{boundary}--\r\n").encode()
+
+
+@pytest.mark.parametrize("content_type, encode", [
+    ("MULTIPART/Form-Data; BOUNDARY=b0undary", lambda fields: _multipart(fields, "b0undary")),
+    ("application/x-www-form-urlencoded; charset=UTF-8", lambda fields: urlencode(fields).encode()),
+    ("Application/JSON; charset=utf-8", lambda fields: json.dumps(fields).encode()),
+    ("text/plain", lambda fields: json.dumps(fields).encode()),  # what some HTTP clients send for JSON
+], ids=["multipart-upper-case", "urlencoded-charset", "json-charset", "json-as-text"])
+async def test_create_request_reads_every_spelling_of_the_body_type(sandbox, content_type, encode):
+    fields = {"token": DEFAULT_TOKEN, **IDENTITY}
+    answer = await sandbox.call("POST", "/api/v1/request", data=encode(fields), headers={"Content-Type": content_type})
+    assert_answer(answer, 201)
+    detail = await request_detail(sandbox, answer.body["details"])
+    assert (detail["given_name"], detail["surname_1"]) == (IDENTITY["given_name"], IDENTITY["surname_1"])
 
 
 # Get request ---------------------------------------------------------------------------------

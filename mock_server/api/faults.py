@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from mock_server.api.keys import REQUEST_PK, request_pk_of, sandbox_of, scenarios_of
+from mock_server.api.parsing import media_type
 from mock_server.domain.model import Status
 from mock_server.errors import vendor_error
 from mock_server.scenarios import CURRENT_EFFECTS, HEADER, Call, Effects, effects_of
@@ -72,7 +73,7 @@ async def _call(request: web.Request, operation: str, with_body: bool) -> Call:
     if found is not None:
         fields.update({k: str(v) for k, v in vars(found.identity).items()})
         fields["registration_authority"] = str(found.registration_authority)
-    if with_body and request.content_type in _FORM_TYPES and request.can_read_body:
+    if with_body and media_type(request) in _FORM_TYPES and request.can_read_body:
         fields.update(await _body_fields(request))
     requested = frozenset(n.strip() for n in request.headers.get(HEADER, "").split(",") if n.strip())
     return Call(operation, request.method, request.path, fields, pk, requested)
@@ -81,7 +82,7 @@ async def _call(request: web.Request, operation: str, with_body: bool) -> Call:
 async def _body_fields(request: web.Request) -> dict[str, str]:
     """JSON or url-encoded fields (the body stays readable: aiohttp caches it)."""
     raw = await request.read()
-    if request.content_type == "application/x-www-form-urlencoded":
+    if media_type(request) == "application/x-www-form-urlencoded":
         return {k: str(v) for k, v in (await request.post()).items()}
     try:
         body = json.loads(raw or b"{}")

@@ -13,7 +13,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, hdrs, web
+from aiohttp.helpers import parse_mimetype
 from aiohttp.http_exceptions import BadHttpMessage
 
 from mock_server.api.keys import CONFIG
@@ -21,6 +22,7 @@ from mock_server.domain.model import Upload
 from mock_server.errors import vendor_error
 
 _CHUNK = 256 * 1024
+_DEFAULT_MEDIA_TYPE = "application/octet-stream"
 
 
 @dataclass
@@ -29,6 +31,16 @@ class Form:
 
     fields: dict[str, str] = field(default_factory=dict)
     files: list[Upload] = field(default_factory=list)
+
+
+def media_type(request: web.Request) -> str:
+    """The body's media type, lower case and without parameters (RFC 9110's default when absent)."""
+    # aiohttp's request.content_type parses through the email package, uncached for multipart
+    # (every boundary differs): 0.17 ms a call, against 2 us for the parser its multipart reader uses.
+    mime = parse_mimetype(request.headers.get(hdrs.CONTENT_TYPE, ""))
+    if not mime.type or not mime.subtype:
+        return _DEFAULT_MEDIA_TYPE
+    return f"{mime.type}/{mime.subtype}" + (f"+{mime.suffix}" if mime.suffix else "")
 
 
 async def read_json(request: web.Request, invalid_json_key: str = "api.400.malformed_body") -> dict[str, Any]:
@@ -55,9 +67,10 @@ async def read_fields(request: web.Request, invalid_json_key: str) -> dict[str, 
 async def read_form(request: web.Request, file_limit: int, too_large_key: str,
                     invalid_json_key: str = "api.400.malformed_body") -> Form:
     """Multipart, url-encoded or JSON, as one :class:`Form`; files over ``file_limit`` are refused."""
-    if request.content_type.startswith("multipart/"):
+    body_type = media_type(request)
+    if body_type.startswith("multipart/"):
         return await _read_multipart(request, file_limit, too_large_key)
-    if request.content_type == "application/x-www-form-urlencoded":
+    if body_type == "application/x-www-form-urlencoded":
         posted = await request.post()
         return Form(fields={k: str(v) for k, v in posted.items()})
     body = await read_json(request, invalid_json_key)

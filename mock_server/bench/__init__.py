@@ -3,7 +3,7 @@
 One run measures, against a sandbox it starts (or ``--url``):
 
 - ``hello``: ``GET /api/v1/hello`` throughput against a bare aiohttp app with one hello handler
-  on the same machine, with the same clients;
+  on the same machine, with the same clients, in alternating rounds;
 - ``classic``, ``hash`` and ``async``: complete flows (create, upload, OTP read from the SMS
   outbox, sign, download, delete the documents) driven by concurrent clients for a fixed time;
 - ``mixed``: the latency of the non-signing endpoints for many paced clients while classic

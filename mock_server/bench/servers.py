@@ -26,8 +26,8 @@ class Served:
 
 @contextlib.contextmanager
 def sandbox(workers: int | None, data_dir: Path | None) -> Iterator[Served]:
-    """``oneshot-mock serve`` on a free loopback port, stopped on exit."""
-    args = ["-m", "mock_server", "serve", "--log-format", "json"]
+    """``oneshot-mock serve``, as configured out of the box, on a free loopback port; stopped on exit."""
+    args = ["-m", "mock_server", "serve"]
     if workers:
         args += ["--workers", str(workers)]
     if data_dir is not None:

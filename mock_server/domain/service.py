@@ -550,7 +550,7 @@ class Sandbox:
         request.certificate = IssuedCertificate(
             outcome.certificate_serial, outcome.certificate_der, now, request.pk, outcome.revoked_at
         )
-        self.state.certificates[request.certificate.serial] = request.certificate
+        self.trust.register(request.certificate)
         request.contract_job = contract_job
         for uid, data in outcome.signed.items():
             if uid in request.documents:
