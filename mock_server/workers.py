@@ -25,10 +25,9 @@ def _start_worker(parent: int) -> None:
 
 
 def _lower_priority() -> None:
-    # Signing is the one CPU-heavy job: it takes the cores the event loop leaves idle, and a burst
-    # of signatures must not stall the other endpoints. At nice 10 a worker still held a core for
-    # up to a scheduler slice after the loop woke up (mixed-load p99 21-27 ms on 2 cores);
-    # SCHED_IDLE hands the core over at once (9-16 ms), for 3-5 % fewer signatures per second.
+    # Signing is the one CPU-heavy job: it takes the cores the event loop leaves idle. At nice 10 a
+    # worker could keep a core for a scheduler slice after the loop woke up; under SCHED_IDLE the
+    # loop, which every call goes through, gets it at once (figures: README, Benchmark).
     try:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     except (AttributeError, OSError):
