@@ -2,12 +2,13 @@
 
 One-shot keys (EC by default, RSA on request), the signing-certificate attribute built outside
 pyHanko, the indexed SMS outbox, signing workers below every other process's priority, and the
-benchmark itself (a short run: figures are not asserted
-here, only that every phase ran without errors).
+benchmark itself (a short run: figures are not asserted here, only that every phase ran without
+errors).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -23,6 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pyhanko.sign.general import as_signing_certificate_v2
 
+from mock_server.bench.servers import child_pids
 from mock_server.domain.clock import Clock
 from mock_server.domain.ids import RandomSource
 from mock_server.pki.authority import PkiMaterial, asn1_certificate, parsed
@@ -85,17 +87,13 @@ def test_outbox_index_follows_the_cap():
     assert restored.messages(1) == desk.messages(1)
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
+def _scheduling_policies_of_workers(sandbox_pid: int) -> dict[int, int]:
+    policies = {}
+    for pid in child_pids(sandbox_pid):
+        with contextlib.suppress(OSError):  # a process that has just gone
+            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                policies[pid] = os.sched_getscheduler(pid)
+    return policies
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SCHED_IDLE is Linux's")
@@ -103,10 +101,8 @@ def test_signing_workers_run_under_sched_idle(tmp_path):
     with running_sandbox(tmp_path, workers=2) as server:
         deadline = time.monotonic() + 20
         while True:
-            workers = [pid for pid in _children(server.process.pid)
-                       if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
-            policies = {pid: os.sched_getscheduler(pid) for pid in workers}
-            if len(workers) == 2 and set(policies.values()) == {os.SCHED_IDLE}:
+            policies = _scheduling_policies_of_workers(server.process.pid)
+            if len(policies) == 2 and set(policies.values()) == {os.SCHED_IDLE}:
                 break
             assert time.monotonic() < deadline, policies
             time.sleep(0.1)

@@ -87,11 +87,16 @@ def _wait_until_ready(url: str, process: subprocess.Popen) -> None:
 
 def rss_mb(pid: int) -> dict[str, float]:
     """Resident memory of ``pid`` and of its child processes (the signing workers), in MiB."""
-    children = [p for p in _pids() if _parent(p) == pid]
+    children = child_pids(pid)
     own = _rss_kib(pid)
     workers = sum(_rss_kib(child) for child in children)
     return {"sandbox_mb": round(own / 1024, 1), "workers_mb": round(workers / 1024, 1),
             "total_mb": round((own + workers) / 1024, 1)}
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (Linux's ``/proc``)."""
+    return [p for p in _pids() if _parent(p) == pid]
 
 
 def _pids() -> list[int]:
