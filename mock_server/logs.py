@@ -7,6 +7,7 @@ it one ``write`` system call per line; lines are now gathered and written togeth
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -62,19 +63,19 @@ class BatchingStreamHandler(logging.StreamHandler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             line = self.format(record) + self.terminator
-        except Exception:  # noqa: BLE001 - logging reports a record it cannot format, never raises
+            with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
+                self._pending.append(line)
+            if record.levelno >= logging.WARNING:
+                self.flush()
+        except Exception:  # noqa: BLE001 - logging reports a record it cannot handle, never raises
             self.handleError(record)
-            return
-        with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
-            self._pending.append(line)
-        if record.levelno >= logging.WARNING:
-            self.flush()
 
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]
-            if self._pending:
-                self.stream.write("".join(self._pending))
-                self._pending.clear()
+            # Taken before writing: lines a dead stream refused are dropped, not kept forever.
+            lines, self._pending = self._pending, []
+            if lines:
+                self.stream.write("".join(lines))
             self.stream.flush()
 
     def close(self) -> None:
@@ -84,10 +85,8 @@ class BatchingStreamHandler(logging.StreamHandler):
 
     def _flush_every(self, interval: float) -> None:
         while not self._closed.wait(interval):
-            try:
+            with contextlib.suppress(OSError, ValueError):  # stderr closed or gone: try again later
                 self.flush()
-            except (OSError, ValueError):  # stderr closed or gone: nothing left to write to
-                return
 
 
 def configure_logging(log_format: str) -> None:

@@ -73,16 +73,17 @@ async def _call(request: web.Request, operation: str, with_body: bool) -> Call:
     if found is not None:
         fields.update({k: str(v) for k, v in vars(found.identity).items()})
         fields["registration_authority"] = str(found.registration_authority)
-    if with_body and media_type(request) in _FORM_TYPES and request.can_read_body:
-        fields.update(await _body_fields(request))
+    body_type = media_type(request)
+    if with_body and body_type in _FORM_TYPES and request.can_read_body:
+        fields.update(await _body_fields(request, body_type))
     requested = frozenset(n.strip() for n in request.headers.get(HEADER, "").split(",") if n.strip())
     return Call(operation, request.method, request.path, fields, pk, requested)
 
 
-async def _body_fields(request: web.Request) -> dict[str, str]:
+async def _body_fields(request: web.Request, body_type: str) -> dict[str, str]:
     """JSON or url-encoded fields (the body stays readable: aiohttp caches it)."""
     raw = await request.read()
-    if media_type(request) == "application/x-www-form-urlencoded":
+    if body_type == "application/x-www-form-urlencoded":
         return {k: str(v) for k, v in (await request.post()).items()}
     try:
         body = json.loads(raw or b"{}")

@@ -29,28 +29,25 @@ class TrustServices:
 
     def __init__(self, sandbox: Sandbox) -> None:
         self._sandbox = sandbox
-        self._revocations: tuple[Revocation, ...] = ()
-        self._revocations_of: State | None = None
-        self._revocations_version = self._version = 0
+        # Every signature's CRL needs the revoked certificates, and walking every certificate ever
+        # issued grew with the sandbox's age: the list is kept until a revocation, a certificate
+        # issued revoked on purpose, or a new state (reset, restore) makes it stale.
+        self._revoked: tuple[State, tuple[Revocation, ...]] | None = None
 
     def revocations(self) -> tuple[Revocation, ...]:
         """Every revoked certificate, in revocation order."""
-        # Every signature's CRL needs this list, and a walk over every certificate ever issued
-        # grew with the sandbox's age; it only changes on a revocation, a certificate issued
-        # revoked on purpose or a new state (reset, restore), so it is rebuilt only then.
         state = self._sandbox.state
-        if state is not self._revocations_of or self._version != self._revocations_version:
-            revoked = [c for c in state.certificates.values() if c.revoked_at is not None]
-            revoked.sort(key=lambda c: c.revoked_at)
-            self._revocations = tuple(Revocation(c.serial, c.revoked_at) for c in revoked)
-            self._revocations_of, self._revocations_version = state, self._version
-        return self._revocations
+        if self._revoked is None or self._revoked[0] is not state:
+            revoked = sorted((c for c in state.certificates.values() if c.revoked_at is not None),
+                             key=lambda c: c.revoked_at)
+            self._revoked = state, tuple(Revocation(c.serial, c.revoked_at) for c in revoked)
+        return self._revoked[1]
 
     def register(self, certificate: IssuedCertificate) -> None:
         """Record a certificate the CA has just issued (possibly revoked already, on purpose)."""
         self._sandbox.state.certificates[certificate.serial] = certificate
         if certificate.revoked_at is not None:
-            self._version += 1
+            self._revoked = None
 
     def revoke(self, serial: int | None = None, request_pk: int | None = None) -> IssuedCertificate:
         """Revoke a one-shot certificate, named by serial or by its request (idempotent)."""
@@ -63,7 +60,7 @@ class TrustServices:
             raise LookupError("no certificate issued by the sandbox matches")
         if certificate.revoked_at is None:
             certificate.revoked_at = self._sandbox.clock.now()
-            self._version += 1
+            self._revoked = None
             request = self._sandbox.state.requests.get(certificate.request_pk)
             if request is not None:
                 self._sandbox.events.publish(CertificateRevoked(request, certificate))
