@@ -38,6 +38,17 @@ DEFAULT_TOKEN = example_client.TOKEN
 IDENTITY = example_client.SIGNER
 
 
+def multipart_body(boundary: str, parts: list[tuple[str, str | None, str, bytes]]) -> bytes:
+    """A hand-built multipart/form-data body from ``(name, filename, content type, data)`` parts."""
+    chunks = []
+    for name, filename, content_type, data in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        head = f"--{boundary}\r\nContent-Disposition: {disposition}\r\nContent-Type: {content_type}\r\n\r\n"
+        chunks.append(head.encode() + data + b"\r\n")
+    chunks.append(f"--{boundary}--\r\n".encode())
+    return b"".join(chunks)
+
+
 def blank_pdf(pages: int = 1) -> bytes:
     """A minimal valid PDF with ``pages`` empty A4 pages."""
     writer = PdfFileWriter()

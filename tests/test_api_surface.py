@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.helpers import IDENTITY, Answer, blank_pdf, picture
+from tests.helpers import IDENTITY, Answer, blank_pdf, multipart_body, picture
 
 RAO_USERNAME = "9001800"
 RAO_PASSWORD = "oneshot-mock"
@@ -51,17 +51,6 @@ def assert_error_starts(answer: Answer, http_status: int, prefix: str) -> None:
     assert answer.status == http_status, answer.body
     assert answer.body["status"] == STATUS_LINES[http_status]
     assert answer.body["details"].startswith(prefix), answer.body
-
-
-def multipart_body(boundary: str, parts: list[tuple[str, str | None, str, bytes]]) -> bytes:
-    """A hand-built multipart/form-data body from ``(name, filename, content type, data)`` parts."""
-    chunks = []
-    for name, filename, content_type, data in parts:
-        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
-        head = f"--{boundary}\r\nContent-Disposition: {disposition}\r\nContent-Type: {content_type}\r\n\r\n"
-        chunks.append(head.encode() + data + b"\r\n")
-    chunks.append(f"--{boundary}--\r\n".encode())
-    return b"".join(chunks)
 
 
 def pdf_text(pdf: bytes, tmp_path) -> str | None:

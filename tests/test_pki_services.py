@@ -171,6 +171,11 @@ def read_dss(pdf: bytes) -> DocumentSecurityStore:
     return DocumentSecurityStore.read_dss(PdfFileReader(io.BytesIO(pdf)))
 
 
+def embedded_crls(pdf: bytes) -> list[x509.CertificateRevocationList]:
+    """The CRLs a B-LT signature put in the PDF's document security store."""
+    return [x509.load_der_x509_crl(ref.get_object().data) for ref in read_dss(pdf).crls]
+
+
 def root_anchor():
     return load_cert_from_pemder(str(ROOT_PEM))
 
@@ -321,7 +326,7 @@ async def test_crls_follow_revocations_certificates_issued_revoked_and_reset(san
     revoked_serial = (await issued_certificate(sandbox, revoked_pk)).serial_number
     await revoke(sandbox, {"request": revoked_pk})
     _, pdf = await signed_request(sandbox)
-    [embedded] = [x509.load_der_x509_crl(ref.get_object().data) for ref in read_dss(pdf).crls]
+    [embedded] = embedded_crls(pdf)
     assert [entry.serial_number for entry in embedded] == [revoked_serial]
 
     pk = await sandbox.create_request(given_name="Revoked")  # issued revoked, on purpose
@@ -333,7 +338,7 @@ async def test_crls_follow_revocations_certificates_issued_revoked_and_reset(san
     assert (await sandbox.call("POST", "/_mock/reset")).status == 200
     assert len(await fetch_crl(sandbox)) == 0
     _, pdf = await signed_request(sandbox)
-    [embedded] = [x509.load_der_x509_crl(ref.get_object().data) for ref in read_dss(pdf).crls]
+    [embedded] = embedded_crls(pdf)
     assert len(embedded) == 0
 
 
@@ -557,7 +562,7 @@ async def test_embedded_ocsp_is_good_for_signer(sandbox):
 async def test_embedded_crl_is_signed_by_issuing_ca(sandbox):
     issuing = await issuing_ca(sandbox)
     _, pdf = await signed_request(sandbox)
-    crls = [x509.load_der_x509_crl(ref.get_object().data) for ref in read_dss(pdf).crls]
+    crls = embedded_crls(pdf)
     assert any(crl.issuer == issuing.subject and crl.is_signature_valid(issuing.public_key()) for crl in crls)
 
 

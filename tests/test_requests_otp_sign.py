@@ -16,7 +16,7 @@ import pytest
 from cryptography import x509
 from pyhanko.pdf_utils.reader import PdfFileReader
 
-from tests.helpers import DEFAULT_TOKEN, IDENTITY, Answer, SandboxClient, blank_pdf, picture
+from tests.helpers import DEFAULT_TOKEN, IDENTITY, Answer, SandboxClient, blank_pdf, multipart_body, picture
 
 STATUS_LINES = {
     200: "200 OK",
@@ -229,13 +229,9 @@ async def test_create_request_malformed_json(sandbox):
     assert answer.body["details"].startswith("Could not parse JSON body - ")
 
 
-def _multipart(fields: dict[str, str], boundary: str) -> bytes:
-    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n' for k, v in fields.items()]
-    return ("".join(parts) + f"--{boundary}--\r\n").encode()
-
-
 @pytest.mark.parametrize("content_type, encode", [
-    ("MULTIPART/Form-Data; BOUNDARY=b0undary", lambda fields: _multipart(fields, "b0undary")),
+    ("MULTIPART/Form-Data; BOUNDARY=b0undary",
+     lambda fields: multipart_body("b0undary", [(k, None, "text/plain", v.encode()) for k, v in fields.items()])),
     ("application/x-www-form-urlencoded; charset=UTF-8", lambda fields: urlencode(fields).encode()),
     ("Application/JSON; charset=utf-8", lambda fields: json.dumps(fields).encode()),
     ("text/plain", lambda fields: json.dumps(fields).encode()),  # what some HTTP clients send for JSON
