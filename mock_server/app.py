@@ -206,7 +206,7 @@ async def namespace_middleware(request: web.Request, handler: Any) -> web.Stream
 def create_app(config: Config, executor: Executor | None = None) -> web.Application:
     """The sandbox application. Signing runs in ``executor`` (a process pool of its own if None)."""
     owned = executor is None
-    pool: Executor = executor or signing_pool(config.workers)
+    pool: Executor = executor or signing_pool(config.workers, config.signing_priority)
 
     async def run(fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)

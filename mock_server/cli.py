@@ -16,6 +16,7 @@ from mock_server.config import Config
 from mock_server.domain.clock import parse_time
 from mock_server.logs import configure_logging
 from mock_server.pki.authority import KEY_TYPES
+from mock_server.workers import SIGNING_PRIORITIES
 
 
 def _iso_time(value: str) -> datetime:
@@ -65,6 +66,9 @@ def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     serve.add_argument("--log-format", choices=("text", "json"), default=defaults.log_format)
     serve.add_argument("--workers", type=int, default=defaults.workers,
                        help="signing worker processes (default: one per core)")
+    serve.add_argument("--signing-priority", choices=SIGNING_PRIORITIES, default=defaults.signing_priority,
+                       help="CPU priority of the signing workers: normal (default; a fair share beside other "
+                            "work), low (nice 10) or idle (SCHED_IDLE: only CPU nothing else wants)")
     serve.add_argument("--one-shot-key", choices=KEY_TYPES, default=defaults.one_shot_key,
                        help="key of each one-shot certificate: ec-p256 (default; microseconds to make) or "
                             "rsa-2048 (as the vendor's; ~40 ms of CPU each, made ahead in the signing workers)")
@@ -137,6 +141,7 @@ def _config(args: argparse.Namespace) -> Config:
         host=args.host, port=args.port, seed=args.seed, otp=args.otp, otp_ttl_seconds=args.otp_ttl,
         otp_resend_seconds=args.otp_resend, pki_dir=args.pki_dir, seed_file=args.seed_file,
         log_format=args.log_format, workers=max(args.workers, 1), one_shot_key=args.one_shot_key,
+        signing_priority=args.signing_priority,
         max_upload_mb=args.max_upload_mb,
         public_url=args.public_url, ra_webhooks=tuple(args.ra_webhook), webhook_format=args.webhook_format,
         webhook_secret=args.webhook_secret, webhook_retry_scale=args.webhook_retry_scale,

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 # mock_server.tenancy.HEADER, not imported: that module pulls in the whole sandbox and this one stays light.
 NAMESPACE_HEADER = "X-Mock-Namespace"
+# Short against a sign's hundred-odd milliseconds; each poll is one cheap control call.
+POLL_INTERVAL_S = 0.05
 
 
 class ControlError(Exception):
@@ -19,6 +23,13 @@ class ControlError(Exception):
         super().__init__(f"{status}: {message}")
         self.status = status
         self.message = message
+
+
+class WaitTimeout(AssertionError):
+    """What a test waited for did not happen in time: what was seen instead.
+
+    An ``AssertionError`` rather than a :class:`ControlError`: every call succeeded, the expectation failed.
+    """
 
 
 class ControlClient:
@@ -79,12 +90,49 @@ class ControlClient:
         query = f"?request={pk}" if pk is not None else ""
         return self.call("GET", f"/_mock/sms{query}")["messages"]
 
-    def latest_otp(self, pk: int) -> str:
-        """The code of the newest SMS sent for request ``pk``."""
-        messages = self.sms(pk)
-        if not messages:
-            raise ControlError(404, f"no SMS was sent for request {pk}: call the OTP endpoint first")
+    def latest_otp(self, pk: int, timeout: float = 0.0) -> str:
+        """The code of the newest SMS sent for request ``pk``, waiting up to ``timeout`` seconds for one.
+
+        Raises :class:`ControlError` (404) at once with no ``timeout``, :class:`WaitTimeout` after one.
+        """
+        deadline = time.monotonic() + timeout
+        while not (messages := self.sms(pk)):
+            if timeout <= 0:
+                raise ControlError(404, f"no SMS was sent for request {pk}{self._where()}: call the OTP endpoint first")
+            if not self._pause_until(deadline):
+                raise WaitTimeout(f"no SMS for request {pk}{self._where()} within {timeout} s")
         return messages[-1]["otp"]
+
+    def wait_for_status(self, pk: int, status: str | Collection[str], timeout: float = 10.0) -> dict[str, Any]:
+        """Poll request ``pk`` until its status is ``status`` (or one of them); the request, as :meth:`request`.
+
+        Raises :class:`WaitTimeout` with the status and history seen when ``timeout`` seconds pass first.
+        """
+        wanted = {status} if isinstance(status, str) else set(status)
+        deadline = time.monotonic() + timeout
+        found = self.request(pk)
+        first = found["status"]
+        while found["status"] not in wanted:
+            if not self._pause_until(deadline):
+                moved = "stayed" if found["status"] == first else "ended at"
+                history = " -> ".join(change["status"] for change in found["history"])
+                raise WaitTimeout(f"request {pk}{self._where()} did not reach {' or '.join(sorted(wanted))} within "
+                                  f"{timeout} s: its status {moved} {found['status']} (history: {history})")
+            found = self.request(pk)
+        return found
+
+    @staticmethod
+    def _pause_until(deadline: float) -> bool:
+        # False once the deadline has passed; the last pause is cut short so that one more poll lands on it.
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(POLL_INTERVAL_S, left))
+        return True
+
+    def _where(self) -> str:
+        # A client under test that does not send ``headers`` works in another namespace: say which one counts.
+        return f" (namespace {self.namespace})" if self.namespace else ""
 
     def webhooks(self, pk: int | None = None) -> list[dict[str, Any]]:
         """The webhook log with every attempt, or the events of request ``pk``."""

@@ -23,6 +23,7 @@ class Config:
     log_format: str = "text"
     workers: int = max(os.cpu_count() or 1, 1)
     one_shot_key: str = "ec-p256"
+    signing_priority: str = "normal"
     max_upload_mb: float = 20.0
     public_url: str | None = None
     ra_webhooks: tuple[tuple[str, str], ...] = ()

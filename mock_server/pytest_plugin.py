@@ -3,17 +3,21 @@
 Installed with the package (entry point ``pytest11``). The sandbox runs in-process, in a background
 thread, shared by the session (``oneshot_mock_scope = session``, the default, reset before each test)
 or started for each test (``function``); ``--oneshot-mock-url URL`` uses a running sandbox instead.
-Ini options: ``oneshot_mock_scope``, ``oneshot_mock_seed``, ``oneshot_mock_otp``, ``oneshot_mock_scenarios``.
+Under pytest-xdist the session's sandbox is one process for all the workers, each in a namespace of
+its own (:mod:`mock_server.xdist_share`). Ini options: ``oneshot_mock_scope``, ``oneshot_mock_seed``,
+``oneshot_mock_otp``, ``oneshot_mock_scenarios``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Executor
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
 
@@ -22,8 +26,14 @@ from mock_server.client import ControlClient
 if TYPE_CHECKING:
     from aiohttp import web
 
+    from mock_server.xdist_share import SharedRun
+
 SCOPES = ("session", "function")
+XDIST_MODES = ("shared", "per-worker")
 _TIMEOUT_S = 60.0
+# The workerinput key by which the xdist controller hands its workers the shared sandbox's directory.
+_SHARED_DIR = "oneshot_mock_shared_dir"
+_SHARED_RUN: pytest.StashKey[SharedRun] = pytest.StashKey()
 
 
 class OneShotMock(ControlClient):
@@ -116,16 +126,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("oneshot-mock", "oneshot-mock sandbox (the oneshot_mock fixture)")
     group.addoption("--oneshot-mock-url", default=None, metavar="URL",
                     help="use the sandbox running at URL instead of starting one (pytest-xdist workers "
-                         "then each get their own X-Mock-Namespace)")
+                         "each get their own X-Mock-Namespace in it)")
     group.addoption("--oneshot-mock-admin-token", default=None, metavar="TOKEN",
                     help="the --admin-token of the sandbox at --oneshot-mock-url")
     group.addoption("--oneshot-mock-scope", default=None, choices=SCOPES,
                     help="override the oneshot_mock_scope ini option")
+    group.addoption("--oneshot-mock-workers", type=int, default=2, metavar="N",
+                    help="signing worker processes of the sandboxes the plugin starts (default 2)")
     parser.addini("oneshot_mock_scope", "session (one sandbox, reset before each test, the default) or "
                   "function (a sandbox per test)", default="session")
     parser.addini("oneshot_mock_seed", "seed of the sandbox's random values: pks, uids, OTPs (default 0)",
                   default="0")
     parser.addini("oneshot_mock_otp", "a fixed OTP code for every request (default: random codes)", default="")
+    parser.addini("oneshot_mock_xdist", "under pytest-xdist: shared (one sandbox, a namespace per worker, the "
+                  "default) or per-worker (a sandbox per worker, for a client under test that cannot send "
+                  "the namespace header)", default="shared")
     parser.addini("oneshot_mock_scenarios", "scenario files (YAML or JSON) loaded before each test",
                   type="paths", default=[])
 
@@ -138,51 +153,88 @@ def pytest_configure(config: pytest.Config) -> None:
     seed = str(config.getini("oneshot_mock_seed")).strip()
     if not seed.isdecimal():
         raise pytest.UsageError(f"oneshot_mock_seed must be a non-negative integer, not {seed!r}")
+    xdist = str(config.getini("oneshot_mock_xdist")).strip()
+    if xdist not in XDIST_MODES:
+        raise pytest.UsageError(f"oneshot_mock_xdist must be shared or per-worker, not {xdist!r}")
+    if config.getoption("oneshot_mock_workers") < 1:
+        raise pytest.UsageError("--oneshot-mock-workers must be at least 1")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller, for each worker it starts: the directory where the workers share a sandbox."""
+    config: pytest.Config = node.config
+    spec = node.gateway.spec
+    # Only local workers can reach a loopback sandbox; per-test sandboxes and an external one need
+    # no sharing; the locks behind it are Unix's. Other workers start sandboxes of their own.
+    if (not spec.popen or spec.via or config.getoption("oneshot_mock_url")
+            or _scope("_oneshot_mock_server", config) == "function" or sys.platform == "win32"
+            or str(config.getini("oneshot_mock_xdist")).strip() == "per-worker"):
+        return
+    if _SHARED_RUN not in config.stash:
+        from mock_server.xdist_share import SharedRun
+
+        config.stash[_SHARED_RUN] = SharedRun()
+    node.workerinput[_SHARED_DIR] = str(config.stash[_SHARED_RUN].directory)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # The xdist controller, once every worker is done: the shared sandbox, if one started, goes with it.
+    run = config.stash.get(_SHARED_RUN, None)
+    if run is not None:
+        run.close()
 
 
 def _scope(fixture_name: str, config: pytest.Config) -> str:
     return config.getoption("oneshot_mock_scope") or str(config.getini("oneshot_mock_scope")).strip()
 
 
+class _Server(NamedTuple):
+    base_url: str
+    namespace: str | None
+
+
 @pytest.fixture(scope="session")
-def _oneshot_mock_executor() -> Iterator[Executor]:
+def _oneshot_mock_executor(pytestconfig: pytest.Config) -> Iterator[Executor]:
     """One pool of signing workers for every sandbox of the session: spawning them costs seconds."""
     from mock_server.workers import signing_pool
 
-    pool = signing_pool(2)
+    pool = signing_pool(pytestconfig.getoption("oneshot_mock_workers"))
     yield pool
     pool.shutdown(wait=True, cancel_futures=True)
 
 
 @pytest.fixture(scope=_scope)
-def _oneshot_mock_server(request: pytest.FixtureRequest) -> Iterator[str]:
-    """The sandbox's base URL: the external one, or a sandbox started for the session (or the test)."""
-    external = request.config.getoption("oneshot_mock_url")
+def _oneshot_mock_server(request: pytest.FixtureRequest) -> Iterator[_Server]:
+    """The sandbox: the external one, the xdist run's shared one, or one started for the session (or the test)."""
+    config = request.config
+    worker: Any = getattr(config, "workerinput", None)
+    # xdist workers sharing a sandbox must not reset each other's state. The name is stable across
+    # runs so that repeated runs against an external sandbox reuse their namespaces instead of
+    # filling its quota.
+    namespace = f"pytest-{worker['workerid']}" if worker is not None else None
+    external = config.getoption("oneshot_mock_url")
     if external:
-        yield external.rstrip("/")
+        yield _Server(external.rstrip("/"), namespace)
         return
-    otp = str(request.config.getini("oneshot_mock_otp")).strip() or None
-    seed = int(str(request.config.getini("oneshot_mock_seed")).strip())
+    otp = str(config.getini("oneshot_mock_otp")).strip() or None
+    seed = int(str(config.getini("oneshot_mock_seed")).strip())
+    workers = config.getoption("oneshot_mock_workers")
+    if worker is not None and _SHARED_DIR in worker:
+        from mock_server.xdist_share import shared_sandbox
+
+        yield _Server(shared_sandbox(Path(worker[_SHARED_DIR]), seed=seed, otp=otp, workers=workers), namespace)
+        return
     sandbox = ThreadedSandbox(request.getfixturevalue("_oneshot_mock_executor"), seed=seed, otp=otp).start()
-    yield sandbox.base_url
+    yield _Server(sandbox.base_url, None)
     sandbox.stop()
 
 
-def _namespace(config: pytest.Config) -> str | None:
-    # xdist workers sharing one external sandbox must not reset each other's state. In-process
-    # sandboxes need none: each worker starts its own. The name is stable across runs so that
-    # repeated runs reuse the same namespaces instead of filling the server's quota.
-    worker: Any = getattr(config, "workerinput", None)
-    if worker is not None and config.getoption("oneshot_mock_url"):
-        return f"pytest-{worker['workerid']}"
-    return None
-
-
 @pytest.fixture
-def oneshot_mock(request: pytest.FixtureRequest, _oneshot_mock_server: str) -> OneShotMock:
+def oneshot_mock(request: pytest.FixtureRequest, _oneshot_mock_server: _Server) -> OneShotMock:
     """The sandbox, reset for this test: its URLs, and helpers such as ``latest_otp(pk)``."""
     config = request.config
-    sandbox = OneShotMock(_oneshot_mock_server, namespace=_namespace(config),
+    sandbox = OneShotMock(_oneshot_mock_server.base_url, namespace=_oneshot_mock_server.namespace,
                           admin_token=config.getoption("oneshot_mock_admin_token"))
     sandbox.reset()
     for path in config.getini("oneshot_mock_scenarios"):

@@ -9,29 +9,37 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 
 _PARENT_CHECK_S = 1.0
-# Where SCHED_IDLE is missing (not Linux) or refused, the workers fall back to a plain nice level.
-_FALLBACK_NICENESS = 10
+SIGNING_PRIORITIES = ("normal", "low", "idle")
+_LOW_NICENESS = 10
 
 
-def signing_pool(workers: int) -> ProcessPoolExecutor:
-    """A spawn-context process pool of low-priority workers that exit once the sandbox process is gone."""
+def signing_pool(workers: int, priority: str = "normal") -> ProcessPoolExecutor:
+    """A spawn-context process pool of signing workers at ``priority`` (one of :data:`SIGNING_PRIORITIES`)
+    that exit once the sandbox process is gone."""
+    if priority not in SIGNING_PRIORITIES:
+        raise ValueError(f"unknown signing priority {priority!r}; expected one of {', '.join(SIGNING_PRIORITIES)}")
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_start_worker, initargs=(os.getpid(),))
+                               initializer=_start_worker, initargs=(os.getpid(), priority))
 
 
-def _start_worker(parent: int) -> None:
-    _lower_priority()
+def _start_worker(parent: int, priority: str) -> None:
+    _set_priority(priority)
     _watch_parent(parent)
 
 
-def _lower_priority() -> None:
-    # Signing is the one CPU-heavy job: it takes the cores the event loop leaves idle. At nice 10 a
-    # worker could keep a core for a scheduler slice after the loop woke up; under SCHED_IDLE the
-    # loop, which every call goes through, gets it at once (figures: README, Benchmark).
-    try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    except (AttributeError, OSError):
-        os.nice(_FALLBACK_NICENESS)
+def _set_priority(priority: str) -> None:
+    # normal: a worker's CPU share is any process's, so a busy CI machine slows signing in
+    # proportion instead of starving it (under SCHED_IDLE two busy loops took sign from 0.09 s to
+    # 1.35 s). low and idle give the CPU away to everything else, for machines where the sandbox must
+    # not compete (idle falls back to low where SCHED_IDLE is missing or refused).
+    if priority == "idle":
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            return
+        except (AttributeError, OSError):
+            priority = "low"
+    if priority == "low":
+        os.nice(_LOW_NICENESS)
 
 
 def _watch_parent(parent: int) -> None:

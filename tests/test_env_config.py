@@ -31,6 +31,7 @@ CASES: dict[str, tuple[list[str], str]] = {
     "--seed-file": (["/srv/seed.yaml"], "/srv/seed.yaml"),
     "--log-format": (["json"], "json"),
     "--workers": (["97"], "97"),
+    "--signing-priority": (["idle"], "idle"),
     "--one-shot-key": (["rsa-2048"], "rsa-2048"),
     "--public-url": (["https://sandbox.example"], "https://sandbox.example"),
     # URLs may hold ',' and ';': whitespace (here a newline and a space) separates them.

@@ -24,6 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pyhanko.sign.general import as_signing_certificate_v2
 
+from mock_server.bench.inputs import MAX_COMMON_NAME_BYTES, Draws, common_name
 from mock_server.bench.servers import child_pids
 from mock_server.domain.clock import Clock
 from mock_server.domain.ids import RandomSource
@@ -87,40 +88,82 @@ def test_outbox_index_follows_the_cap():
     assert restored.messages(1) == desk.messages(1)
 
 
-def _scheduling_policies_of_workers(sandbox_pid: int) -> dict[int, int]:
-    policies = {}
+def _scheduling_of_workers(sandbox_pid: int) -> dict[int, tuple[int, int]]:
+    """Policy and nice level of each signing worker of the sandbox."""
+    scheduling = {}
     for pid in child_pids(sandbox_pid):
         with contextlib.suppress(OSError):  # a process that has just gone
             if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                policies[pid] = os.sched_getscheduler(pid)
-    return policies
+                scheduling[pid] = (os.sched_getscheduler(pid), os.getpriority(os.PRIO_PROCESS, pid))
+    return scheduling
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SCHED_IDLE is Linux's")
-def test_signing_workers_run_under_sched_idle(tmp_path):
-    with running_sandbox(tmp_path, workers=2) as server:
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="scheduling policies are Linux's")
+@pytest.mark.parametrize(("args", "expected"), [
+    ((), (os.SCHED_OTHER, 0)),
+    (("--signing-priority", "low"), (os.SCHED_OTHER, 10)),
+    (("--signing-priority", "idle"), (getattr(os, "SCHED_IDLE", -1), 0)),
+])
+def test_signing_workers_run_at_the_chosen_priority(tmp_path, args, expected):
+    with running_sandbox(tmp_path, *args, workers=2) as server:
         deadline = time.monotonic() + 20
         while True:
-            policies = _scheduling_policies_of_workers(server.process.pid)
-            if len(policies) == 2 and set(policies.values()) == {os.SCHED_IDLE}:
+            scheduling = _scheduling_of_workers(server.process.pid)
+            if len(scheduling) == 2 and set(scheduling.values()) == {expected}:
                 break
-            assert time.monotonic() < deadline, policies
+            assert time.monotonic() < deadline, scheduling
             time.sleep(0.1)
         assert os.sched_getscheduler(server.process.pid) == os.SCHED_OTHER
+        assert os.getpriority(os.PRIO_PROCESS, server.process.pid) == 0
 
 
 def test_benchmark_runs_every_phase():
     done = subprocess.run(
         [sys.executable, "-m", "mock_server.bench", "--duration", "1", "--clients", "4",
-         "--memory-flows", "40", "--json"],
+         "--memory-flows", "40", "--sequential-flows", "10", "--json"],
         capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     for phase in ("classic", "hash", "async"):
         assert report[phase]["flows"] > 0 and report[phase]["errors"] == 0, report[phase]
-    assert report["mixed"]["non_signing"]["errors"] == 0 and report["mixed"]["signing_load"]["errors"] == 0
+    assert report["sequential"]["flows"] == 10 and report["sequential"]["clients"] == 1, report["sequential"]
+    for phase in ("mixed", "noisy"):
+        assert report[phase]["non_signing"]["errors"] == 0 and report[phase]["signing_load"]["errors"] == 0
+    assert report["noisy"]["busy_loops"] == 2 and report["noisy"]["sign_max_ms"] is not None
     assert report["hello"]["sandbox_per_s"] > 0 and report["hello"]["bare_aiohttp_per_s"] > 0
     assert report["memory"]["flows"] == 40 and report["memory"]["growth_mb"] is not None
-    assert set(report["targets"]) == {"classic_flows_per_s", "hash_flows_per_s", "mixed_non_signing_p99_ms",
-                                      "hello_ratio", "rss_growth_mb"}
+    xdist = report["xdist"]
+    assert xdist["ratio"] is not None and "7 passed" in xdist["serial"]["outcome"], xdist
+    assert "7 passed" in xdist["xdist"]["outcome"], xdist
+    sign = report["classic"]["endpoints"]["sign"]
+    assert sign["p99_ms"] <= sign["max_ms"] == report["classic"]["sign_max_ms"] <= report["sign_max_ms"]["overall"]
+    assert set(report["targets"]) == {
+        "classic_flows_per_s", "hash_flows_per_s", "hello_ratio", "mixed_non_signing_p99_ms", "rss_growth_mb",
+        "sequential_sign_max_ms", "noisy_sign_p99_ms", "noisy_sign_max_ms", "noisy_non_signing_p99_ms",
+        "xdist_ratio",
+    }
+    assert all(judged["met"] is not None for judged in report["targets"].values()), report["targets"]
+
+
+def test_benchmark_identities_are_varied_and_replayable():
+    draws = Draws(0)
+    flows = [draws.flow("classic", index) for index in range(2000)]
+    identities = [flow.identity for flow in flows]
+    assert identities[:50] == [Draws(0).flow("classic", index).identity for index in range(50)]
+    assert identities[:50] != [Draws(1).flow("classic", index).identity for index in range(50)]
+    names = [common_name(identity) for identity in identities]
+    assert max(len(name.encode()) for name in names) == MAX_COMMON_NAME_BYTES and len(set(names)) > 1900
+    assert any(not c.isascii() for name in names for c in name)
+    assert {"surname_2" in identity for identity in identities} == {True, False}
+    assert {identity["id_document_type"] for identity in identities} == {"IDC", "PAS", "PNO", "TIN", "CI", "CE"}
+    assert len({identity["id_document_country"] for identity in identities}) > 3
+    assert len({len(identity["serial_number"]) for identity in identities}) > 5
+    for identity in identities:
+        local, domain = identity["email"].split("@")
+        assert local.isascii() and local and "." in domain, identity
+        assert len(identity["mobile_phone_number"]) == 12 and identity["mobile_phone_number"].startswith("+34")
+        assert (identity["registration_authority"], identity["profile"]) == ("9999", "PFnubeNC")
+    documents = {flow.document.name for flow in flows}
+    assert documents == {document.name for document in draws.documents} and len(documents) > 2
+    assert all(document.pdf.startswith(b"%PDF") for document in draws.documents)

@@ -14,6 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 _START_TIMEOUT_S = 30.0
+# A CPU-bound neighbour: spins until the deadline given as its argument, so that it stops by itself
+# even if the benchmark dies before it can kill it.
+_BUSY_LOOP = """
+import sys, time
+deadline = time.monotonic() + float(sys.argv[1])
+while time.monotonic() < deadline:
+    pass
+"""
 
 
 @dataclass(frozen=True)
@@ -25,13 +33,15 @@ class Served:
 
 
 @contextlib.contextmanager
-def sandbox(workers: int | None, data_dir: Path | None) -> Iterator[Served]:
+def sandbox(workers: int | None, data_dir: Path | None, signing_priority: str | None = None) -> Iterator[Served]:
     """``oneshot-mock serve``, as configured out of the box, on a free loopback port; stopped on exit."""
     args = ["-m", "mock_server", "serve"]
     if workers:
         args += ["--workers", str(workers)]
     if data_dir is not None:
         args += ["--data-dir", str(data_dir)]
+    if signing_priority:
+        args += ["--signing-priority", signing_priority]
     with _process(args, "/_mock/health") as served:
         yield served
 
@@ -54,6 +64,25 @@ def _process(args: list[str], ready_path: str) -> Iterator[Served]:
         yield Served(url, process.pid)
     finally:
         stop(process)
+
+
+@contextlib.contextmanager
+def busy_loops(count: int, seconds: float) -> Iterator[list[subprocess.Popen]]:
+    """``count`` CPU-bound processes at normal priority, each stopping by itself after ``seconds``;
+    killed on exit."""
+    # No start_new_session: they share the benchmark's session, hence the sandbox's, as a CI job's
+    # other processes do. In another session Linux's autogroup scheduling would give the sandbox's
+    # group its own share of the CPU and hide them.
+    processes: list[subprocess.Popen] = []
+    try:
+        for _ in range(count):
+            processes.append(subprocess.Popen([sys.executable, "-c", _BUSY_LOOP, str(seconds)],
+                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        yield processes
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
 
 
 def stop(process: subprocess.Popen) -> None:

@@ -1,0 +1,170 @@
+"""One sandbox process for all the pytest-xdist workers of a run, for the ``oneshot_mock`` fixture.
+
+The xdist controller makes a private directory for the run and holds an exclusive lock on its
+``run.lock`` until the run ends. The first worker to need a sandbox, holding ``elect.lock``, starts
+``python -m mock_server.xdist_share DIR SERVE-OPTIONS`` (``oneshot-mock serve`` and a watch on
+``run.lock``) and writes its URL to ``state.json``; the other workers wait on ``elect.lock`` and read
+it. The sandbox shuts down as soon as it can take ``run.lock``: once the controller lets go of it at
+the end of the run, or dies, even by ``kill -9``, since the kernel drops a dead process's locks. It
+holds ``alive.lock`` until it has exited, which is how the controller knows when it has. Unix only
+(``fcntl``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+_START_TIMEOUT_S = 60.0
+# Longer than a start, which a waiting worker may have to sit through.
+_ELECTION_TIMEOUT_S = _START_TIMEOUT_S + 30.0
+# A graceful stop gives each namespace's pending webhooks a few seconds; one that takes longer is stuck.
+_STOP_TIMEOUT_S = 60.0
+_POLL_S = 0.02
+# Kept referenced for the worker's life: a collected Popen of a running process warns (ResourceWarning),
+# which a project's ``filterwarnings = error`` would turn into a failed test.
+_started: list[subprocess.Popen[bytes]] = []
+
+
+class SharedRun:
+    """The controller's side: the run's directory, and the lock whose release stops the sandbox."""
+
+    def __init__(self) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="oneshot-mock-xdist-"))
+        self._run_lock = (self.directory / "run.lock").open("w")
+        fcntl.flock(self._run_lock, fcntl.LOCK_EX)
+
+    def close(self) -> None:
+        """Stop the sandbox, if a worker started one, wait until it has exited; remove the directory."""
+        self._run_lock.close()
+        try:
+            state = _read_state(self.directory)
+            if state is not None:
+                _wait_for_exit(self.directory, state["pid"])
+        finally:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def shared_sandbox(directory: Path, *, seed: int, otp: str | None, workers: int) -> str:
+    """The base URL of the run's sandbox, started by whichever worker asks first."""
+    with _locked(directory / "elect.lock", _ELECTION_TIMEOUT_S):
+        state = _read_state(directory)
+        if state is None:
+            state = _start(directory, seed=seed, otp=otp, workers=workers)
+        return state["url"]
+
+
+def _start(directory: Path, *, seed: int, otp: str | None, workers: int) -> dict[str, Any]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    options = ["--host", "127.0.0.1", "--port", str(port), "--seed", str(seed), "--workers", str(workers)]
+    if otp:
+        options += ["--otp", otp]
+    # As the in-process sandboxes: the developer's own ONESHOT_MOCK_* settings (an admin token, a
+    # data directory) are for the sandboxes they run, not for the fixture's.
+    env = {name: value for name, value in os.environ.items() if not name.startswith("ONESHOT_MOCK_")}
+    log = directory / "server.log"
+    # Never the worker's stdout: it is xdist's channel to the controller.
+    with log.open("wb") as sink:
+        process = subprocess.Popen([sys.executable, "-m", "mock_server.xdist_share", str(directory), *options],
+                                   stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, env=env)
+    _started.append(process)
+    url = f"http://127.0.0.1:{port}"
+    _wait_until_ready(url, process, log)
+    state = {"url": url, "pid": process.pid}
+    partial = directory / "state.json.partial"
+    partial.write_text(json.dumps(state))
+    partial.replace(directory / "state.json")
+    return state
+
+
+def _wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + _START_TIMEOUT_S
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"the shared oneshot-mock exited with {process.returncode}: {log.read_text()}")
+        try:
+            urllib.request.urlopen(url + "/_mock/health", timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"the shared oneshot-mock did not start within {_START_TIMEOUT_S:.0f} s: "
+                                   f"{log.read_text()}") from None
+            time.sleep(_POLL_S)
+
+
+def _read_state(directory: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((directory / "state.json").read_text())
+    except FileNotFoundError:
+        return None
+
+
+def _wait_for_exit(directory: Path, pid: int) -> None:
+    # The sandbox holds alive.lock until it exits: unlike its pid, that cannot be mistaken for a
+    # zombie nobody reaps (its parent was a worker) or for a new process that reuses the number.
+    try:
+        with _locked(directory / "alive.lock", _STOP_TIMEOUT_S):
+            return
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        raise RuntimeError(f"the shared oneshot-mock (pid {pid}) did not stop within {_STOP_TIMEOUT_S:.0f} s: "
+                           "killed") from None
+
+
+@contextlib.contextmanager
+def _locked(path: Path, timeout: float) -> Iterator[None]:
+    with path.open("a") as lock:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{path} stayed locked for {timeout:.0f} s") from None
+                time.sleep(_POLL_S)
+        yield
+
+
+def main(argv: list[str]) -> None:
+    """``DIR SERVE-OPTIONS``: ``oneshot-mock serve SERVE-OPTIONS`` until the run behind ``DIR`` ends."""
+    from mock_server.cli import main as cli
+
+    directory, options = Path(argv[0]), argv[1:]
+    # A bare descriptor, never closed: the kernel lets go of the lock only when this process is gone.
+    fcntl.flock(os.open(directory / "alive.lock", os.O_WRONLY | os.O_CREAT, 0o600), fcntl.LOCK_EX)
+    threading.Thread(target=_stop_with_the_run, args=(directory / "run.lock",), name="run-watch",
+                     daemon=True).start()
+    cli(["serve", *options])
+
+
+def _stop_with_the_run(run_lock: Path) -> None:
+    with run_lock.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_SH)
+    os.kill(os.getpid(), signal.SIGTERM)
+    # A shutdown stuck past this must not leave the sandbox behind.
+    time.sleep(_STOP_TIMEOUT_S)
+    os._exit(1)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
