@@ -24,11 +24,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pyhanko.sign.general import as_signing_certificate_v2
 
-from mock_server.bench.inputs import MAX_COMMON_NAME_BYTES, Draws, common_name
+from mock_server.bench.inputs import Draws, identity_common_name
 from mock_server.bench.servers import child_pids
 from mock_server.domain.clock import Clock
 from mock_server.domain.ids import RandomSource
-from mock_server.pki.authority import PkiMaterial, asn1_certificate, parsed
+from mock_server.pki.authority import COMMON_NAME_MAX_BYTES, PkiMaterial, asn1_certificate, parsed
 from mock_server.pki.keysigner import signing_certificate_v2
 from mock_server.sms import OtpDesk, OtpPolicy
 from tests.helpers import running_sandbox, validate
@@ -152,8 +152,8 @@ def test_benchmark_identities_are_varied_and_replayable():
     identities = [flow.identity for flow in flows]
     assert identities[:50] == [Draws(0).flow("classic", index).identity for index in range(50)]
     assert identities[:50] != [Draws(1).flow("classic", index).identity for index in range(50)]
-    names = [common_name(identity) for identity in identities]
-    assert max(len(name.encode()) for name in names) == MAX_COMMON_NAME_BYTES and len(set(names)) > 1900
+    names = [identity_common_name(identity) for identity in identities]
+    assert max(len(name.encode()) for name in names) == COMMON_NAME_MAX_BYTES and len(set(names)) > 1900
     assert any(not c.isascii() for name in names for c in name)
     assert {"surname_2" in identity for identity in identities} == {True, False}
     assert {identity["id_document_type"] for identity in identities} == {"IDC", "PAS", "PNO", "TIN", "CI", "CE"}

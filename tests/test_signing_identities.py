@@ -15,13 +15,16 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from mock_server.bench.inputs import documents, identity_common_name
 from mock_server.client import ControlClient
+from mock_server.pki.authority import COMMON_NAME_MAX_BYTES, common_name
 from tests.example_client import call, create, request_otp, sign, upload
-from tests.helpers import blank_pdf, running_sandbox, validate
+from tests.helpers import running_sandbox, validate
 
-# The certificate's CN is the names upper-cased, at most 64 bytes of UTF-8 (X.520's bound, as
-# cryptography enforces it): longer ones are create-time errors, not signing cases.
-COMMON_NAME_MAX = 64
+# Longer common names are create-time errors, not signing cases.
+COMMON_NAME_MAX = COMMON_NAME_MAX_BYTES
+# One page and several, with and without text, as the benchmark's flows upload.
+DOCUMENTS = documents()
 LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZáéíóúàèìòùäëïöüâêîôûñçÁÉÍÓÚÑÇÄÖÜłŁśŚżŻźćńęąøåæß"
 name_part = st.text(LETTERS, min_size=1, max_size=20)
 # Compound names as people have them: "María José", "Jean-Luc", "O'Neill".
@@ -35,7 +38,7 @@ SIGNING = settings(max_examples=40, deadline=None, derandomize=True,
 def identities(draw: st.DrawFn) -> dict[str, str]:
     """The create-request fields of a signer, within the lengths a certificate can carry."""
     parts = [draw(name), draw(name), draw(st.just("") | name)]
-    while len(" ".join(p for p in parts if p).upper().encode()) > COMMON_NAME_MAX:
+    while len(common_name(*parts).encode()) > COMMON_NAME_MAX:
         # Cut the longest name back rather than reject the draw: long names are what the test is after.
         longest = max(range(3), key=lambda i: len(parts[i]))
         parts[longest] = parts[longest][:-1].rstrip(" -'")
@@ -53,10 +56,6 @@ def identities(draw: st.DrawFn) -> dict[str, str]:
     return fields
 
 
-def common_name(fields: dict[str, str]) -> str:
-    return " ".join(fields[k] for k in ("given_name", "surname_1", "surname_2") if fields.get(k)).upper()
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory) -> Iterator[str]:
     with running_sandbox(Path(tmp_path_factory.mktemp("identities")), "--seed", "0", workers=2) as sandbox:
@@ -64,19 +63,19 @@ def served(tmp_path_factory) -> Iterator[str]:
 
 
 # The identity of the reported 9-24 s stall, and the longest names a certificate takes.
-@example({"given_name": "Load", "surname_1": "Gen", "surname_2": "Bench", "id_document_type": "IDC",
+@example(signer={"given_name": "Load", "surname_1": "Gen", "surname_2": "Bench", "id_document_type": "IDC",
           "id_document_country": "ES", "serial_number": "12345678Z", "email": "l@example.com",
-          "mobile_phone_number": "+34600000999"})
-@example({"given_name": "Ñ" * 15, "surname_1": "Ç" * 8, "surname_2": "Ü" * 8, "id_document_type": "PAS",
+          "mobile_phone_number": "+34600000999"}, document=DOCUMENTS[1])
+@example(signer={"given_name": "Ñ" * 15, "surname_1": "Ç" * 8, "surname_2": "Ü" * 8, "id_document_type": "PAS",
           "id_document_country": "PT", "serial_number": "9" * 32, "email": "x" * 41 + "@example.com",
-          "mobile_phone_number": "+34699999999"})
+          "mobile_phone_number": "+34699999999"}, document=DOCUMENTS[-1])
 @SIGNING
-@given(signer=identities())
-def test_every_signer_gets_a_valid_signature(served, signer):
-    assert len(common_name(signer).encode()) <= COMMON_NAME_MAX
+@given(signer=identities(), document=st.sampled_from(DOCUMENTS))
+def test_every_signer_gets_a_valid_signature(served, signer, document):
+    assert len(identity_common_name(signer).encode()) <= COMMON_NAME_MAX
     api = served + "/api/v1"
     pk = create(api, **signer, profile="PFnubeNC")
-    uid = upload(api, pk, blank_pdf())
+    uid = upload(api, pk, document.pdf)
     request_otp(api, pk)
     status, body = sign(api, pk, ControlClient(served).latest_otp(pk))
     assert status == 200, body
@@ -84,6 +83,6 @@ def test_every_signer_gets_a_valid_signature(served, signer):
     assert status == 200, pdf
     validation = asyncio.run(validate(pdf))
     assert validation.intact and validation.valid and validation.trusted, validation.pretty_print_details()
-    assert validation.signing_cert.subject.native["common_name"] == common_name(signer)
+    assert validation.signing_cert.subject.native["common_name"] == identity_common_name(signer)
     status, body = call("DELETE", f"{api}/documents/{pk}")
     assert status == 200, json.loads(body)

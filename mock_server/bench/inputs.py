@@ -20,13 +20,11 @@ from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
 from pyhanko.stamp import TextStamp, TextStampStyle
 
 from mock_server.contract import A4, MARGIN, ContractFacts, render_contract
+from mock_server.pki.authority import COMMON_NAME_MAX_BYTES, common_name
 
 LOCALES = ("es_ES", "pt_PT", "pl_PL", "en_GB", "it_IT", "fr_FR", "de_DE")
 ID_DOCUMENT_TYPES = ("IDC", "PAS", "PNO", "TIN", "CI", "CE")
 COUNTRIES = ("ES", "PT", "PL", "IT", "FR", "DE", "GB")
-# A certificate's common name holds at most 64 bytes of UTF-8 (X.520's bound, as cryptography
-# enforces it): the sandbox refuses longer names, so flows go up to the bound and not past it.
-MAX_COMMON_NAME_BYTES = 64
 PROFILE = "PFnubeNC"
 REGISTRATION_AUTHORITY = "9999"
 _DNI_LETTERS = "TRWAGMYFPDXBNJZSQVHLCKE"
@@ -118,28 +116,25 @@ class FlowDraw:
 
     def describe(self) -> dict[str, object]:
         """Where the flow came from and what it sent, to replay a slow call."""
-        name = common_name(self.identity)
+        name = identity_common_name(self.identity)
         return {"phase": self.phase, "index": self.index, "identity": self.identity, "common_name_chars": len(name),
                 "common_name_utf8_bytes": len(name.encode()), "document": self.document.name}
 
 
-def common_name(identity: dict[str, str]) -> str:
-    """The certificate's common name for ``identity``, as the sandbox builds it."""
-    # Upper case, as the sandbox does: it can lengthen a name (ß becomes SS).
-    names = (identity["given_name"], identity["surname_1"], identity.get("surname_2", ""))
-    return " ".join(name for name in names if name).upper()
+def identity_common_name(identity: dict[str, str]) -> str:
+    """The certificate's common name for the create-request fields ``identity``."""
+    return common_name(identity["given_name"], identity["surname_1"], identity.get("surname_2", ""))
 
 
 def _joined(parts: list[list[str]]) -> str:
     given, surname_1, surname_2 = parts
-    return common_name({"given_name": " ".join(given), "surname_1": "-".join(surname_1),
-                        "surname_2": "-".join(surname_2)})
+    return common_name(" ".join(given), "-".join(surname_1), "-".join(surname_2))
 
 
 def _shorten(parts: list[list[str]]) -> None:
     # Three given names and two surnames can pass the bound: drop given names, then the second surname.
     given, _, surname_2 = parts
-    while _bytes(_joined(parts)) > MAX_COMMON_NAME_BYTES and (len(given) > 1 or surname_2):
+    while _bytes(_joined(parts)) > COMMON_NAME_MAX_BYTES and (len(given) > 1 or surname_2):
         if len(given) > 1:
             given.pop()
         else:
@@ -150,7 +145,7 @@ def _lengthen(parts: list[list[str]], fake: Faker) -> None:
     # Hyphenated surnames onto the last one while the common name fits, most often up to the bound.
     last = parts[2] if parts[2] else parts[1]
     for _ in range(_FILL_TRIES):
-        room = MAX_COMMON_NAME_BYTES - _bytes(_joined(parts))
+        room = COMMON_NAME_MAX_BYTES - _bytes(_joined(parts))
         if room < 2:
             return
         name = fake.last_name()

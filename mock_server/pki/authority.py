@@ -84,6 +84,15 @@ def parsed(material: PkiMaterial) -> ParsedPki:
     )
 
 
+# X.520's upper bound for a common name, which cryptography enforces in bytes of UTF-8.
+COMMON_NAME_MAX_BYTES = 64
+
+
+def common_name(given_name: str, surname_1: str, surname_2: str = "") -> str:
+    """The CN of a one-shot certificate: the names, space-joined, upper-cased (which can lengthen them)."""
+    return " ".join(p for p in (given_name, surname_1, surname_2) if p).upper()
+
+
 @dataclass(frozen=True)
 class SignerIdentity:
     """Who a one-shot certificate is issued to."""
@@ -98,7 +107,7 @@ class SignerIdentity:
 
     @property
     def common_name(self) -> str:
-        return " ".join(p for p in (self.given_name, self.surname_1, self.surname_2) if p).upper()
+        return common_name(self.given_name, self.surname_1, self.surname_2)
 
     @property
     def surname(self) -> str:
