@@ -120,11 +120,13 @@ def test_signing_workers_run_at_the_chosen_priority(tmp_path, args, expected):
 def test_benchmark_runs_every_phase():
     done = subprocess.run(
         [sys.executable, "-m", "mock_server.bench", "--duration", "1", "--clients", "4",
-         "--memory-flows", "40", "--sequential-flows", "10", "--json"],
+         "--memory-flows", "40", "--sequential-flows", "10", "--seed", "7", "--workers", "2",
+         "--signing-priority", "normal", "--json"],
         capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
+    assert report["seed"] == 7
     for phase in ("classic", "hash", "async"):
         assert report[phase]["flows"] > 0 and report[phase]["errors"] == 0, report[phase]
     assert report["sequential"]["flows"] == 10 and report["sequential"]["clients"] == 1, report["sequential"]
