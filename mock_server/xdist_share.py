@@ -18,17 +18,16 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from mock_server.processes import free_port, wait_until_ready
 
 _START_TIMEOUT_S = 60.0
 # Longer than a start, which a waiting worker may have to sit through.
@@ -70,9 +69,7 @@ def shared_sandbox(directory: Path, *, seed: int, otp: str | None, workers: int)
 
 
 def _start(directory: Path, *, seed: int, otp: str | None, workers: int) -> dict[str, Any]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     options = ["--host", "127.0.0.1", "--port", str(port), "--seed", str(seed), "--workers", str(workers)]
     if otp:
         options += ["--otp", otp]
@@ -86,28 +83,16 @@ def _start(directory: Path, *, seed: int, otp: str | None, workers: int) -> dict
                                    stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, env=env)
     _started.append(process)
     url = f"http://127.0.0.1:{port}"
-    _wait_until_ready(url, process, log)
+    try:
+        wait_until_ready(url + "/_mock/health", process, _START_TIMEOUT_S)
+    except RuntimeError as failure:
+        process.kill()
+        raise RuntimeError(f"the shared oneshot-mock did not start ({failure}): {log.read_text()}") from None
     state = {"url": url, "pid": process.pid}
     partial = directory / "state.json.partial"
     partial.write_text(json.dumps(state))
     partial.replace(directory / "state.json")
     return state
-
-
-def _wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + _START_TIMEOUT_S
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"the shared oneshot-mock exited with {process.returncode}: {log.read_text()}")
-        try:
-            urllib.request.urlopen(url + "/_mock/health", timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError(f"the shared oneshot-mock did not start within {_START_TIMEOUT_S:.0f} s: "
-                                   f"{log.read_text()}") from None
-            time.sleep(_POLL_S)
 
 
 def _read_state(directory: Path) -> dict[str, Any] | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
@@ -16,6 +15,7 @@ from aiohttp.test_utils import TestClient
 
 from mock_server.app import create_app
 from mock_server.config import Config
+from mock_server.processes import free_port
 from mock_server.workers import signing_pool
 from tests.helpers import SandboxClient
 from tests.receivers import Receiver
@@ -25,12 +25,6 @@ CORPUS = Path(os.environ.get("ONESHOT_MOCK_CORPUS", REPO.parent / "shared" / "co
 ROOT_PEM = REPO / "fixtures" / "pki" / "root.pem"
 
 MakeClient = Callable[..., Awaitable[SandboxClient]]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

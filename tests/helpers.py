@@ -7,12 +7,8 @@ import contextlib
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +26,7 @@ from pyhanko.sign.validation.status import PdfSignatureStatus
 from pyhanko_certvalidator import ValidationContext
 
 from mock_server.bench.servers import stop
+from mock_server.processes import free_port, wait_until_ready
 from tests import example_client
 
 ROOT_PEM = Path(__file__).resolve().parents[1] / "fixtures" / "pki" / "root.pem"
@@ -192,9 +189,7 @@ class RunningSandbox:
 @contextlib.contextmanager
 def running_sandbox(tmp_path: Path, *args: str, workers: int = 1) -> Iterator[RunningSandbox]:
     """Run the CLI on a free loopback port until the block ends."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     log = tmp_path / f"server-{port}.log"
     base = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "mock_server", "serve", "--port", str(port), "--workers", str(workers), *args]
@@ -215,19 +210,10 @@ def serving(command: Sequence[str], env: Mapping[str, str], probe: str, log: Pat
     with log.open("wb") as sink:
         process = subprocess.Popen(list(command), env=dict(env), cwd=cwd, stdout=sink, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"server exited with {process.returncode}: {log.read_text()}")
-            try:
-                urllib.request.urlopen(probe, timeout=1).close()
-                break
-            except urllib.error.HTTPError:
-                break  # it answers (a guarded control API says 401)
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        try:
+            wait_until_ready(probe, process, timeout=60)
+        except RuntimeError as failure:
+            raise AssertionError(f"{failure}: {log.read_text()}") from None
         yield process
     finally:
         stop(process)

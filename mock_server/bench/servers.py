@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from mock_server.processes import free_port, wait_until_ready
 
 _START_TIMEOUT_S = 30.0
 # A CPU-bound neighbour: spins until the deadline given as its argument, so that it stops by itself
@@ -55,12 +54,12 @@ def bare_hello() -> Iterator[Served]:
 
 @contextlib.contextmanager
 def _process(args: list[str], ready_path: str) -> Iterator[Served]:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen([sys.executable, *args, "--port", str(port)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_ready(url + ready_path, process)
+        wait_until_ready(url + ready_path, process, _START_TIMEOUT_S)
         yield Served(url, process.pid)
     finally:
         stop(process)
@@ -93,25 +92,6 @@ def stop(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_until_ready(url: str, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + _START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited with {process.returncode}")
-        try:
-            urllib.request.urlopen(url, timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing answered at {url} within {_START_TIMEOUT_S:.0f} s")
 
 
 def rss_mb(pid: int) -> dict[str, float]:
