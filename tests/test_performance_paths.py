@@ -1,9 +1,9 @@
 """The fast paths of the performance work behave like the slow ones they replaced.
 
 One-shot keys (EC by default, RSA on request), the signing-certificate attribute built outside
-pyHanko, the indexed SMS outbox, signing workers below every other process's priority, and the
-benchmark itself (a short run: figures are not asserted here, only that every phase ran without
-errors).
+pyHanko, the upload-time PDF check done once per content, the indexed SMS outbox, signing workers
+at the chosen priority, and the benchmark itself (a short run: figures are not asserted here, only
+that every phase ran without errors).
 """
 
 from __future__ import annotations
@@ -28,10 +28,12 @@ from mock_server.bench.inputs import Draws, identity_common_name
 from mock_server.bench.servers import child_pids
 from mock_server.domain.clock import Clock
 from mock_server.domain.ids import RandomSource
+from mock_server.domain.pdfchecks import CheckedPdfs
 from mock_server.pki.authority import COMMON_NAME_MAX_BYTES, PkiMaterial, asn1_certificate, parsed
 from mock_server.pki.keysigner import signing_certificate_v2
+from mock_server.pki.pades import DocumentRefused, PdfReport
 from mock_server.sms import OtpDesk, OtpPolicy
-from tests.helpers import running_sandbox, validate
+from tests.helpers import blank_pdf, running_sandbox, validate
 from tests.test_hash_flow import ca_file, cms_verify, hash_file, sign_hash_files
 
 
@@ -169,3 +171,42 @@ def test_benchmark_identities_are_varied_and_replayable():
     documents = {flow.document.name for flow in flows}
     assert documents == {document.name for document in draws.documents} and len(documents) > 2
     assert all(document.pdf.startswith(b"%PDF") for document in draws.documents)
+
+
+async def test_the_upload_check_is_done_once_per_content_and_keeps_no_refusal():
+    inspected: list[bytes] = []
+
+    async def inspect(data: bytes) -> PdfReport:
+        inspected.append(data)
+        if data.startswith(b"%PDF-refused"):
+            raise DocumentRefused("refused")
+        return PdfReport(page_count=len(data))
+
+    checks = CheckedPdfs(inspect, size=2)
+    first, second, third = b"%PDF-1" * 3, b"%PDF-22" * 5, b"%PDF-333" * 7
+    assert (await checks.report(first)).page_count == len(first)
+    assert (await checks.report(bytes(bytearray(first)))).page_count == len(first)  # equal bytes, another object
+    assert (await checks.report(second)).page_count == len(second)
+    assert inspected == [first, second]
+    await checks.report(first)  # the most recently used is kept when a third comes
+    await checks.report(third)
+    await checks.report(first)
+    await checks.report(second)
+    assert inspected == [first, second, third, second]
+    for _ in range(2):
+        with pytest.raises(DocumentRefused):
+            await checks.report(b"%PDF-refused")
+    assert inspected[-2:] == [b"%PDF-refused"] * 2
+
+
+async def test_the_same_and_other_pdfs_uploaded_again_keep_their_own_page_counts(sandbox, corpus):
+    documents = [blank_pdf(3), blank_pdf(1), blank_pdf(3), blank_pdf(2)]
+    pk = await sandbox.create_request()
+    for data in documents:
+        await sandbox.upload_pdf(pk, data)
+    detail = (await sandbox.call("GET", f"/_mock/requests/{pk}")).body
+    assert [d["pages"] for d in detail["documents"]] == [3, 1, 3, 2]
+    encrypted = (corpus / "minimal-aes256.pdf").read_bytes()
+    for _ in range(2):
+        refused = await sandbox.upload(pk, ("file", "minimal-aes256.pdf", encrypted))
+        assert refused.status == 400 and "Encrypted" in json.dumps(refused.body), refused.body

@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import BodyPartReader, hdrs, web
 from aiohttp.helpers import parse_mimetype
 from aiohttp.http_exceptions import BadHttpMessage
+from aiohttp.multipart import content_disposition_filename, parse_content_disposition
 
 from mock_server.api.keys import CONFIG
 from mock_server.domain.model import Upload
@@ -84,18 +85,25 @@ async def _read_multipart(request: web.Request, file_limit: int, too_large_key: 
         while (part := await reader.next()) is not None:
             if not isinstance(part, BodyPartReader):
                 raise ValueError("nested multipart bodies are not supported")
-            name = part.name or ""
-            if part.filename is None:
+            name, filename = _part_names(part)
+            if filename is None:
                 form.fields[name] = await part.text()
                 continue
             data = await _read_part(part, file_limit, too_large_key)
             content_type = part.headers.get("Content-Type", "application/octet-stream")
-            form.files.append(Upload(name, part.filename, content_type, data))
+            form.files.append(Upload(name, filename, content_type, data))
     except web.HTTPException:
         raise
     except (ValueError, AssertionError, KeyError, UnicodeDecodeError, BadHttpMessage) as fault:
         raise vendor_error("api.400.malformed_body", error=str(fault) or type(fault).__name__) from None
     return form
+
+
+def _part_names(part: BodyPartReader) -> tuple[str, str | None]:
+    # part.name and part.filename each parse the Content-Disposition header again: a third of the
+    # event loop's time in an upload once the PDF check was done.
+    _, params = parse_content_disposition(part.headers.get(hdrs.CONTENT_DISPOSITION))
+    return content_disposition_filename(params, "name") or "", content_disposition_filename(params, "filename")
 
 
 async def _read_part(part: BodyPartReader, limit: int, too_large_key: str) -> bytes:

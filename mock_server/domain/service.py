@@ -28,6 +28,7 @@ from mock_server.domain.model import (
     Status,
     Upload,
 )
+from mock_server.domain.pdfchecks import CheckedPdfs
 from mock_server.domain.seedfile import SeedData
 from mock_server.domain.signparams import DocumentOptions, SignParams, parse_sign_body
 from mock_server.domain.store import State
@@ -101,6 +102,7 @@ class Sandbox:
         self.run = run
         self.trust = TrustServices(self)
         self.videoid = VideoIdDesk(self)
+        self._checked_pdfs = CheckedPdfs(self._inspect)
         # Weak: a lock lives while someone holds or waits for it, not for every request ever made.
         self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
         # Shared by every certificate of this sandbox rather than made again for each one.
@@ -237,7 +239,7 @@ class Sandbox:
             if not _PDF_HEADER.search(upload.data[:1024]):
                 raise vendor_error("upload_document.415.unsupported", type=_describe_type(upload))
             try:
-                report = await self._inspect(upload.data)
+                report = await self._checked_pdfs.report(upload.data)
             except DocumentRefused as refusal:
                 raise vendor_error(
                     "upload_document.400.unsignable", filename=upload.filename, reason=str(refusal)

@@ -10,11 +10,12 @@ against ~0.03 ms for the same value parsed from DER: the signer makes it once
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterator
 from typing import Any
 
-from asn1crypto import algos, tsp
+from asn1crypto import algos, cms, tsp
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
@@ -50,6 +51,9 @@ class KeySigner(SimpleSigner):
         )
         self._key = key
         self._signing_certificate_v2 = signing_certificate_v2(self.signing_cert)
+        # Made on first use: a PAdES signer never needs them, a TSA or a P7M signer on every CMS.
+        self._signing_certificate_v2_attribute: bytes | None = None
+        self._signer_identifier: bytes | None = None
 
     def _signed_attr_provider_spec(self, *args: Any, **kwargs: Any) -> SignedAttributeProviderSpec:
         return _ParsedSigningCertificate(super()._signed_attr_provider_spec(*args, **kwargs),
@@ -66,13 +70,26 @@ class KeySigner(SimpleSigner):
 
     def signature_algorithm(self, digest: str) -> algos.SignedDigestAlgorithm:
         """The SignerInfo ``signatureAlgorithm`` of :meth:`sign_data` with ``digest``."""
-        if isinstance(self._key, ec.EllipticCurvePrivateKey):
-            return algos.SignedDigestAlgorithm({"algorithm": f"{digest}_ecdsa"})
-        return algos.SignedDigestAlgorithm({"algorithm": "rsassa_pkcs1v15"})
+        name = f"{digest}_ecdsa" if isinstance(self._key, ec.EllipticCurvePrivateKey) else "rsassa_pkcs1v15"
+        return algos.SignedDigestAlgorithm.load(_signature_algorithm(name))
 
-    def signing_certificate_v2(self) -> tsp.SigningCertificateV2:
-        """The ESS signing-certificate-v2 value for this signer (parsed, so it encodes fast)."""
-        return tsp.SigningCertificateV2.load(self._signing_certificate_v2)
+    def signer_identifier(self) -> cms.SignerIdentifier:
+        """The SignerInfo ``sid`` naming this signer's certificate by issuer and serial number."""
+        if self._signer_identifier is None:
+            cert = self.signing_cert
+            self._signer_identifier = cms.SignerIdentifier({
+                "issuer_and_serial_number": {"issuer": cert.issuer, "serial_number": cert.serial_number},
+            }).dump()
+        return cms.SignerIdentifier.load(self._signer_identifier)
+
+    def signing_certificate_v2(self) -> cms.CMSAttribute:
+        """The ESS signing-certificate-v2 signed attribute for this signer (parsed, so it encodes fast)."""
+        if self._signing_certificate_v2_attribute is None:
+            value = tsp.SigningCertificateV2.load(self._signing_certificate_v2)
+            self._signing_certificate_v2_attribute = cms.CMSAttribute(
+                {"type": "signing_certificate_v2", "values": [value]}
+            ).dump()
+        return cms.CMSAttribute.load(self._signing_certificate_v2_attribute)
 
 
 def signing_certificate_v2(cert: asn1_x509.Certificate) -> bytes:
@@ -91,6 +108,11 @@ def signing_certificate_v2(cert: asn1_x509.Certificate) -> bytes:
         },
     })
     return tsp.SigningCertificateV2({"certs": [tsp.ESSCertIDv2.load(cert_id.dump())]}).dump()
+
+
+@functools.lru_cache(maxsize=8)
+def _signature_algorithm(name: str) -> bytes:
+    return algos.SignedDigestAlgorithm({"algorithm": name}).dump()
 
 
 class _ParsedSigningCertificate(SignedAttributeProviderSpec):

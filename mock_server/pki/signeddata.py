@@ -2,11 +2,14 @@
 
 pyHanko's generic CMS path costs about 1.3 ms per token, most of it asn1crypto encoding
 freshly built values again at every level they are nested in; built here, each part is
-encoded once and parsed back before it is nested.
+encoded once and parsed back before it is nested, and the parts that never change (the
+algorithms, the content-type attribute) are encoded once per process: a token took 1.5 ms
+built from dicts every time, of which the TSA's RSA signature is 0.33 ms.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
@@ -47,12 +50,12 @@ def signed_data(
     signed_attrs = None
     if signed_attributes:
         attributes = [
-            attribute("content_type", cms.ContentType(content_type)),
+            cms.CMSAttribute.load(_content_type_attribute(content_type)),
             attribute("message_digest", core.OctetString(content_digest)),
         ]
         if signing_time is not None:
             attributes.append(attribute("signing_time", cms.Time({"utc_time": signing_time})))
-        attributes.append(attribute("signing_certificate_v2", signer.signing_certificate_v2()))
+        attributes.append(signer.signing_certificate_v2())
         attributes.extend(other_attributes)
         encoded = cms.CMSAttributes(attributes).dump()
         signature = signer.sign_data(encoded, hash_algorithm)
@@ -62,16 +65,10 @@ def signed_data(
     unsigned = None
     if timestamp is not None:
         unsigned = cms.CMSAttributes([attribute("signature_time_stamp_token", timestamp(signature))])
-    signer_cert = signer.signing_cert
     signer_info = cms.SignerInfo({
         "version": "v1",
-        "sid": cms.SignerIdentifier({
-            "issuer_and_serial_number": cms.IssuerAndSerialNumber({
-                "issuer": signer_cert.issuer,
-                "serial_number": signer_cert.serial_number,
-            }),
-        }),
-        "digest_algorithm": algos.DigestAlgorithm({"algorithm": digest_algorithm}),
+        "sid": signer.signer_identifier(),
+        "digest_algorithm": algos.DigestAlgorithm.load(_digest_algorithm(digest_algorithm)),
         "signed_attrs": signed_attrs,
         "signature_algorithm": signer.signature_algorithm(digest_algorithm),
         "signature": signature,
@@ -83,7 +80,7 @@ def signed_data(
     data = cms.SignedData({
         # RFC 5652 §5.1: version 3 when the content is not id-data.
         "version": "v1" if content_type == "data" else "v3",
-        "digest_algorithms": [algos.DigestAlgorithm({"algorithm": digest_algorithm})],
+        "digest_algorithms": [algos.DigestAlgorithm.load(_digest_algorithm(digest_algorithm))],
         "encap_content_info": encapsulated,
         "certificates": list(certificates) or None,
         "signer_infos": [cms.SignerInfo.load(signer_info.dump())],
@@ -94,3 +91,13 @@ def signed_data(
 def attribute(kind: str, value: core.Asn1Value) -> cms.CMSAttribute:
     """A CMS attribute of one value."""
     return cms.CMSAttribute({"type": kind, "values": [value]})
+
+
+@functools.lru_cache(maxsize=8)
+def _content_type_attribute(content_type: str) -> bytes:
+    return attribute("content_type", cms.ContentType(content_type)).dump()
+
+
+@functools.lru_cache(maxsize=8)
+def _digest_algorithm(name: str) -> bytes:
+    return algos.DigestAlgorithm({"algorithm": name}).dump()
