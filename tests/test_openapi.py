@@ -326,7 +326,8 @@ async def test_real_flows_answer_as_documented(sandbox):
     await call("POST", "/api/v1/requests/{pk}/approve", 200, f"/api/v1/requests/{vpk}/approve", json=rao)
 
     # VideoID, eIDAS (newer): the link page and its buttons, the control API's outcomes, a refusal.
-    made = await call("POST", "/oneshot/api/v1/videoid", 200, json={**contact, "registration_authority": "9999"})
+    made = await call("POST", "/oneshot/api/v1/videoid", 200,
+                      json={**contact, "registration_authority": "9999", "profile": "PFnubeQAFCiudadano"})
     link = made.body["detail"]["videoid_link"].split("/videoid/", 1)[1]
     await call("GET", "/videoid/{link}", 200, f"/videoid/{link}")
     await call("POST", "/videoid/{link}/{action}", 303, f"/videoid/{link}/complete")

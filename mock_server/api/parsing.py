@@ -7,8 +7,6 @@ ends up as plain fields and :class:`Upload` parts here.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -121,14 +119,6 @@ async def _read_all(request: web.Request) -> bytes:
         return await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise vendor_error("api.413.body_too_large", limit=request.app[CONFIG].max_body_bytes) from None
-
-
-def decode_base64(value: Any) -> bytes:
-    """Base64 from a JSON field, or the sign call's 400 naming the problem."""
-    try:
-        return base64.b64decode(str(value), validate=True)
-    except (binascii.Error, ValueError):
-        raise vendor_error("sign.400.invalid_options", {"b64_image": "not valid base64"}) from None
 
 
 def _as_text(value: Any) -> str:

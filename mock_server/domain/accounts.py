@@ -47,6 +47,8 @@ def delete_token(state: State, uid: str) -> None:
 def resolve_rao(state: State, fields: Mapping[str, str], operation: str = "create_request") -> Rao:
     """The RAO a call acts as, from its ``token`` or ``username``/``password``/``pin``.
 
+    A valid token wins over credentials sent beside it (the vendor's VideoID samples send a token
+    with placeholder credentials); the call's password and PIN only fill what the token left out.
     Create request answers wrong credentials with the vendor's 404 and an unknown token with
     403; the VideoID decisions answer both with 403.
     """
@@ -59,9 +61,9 @@ def resolve_rao(state: State, fields: Mapping[str, str], operation: str = "creat
         token = state.tokens.get(token_uid)
         if token is None:
             raise vendor_error(f"{operation}.403.invalid_rao")
-        username = username or token.username
-        password = password or (token.password or "")
-        pin = pin or (token.pin or "")
+        username = token.username
+        password = token.password or password
+        pin = token.pin or pin
     if not (username and password and pin):
         raise vendor_error(f"{operation}.400.missing_credentials")
     rao = state.raos.get(username)

@@ -89,12 +89,8 @@ def delete_metadata(state: State, uid: str) -> None:
 def add_image(state: State, rng: RandomSource, upload: Upload, now: datetime,
               uid: str | None = None) -> Image:
     """Store a PNG or JPEG; anything else is the vendor's 415 (bytes sniffed, not names)."""
-    try:
-        with PilImage.open(io.BytesIO(upload.data)) as picture:
-            kind, (width, height) = picture.format, picture.size
-    except (UnidentifiedImageError, OSError):
-        kind, width, height = None, 0, 0
-    if kind not in IMAGE_TYPES:
+    kind, width, height = sniff_image(upload.data)
+    if kind is None:
         shown = upload.content_type or upload.filename or "unknown"
         raise vendor_error("upload_image.415.unsupported", type=shown)
     mime, _ = IMAGE_TYPES[kind]
@@ -102,6 +98,16 @@ def add_image(state: State, rng: RandomSource, upload: Upload, now: datetime,
                   upload.data, width, height, now)
     state.images[image.uid] = image
     return image
+
+
+def sniff_image(data: bytes) -> tuple[str | None, int, int]:
+    """``data``'s kind (a key of :data:`IMAGE_TYPES`, None for anything else), width and height."""
+    try:
+        with PilImage.open(io.BytesIO(data)) as picture:
+            kind, (width, height) = picture.format, picture.size
+    except (UnidentifiedImageError, OSError):
+        return None, 0, 0
+    return (kind, width, height) if kind in IMAGE_TYPES else (None, 0, 0)
 
 
 def get_image(state: State, uid: str, operation: str = "retrieve_image") -> Image:

@@ -106,7 +106,7 @@ class Sandbox:
         # Weak: a lock lives while someone holds or waits for it, not for every request ever made.
         self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
         # Shared by every certificate of this sandbox rather than made again for each one.
-        self._revocation_urls = RevocationUrls.under(settings.public_url, settings.namespace)
+        self.revocation_urls = RevocationUrls.under(settings.public_url, settings.namespace)
         self._seed = seed
         self.events = EventBus()
         self._background: set[asyncio.Task] = set()
@@ -430,7 +430,7 @@ class Sandbox:
             options = self._options_for(uid, params)
             if options is None or document.hash_file is not None:
                 continue
-            if options.image_uid and options.image_uid not in self.state.images:
+            if options.image_data is None and options.image_uid and options.image_uid not in self.state.images:
                 missing_images[uid] = f"The image {options.image_uid} cannot be found on disk"
             if options.page >= max(document.page_count, 1):
                 bad_pages[uid] = (f"Page {options.page} does not exist in file {uid} "
@@ -482,7 +482,9 @@ class Sandbox:
             options = self._options_for(uid, params)
             visible = None
             if options is not None:
-                image = self.state.images[options.image_uid].data if options.image_uid else None
+                image = options.image_data
+                if image is None and options.image_uid:
+                    image = self.state.images[options.image_uid].data
                 visible = VisibleSignature(options.page, options.box, image, params.text)
             pdfs.append(PdfToSign(uid, document.data, visible, options is not None and options.countersign))
         now = self.clock.now()
@@ -498,7 +500,7 @@ class Sandbox:
             not_before=not_before,
             not_after=not_after,
             signing_time=now,
-            revocation_urls=self._revocation_urls,
+            revocation_urls=self.revocation_urls,
             pdfs=tuple(pdfs),
             hashes=tuple(hashes),
             # One token per signature; countersigned PDFs carry two.

@@ -2,28 +2,40 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from mock_server.domain.library import sniff_image
 from mock_server.errors import vendor_error
 from mock_server.pki.signing import TextTemplate
 
 DEFAULT_TEXT = ("Digitally signed by %(CN)s", "Date: %(DATE)s")
 DEFAULT_DATE_FORMAT = "%d/%m/%Y %H:%M:%S"
 DEFAULT_TIMEZONE = "Europe/Madrid"
+# Date-pattern letters (Java's SimpleDateFormat, ICU) and their strftime codes.
+_PATTERN_CODES = {"yyyy": "%Y", "yy": "%y", "MMMM": "%B", "MMM": "%b", "MM": "%m", "dd": "%d", "HH": "%H",
+                  "hh": "%I", "mm": "%M", "ss": "%S", "a": "%p", "EEEE": "%A", "EEE": "%a", "z": "%Z", "Z": "%z"}
+_PATTERN_LETTERS = re.compile("|".join(sorted(_PATTERN_CODES, key=len, reverse=True)))
+# Only pattern letters and separators: "Fecha dd/MM" stays literal rather than half translated.
+_DATE_PATTERN = re.compile(r"[yMdHhmsaEzZ\s/.,:'-]+")
 # Legacy clients put one options block straight under "options" for every document.
 _FLAT_OPTION_KEYS = ("position", "page", "image")
 
 
 @dataclass(frozen=True)
 class DocumentOptions:
-    """Visible signature of one document: page (0-based), box in points, image uid."""
+    """Visible signature of one document: page (0-based), box in points, an image by uid or inline."""
 
     page: int
     box: tuple[float, float, float, float]
     image_uid: str | None
     countersign: bool = False
+    # A picture the sign call carries itself (the newer family's b64_image): used, never stored.
+    image_data: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -150,7 +162,20 @@ def _document_options(uid: str, block: dict[str, Any]) -> DocumentOptions:
         box=(parts[0], parts[1], parts[2], parts[3]),
         image_uid=image,
         countersign=_flag(block.get("usecountersignature"), default=False),
+        image_data=_inline_image(block.get("b64_image")),
     )
+
+
+def _inline_image(value: Any) -> bytes | None:
+    if value is None or value == "":
+        return None
+    try:
+        data = base64.b64decode(str(value), validate=True)
+    except (binascii.Error, ValueError):
+        raise vendor_error("sign.400.invalid_options", {"b64_image": "not valid base64"}) from None
+    if sniff_image(data)[0] is None:
+        raise vendor_error("sign.400.invalid_options", {"b64_image": "not a PNG or JPEG image"})
+    return data
 
 
 def _flag(value: Any, default: bool) -> bool:
@@ -177,9 +202,19 @@ def _text_template(body: dict[str, Any]) -> TextTemplate | None:
         ) from None
     return TextTemplate(
         lines=tuple(str(line) for line in lines),
-        date_format=_text(fmt.get("date_format")) or DEFAULT_DATE_FORMAT,
+        date_format=_date_format(_text(fmt.get("date_format"))),
         timezone=timezone,
     )
+
+
+def _date_format(value: str) -> str:
+    """A strftime format as given, or one from a date pattern in the style the vendor's Java side
+    uses (``dd/MM/yyyy HH:mm:ss``) when it holds no ``%``."""
+    if not value:
+        return DEFAULT_DATE_FORMAT
+    if "%" in value or not _DATE_PATTERN.fullmatch(value):
+        return value
+    return _PATTERN_LETTERS.sub(lambda m: _PATTERN_CODES[m.group(0)], value)
 
 
 def _text(value: Any) -> str:

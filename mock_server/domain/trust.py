@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import hashlib
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 
 from mock_server.domain.lifecycle import CertificateRevoked
-from mock_server.domain.model import IssuedCertificate
+from mock_server.domain.model import IssuedCertificate, Rao
+from mock_server.pki.authority import SignerIdentity, certificate_summary, issue_one_shot_certificate, parsed
 from mock_server.pki.revocation import (
     OcspQuery,
     Revocation,
@@ -24,6 +28,11 @@ if TYPE_CHECKING:
     from mock_server.domain.store import State
 
 
+# The order of the P-256 group: a private key is a number below it.
+_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+_RAO_CERTIFICATE_LIFETIME = timedelta(days=730)
+
+
 class TrustServices:
     """What the sandbox's CA and TSA answer, from the sandbox's current state."""
 
@@ -33,6 +42,26 @@ class TrustServices:
         # issued grew with the sandbox's age: the list is kept until a revocation, a certificate
         # issued revoked on purpose, or a new state (reset, restore) makes it stale.
         self._revoked: tuple[State, tuple[Revocation, ...]] | None = None
+        self._rao_certificates: dict[tuple[int, str], dict[str, Any]] = {}
+
+    def rao_certificate(self, rao: Rao | None) -> dict[str, Any] | None:
+        """The ``approving_rao.certificate`` object: the officer's own certificate, issued by the
+        sandbox CA on first use, with a key and serial drawn from the seed and the officer."""
+        if rao is None:
+            return None
+        key = (rao.pk, rao.username)
+        if key not in self._rao_certificates:
+            sandbox = self._sandbox
+            digest = hashlib.sha256(f"rao/{sandbox.settings.seed}/{rao.pk}/{rao.username}".encode()).digest()
+            private = ec.derive_private_key(int.from_bytes(digest) % (_P256_ORDER - 1) + 1, ec.SECP256R1())
+            start = sandbox.clock.now().replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
+            identity = SignerIdentity("OneShot", "Operator", "", "IDC", "ES", rao.username, "")
+            cert = issue_one_shot_certificate(
+                parsed(sandbox.pki), identity, private.public_key(), int.from_bytes(digest[:8]) >> 1,
+                start, start + _RAO_CERTIFICATE_LIFETIME, sandbox.revocation_urls,
+            )
+            self._rao_certificates[key] = {"profile": "", **certificate_summary(cert), "revokation_reason": None}
+        return self._rao_certificates[key]
 
     def revocations(self) -> tuple[Revocation, ...]:
         """Every revoked certificate, in revocation order."""

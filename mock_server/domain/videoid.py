@@ -7,7 +7,6 @@ or CANCELLED. From ENROLLREADY on, a VideoID request is signed like a classic on
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +19,6 @@ from mock_server.fakes import fake_identity
 if TYPE_CHECKING:
     from mock_server.domain.service import Sandbox
 
-_URL = re.compile(r"^https?://\S+$")
 _WAITING = (Status.VIDEOPENDING, Status.VIDEOINCOMPLETE)
 _OUTCOMES = {"complete": Status.VIDEOREVIEW, "incomplete": Status.VIDEOINCOMPLETE, "error": Status.VIDEOERROR}
 _IDENTITY_KEYS = ("given_name", "surname_1", "surname_2", "serial_number", "id_document_type",
@@ -35,8 +33,12 @@ class VideoIdDesk:
 
     # Creation and identification ------------------------------------------------
 
-    def create(self, fields: Mapping[str, str], webhook_format: str | None = None) -> SignatureRequest:
-        """A VIDEOPENDING request; eIDAS RAs get a link page, external RAs an empty link."""
+    def create(self, fields: Mapping[str, str], webhook_format: str | None = None,
+               profile_required: bool = False) -> SignatureRequest:
+        """A VIDEOPENDING request; eIDAS RAs get a link page, external RAs an empty link.
+
+        ``profile_required``: the newer family documents ``profile`` as required (the legacy one
+        takes the sandbox's default profile when it is left out)."""
         sandbox = self._sandbox
         ra = (fields.get("registration_authority") or sandbox.request_defaults().registration_authority).strip()
         authority = sandbox.registration_authority(int(ra)) if ra.isdecimal() else {}
@@ -45,11 +47,13 @@ class VideoIdDesk:
         mode = authority.get("videoid_mode", "disabled")
         if mode not in ("eidas", "external"):
             raise vendor_error("create_videoid.400.videoid_disabled", ra=ra)
-        if not fields.get("email", "").strip() or not fields.get("mobile_phone_number", "").strip():
+        required = ("email", "mobile_phone_number", "profile") if profile_required else ("email", "mobile_phone_number")
+        if any(not fields.get(name, "").strip() for name in required):
             raise vendor_error("create_videoid.400.missing_parameters")
         webhook_url = fields.get("webhook_url", "").strip() or None
-        if webhook_url is not None and not _URL.match(webhook_url):
-            raise vendor_error("create_request.400.invalid_callback", url=webhook_url)
+        if webhook_url is not None and "://" not in webhook_url:
+            # The vendor's samples send "my-webhook-url.com" and document the call as succeeding.
+            webhook_url = f"http://{webhook_url}"
         # The identity comes later (identification, evidences, update): only the contact is checked now.
         checked = validation.validate_create_request(
             {**fields, "registration_authority": ra}, sandbox.request_defaults(), require_identity=False

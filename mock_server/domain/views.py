@@ -21,8 +21,8 @@ from mock_server.sms import OutboxMessage
 _VENDOR_TIME = "%Y-%m-%dT%H:%M:%S.%f"
 
 
-def request_detail(request: SignatureRequest) -> dict[str, Any]:
-    """The ``details`` object of GET /request/{pk}."""
+def request_detail(request: SignatureRequest, rao_certificate: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``details`` object of GET /request/{pk}; ``rao_certificate`` is the approving officer's."""
     identity = request.identity
     certificates = []
     if request.certificate is not None:
@@ -52,7 +52,7 @@ def request_detail(request: SignatureRequest) -> dict[str, Any]:
         "communication_language": request.communication_language,
         "approving_user": user,
         "registering_user": user,
-        "approving_rao": _rao(request.rao) if request.rao else None,
+        "approving_rao": {**_rao(request.rao), "certificate": rao_certificate} if request.rao else None,
         "certificate_set": certificates,
     }
 
