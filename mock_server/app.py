@@ -24,6 +24,7 @@ from mock_server.api.faults import scenario_middleware
 from mock_server.api.keys import CONFIG, REQUEST_PK, TENANT, TENANTS, request_pk_of
 from mock_server.config import Config
 from mock_server.domain.lifecycle import Event, SandboxReset
+from mock_server.domain.retention import RetentionPolicy
 from mock_server.domain.seedfile import SeedData
 from mock_server.domain.service import Runner, Sandbox, SandboxSettings
 from mock_server.errors import VendorError, vendor_error
@@ -130,6 +131,7 @@ def sandbox_settings(config: Config) -> SandboxSettings:
         ra_webhooks=config.ra_webhooks,
         videoid_auto_complete=config.videoid_auto_complete,
         clock_start=config.clock_start,
+        retention=RetentionPolicy(config.retain_requests, config.retain_for),
     )
 
 

@@ -6,9 +6,10 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from mock_server import __version__, env_options
@@ -41,6 +42,27 @@ def _seconds(value: str) -> float:
     if not (0 < seconds < float("inf")):
         raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {value!r}")
     return seconds
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _request_count(value: str) -> int | None:
+    if value.strip().lower() == "none":
+        return None
+    if not value.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"expected a number of requests or 'none', got {value!r}")
+    return int(value)
+
+
+def _duration(value: str) -> timedelta | None:
+    if value.strip().lower() == "none":
+        return None
+    match = _DURATION.fullmatch(value.strip().lower())
+    if match is None or float(match.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(f"expected a duration such as 90s, 30m, 12h, 7d or 'none', got {value!r}")
+    return timedelta(seconds=float(match.group(1)) * _DURATION_UNITS[match.group(2)])
 
 
 def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
@@ -97,6 +119,12 @@ def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
                        help="how many X-Mock-Namespace sandboxes may exist at once (default 256)")
     serve.add_argument("--max-log-entries", type=int, default=defaults.max_log_entries, metavar="N",
                        help="SMS outbox and webhook log keep the newest N entries (pending webhooks always stay)")
+    serve.add_argument("--retain-requests", type=_request_count, default=defaults.retain_requests, metavar="N",
+                       help="keep the newest N finished requests (ISSUED, CANCELLED) with their documents, SMS and "
+                            "webhook log; older ones go, oldest first ('none': keep all; default 1000)")
+    serve.add_argument("--retain-for", type=_duration, default=defaults.retain_for, metavar="DURATION",
+                       help="and none finished longer ago than DURATION in sandbox time (90s, 30m, 12h, 7d; "
+                            "default none)")
     serve.add_argument("--max-upload-mb", type=float, default=defaults.max_upload_mb,
                        help="per-file upload limit in MiB (default 20)")
     serve.add_argument("--header-timeout", type=_seconds, default=defaults.header_timeout, metavar="SECONDS",
@@ -148,7 +176,7 @@ def _config(args: argparse.Namespace) -> Config:
         videoid_auto_complete=args.videoid_auto_complete, clock_start=args.clock_start,
         scenarios=tuple(args.scenario), admin_token=args.admin_token, max_log_entries=args.max_log_entries,
         control_api=not args.no_control_api, max_namespaces=max(args.max_namespaces, 1),
-        data_dir=args.data_dir,
+        data_dir=args.data_dir, retain_requests=args.retain_requests, retain_for=args.retain_for,
         header_timeout=args.header_timeout, body_timeout=args.body_timeout, idle_timeout=args.idle_timeout,
     )
 

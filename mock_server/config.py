@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 
@@ -38,6 +38,8 @@ class Config:
     control_api: bool = True
     max_namespaces: int = 256
     data_dir: Path | None = None
+    retain_requests: int | None = 1000
+    retain_for: timedelta | None = None
     header_timeout: float = 10.0
     body_timeout: float = 30.0
     # Above aiohttp's client pool expiry (15 s), so such clients drop an idle connection before we do.

@@ -77,6 +77,13 @@ class OtpDesk:
         self._by_request.clear()
         self._append(list(outbox))
 
+    def forget(self, requests: set[int]) -> None:
+        """Drop the codes and messages of ``requests`` (evicted)."""
+        for request in requests:
+            self._codes.pop(request, None)
+            self._by_request.pop(request, None)
+        self.outbox = [m for m in self.outbox if m.request not in requests]
+
     def too_soon(self, request: int) -> bool:
         """Whether a code for ``request`` was issued less than the resend interval ago."""
         current = self._codes.get(request)

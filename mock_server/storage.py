@@ -227,6 +227,7 @@ def restore_tenant(tenant: Tenant, rows: dict[tuple[str, str], Any]) -> None:
     sandbox.clock.set_offset(rows[("sandbox", "clock")])
     tenant.webhooks.restore(rows[("webhooks", "log")])
     tenant.scenarios.scenarios = rows[("scenarios", "loaded")]
+    sandbox.retention.reset(state.requests.values())
 
 
 class Persistence:

@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 from cryptography import x509
 
-from mock_server.domain.lifecycle import CertificateRevoked, Event, SandboxReset
+from mock_server.domain.lifecycle import CertificateRevoked, Event, RequestsEvicted, SandboxReset
 from mock_server.domain.model import IssuedCertificate, SignatureRequest, Status
 from mock_server.domain.service import Sandbox
 from mock_server.scenarios import current_effects
@@ -97,6 +97,7 @@ class WebhookDispatcher:
         self._arrivals: dict[int, asyncio.Event] = {}
         self._session: aiohttp.ClientSession | None = None
         sandbox.events.subscribe(self.on_event)
+        sandbox.retention.hold_while(lambda pk: bool(self._queues.get(pk)))
 
     # Events -> queued deliveries ------------------------------------------------
 
@@ -104,6 +105,10 @@ class WebhookDispatcher:
         """Queue ``event`` for the target of its request (called synchronously by the sandbox)."""
         if isinstance(event, SandboxReset):
             self._reset()
+            return
+        if isinstance(event, RequestsEvicted):
+            gone = set(event.pks)
+            self.log = [e for e in self.log if e.request not in gone]
             return
         target, fmt = self._target(event.request)
         if target is None:

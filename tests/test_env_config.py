@@ -49,6 +49,8 @@ CASES: dict[str, tuple[list[str], str]] = {
     "--data-dir": (["/srv/data"], "/srv/data"),
     "--max-namespaces": (["8"], "8"),
     "--max-log-entries": (["50"], "50"),
+    "--retain-requests": (["none"], "none"),
+    "--retain-for": (["12h"], "12h"),
     "--max-upload-mb": (["5"], "5"),
     "--header-timeout": (["3"], "3"),
     "--body-timeout": (["4"], "4"),

@@ -58,7 +58,14 @@ class SandboxReset:
     """Everything was put back to the start state."""
 
 
-Event = StatusChanged | CertificateRevoked | SandboxReset
+@dataclass(frozen=True)
+class RequestsEvicted:
+    """Finished requests went, past the retention: whatever is kept about them goes too."""
+
+    pks: tuple[int, ...]
+
+
+Event = StatusChanged | CertificateRevoked | SandboxReset | RequestsEvicted
 
 
 class EventBus:

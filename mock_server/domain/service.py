@@ -17,7 +17,7 @@ from mock_server.domain import accounts, library, lifecycle, validation
 from mock_server.domain.clock import Clock
 from mock_server.domain.hashfile import parse_hash_file
 from mock_server.domain.ids import RandomSource
-from mock_server.domain.lifecycle import EventBus, SandboxReset, StatusChanged
+from mock_server.domain.lifecycle import EventBus, RequestsEvicted, SandboxReset, StatusChanged
 from mock_server.domain.model import (
     Document,
     Download,
@@ -29,6 +29,7 @@ from mock_server.domain.model import (
     Upload,
 )
 from mock_server.domain.pdfchecks import CheckedPdfs
+from mock_server.domain.retention import FINISHED, Retention, RetentionPolicy
 from mock_server.domain.seedfile import SeedData
 from mock_server.domain.signparams import DocumentOptions, SignParams, parse_sign_body
 from mock_server.domain.store import State
@@ -86,6 +87,7 @@ class SandboxSettings:
     videoid_auto_complete: float | None = None
     # The namespace this sandbox serves ("" is the default one).
     namespace: str = ""
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
 
 
 class Sandbox:
@@ -110,6 +112,8 @@ class Sandbox:
         self._seed = seed
         self.events = EventBus()
         self._background: set[asyncio.Task] = set()
+        self.retention = Retention(settings.retention)
+        self.retention.hold_while(self._signing_pending)
         self.reset()
 
     def reset(self) -> None:
@@ -118,6 +122,7 @@ class Sandbox:
         self.clock.reset()
         self.otp.reset()
         self.state = State.initial()
+        self.retention.reset()
         self._locks.clear()
         self.next_pk = self._first_pk()
         self.pending_signs: dict[int, SignParams] = {}
@@ -189,14 +194,34 @@ class Sandbox:
         )
 
     def store_request(self, request: SignatureRequest, first_status: Status) -> None:
-        """Keep a new request and enter it in the lifecycle."""
+        """Keep a new request and enter it in the lifecycle; finished requests past the retention go."""
+        self.evict(self.retention.due(self.clock.now()))
         self.state.requests[request.pk] = request
         self.move(request, first_status)
 
     def move(self, request: SignatureRequest, status: Status) -> None:
         """The one way a request changes status: recorded in its history, then published."""
         change = lifecycle.transition(request, status, self.clock.now())
+        if status in FINISHED:
+            self.retention.finished(request.pk, change.at)
         self.events.publish(StatusChanged(request, change))
+
+    def evict(self, pks: list[int]) -> None:
+        """Forget finished requests: their documents, SMS and certificate (a revoked one stays
+        listed in the CRL); subscribers drop the rest (the webhook log)."""
+        if not pks:
+            return
+        for pk in pks:
+            request = self.state.requests.pop(pk, None)
+            certificate = request.certificate if request is not None else None
+            if certificate is not None and certificate.revoked_at is None:
+                self.state.certificates.pop(certificate.serial, None)
+        self.otp.forget(set(pks))
+        self.events.publish(RequestsEvicted(tuple(pks)))
+
+    def _signing_pending(self, pk: int) -> bool:
+        request = self.state.requests.get(pk)
+        return pk in self.pending_signs or (request is not None and request.signing)
 
     def find_request(self, pk: str | int, not_found_key: str, **values: Any) -> SignatureRequest:
         """The request ``pk``, or the vendor error ``not_found_key`` of the calling operation."""
