@@ -164,11 +164,13 @@ def _tenant_builder(config: Config, pki: PkiMaterial, run: Runner, keys: KeyPool
 
 
 def persistence_middleware(persistence: Persistence) -> Any:
-    """A change is answered only once it is in the data dir; reads just note the sandbox may have moved."""
+    """A change is answered only once it is in the data dir, and so is a read during which the
+    domain said it changed something (the contract signed on its first fetch); other reads just
+    note that the sandbox may have moved."""
 
-    async def stored(request: web.Request) -> web.Response | None:
+    async def stored(request: web.Request, marks_before: int) -> web.Response | None:
         """None once the change is committed; the 500 to answer when it could not be."""
-        if request.method in ("GET", "HEAD", "OPTIONS"):
+        if request.method in ("GET", "HEAD", "OPTIONS") and persistence.read_changes == marks_before:
             persistence.mark()
             return None
         try:
@@ -180,14 +182,15 @@ def persistence_middleware(persistence: Persistence) -> Any:
 
     @web.middleware
     async def persist(request: web.Request, handler: Any) -> web.StreamResponse:
+        marks_before = persistence.read_changes
         try:
             response = await handler(request)
         except web.HTTPException:  # a raised answer (the link page's 303) acknowledges a change too
-            refused = await stored(request)
+            refused = await stored(request, marks_before)
             if refused is not None:
                 return refused
             raise
-        return await stored(request) or response
+        return await stored(request, marks_before) or response
 
     return persist
 

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mock_server.domain.lifecycle import ContractSigned, Event
 from mock_server.domain.store import State
 from mock_server.tenancy import Tenant, Tenants
 
@@ -243,6 +244,9 @@ class Persistence:
         self._asked = 0
         self._done = 0
         self._dirty = False
+        # Changes that reads make (the contract signed on its first fetch): such a read is answered
+        # once they are saved. Other events come from writes, saved anyway, or from the background.
+        self.read_changes = 0
         self._loop_task: asyncio.Task | None = None
 
     def restore(self, tenants: Tenants) -> int:
@@ -264,9 +268,11 @@ class Persistence:
                  len(namespaces), restored, removed)
         return restored
 
-    def mark(self, *_: Any) -> None:
-        """Something changed outside an HTTP call (background signing, webhook attempts)."""
+    def mark(self, event: Event | None = None) -> None:
+        """Something changed (a domain event, or a read that may have moved the sandbox)."""
         self._dirty = True
+        if isinstance(event, ContractSigned):
+            self.read_changes += 1
 
     async def flush(self) -> None:
         """Return once everything changed before the call is committed (concurrent calls share a commit)."""

@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 from cryptography import x509
 
-from mock_server.domain.lifecycle import CertificateRevoked, Event, RequestsEvicted, SandboxReset
+from mock_server.domain.lifecycle import CertificateRevoked, ContractSigned, Event, RequestsEvicted, SandboxReset
 from mock_server.domain.model import IssuedCertificate, SignatureRequest, Status
 from mock_server.domain.service import Sandbox
 from mock_server.scenarios import current_effects
@@ -110,6 +110,8 @@ class WebhookDispatcher:
             gone = set(event.pks)
             self.log = [e for e in self.log if e.request not in gone]
             return
+        if isinstance(event, ContractSigned):
+            return
         target, fmt = self._target(event.request)
         if target is None:
             return
@@ -117,7 +119,7 @@ class WebhookDispatcher:
         if payload is None:
             return
         queued = WebhookEvent(
-            id=f"msg_{self._sandbox.rng.hex_uid()}",
+            id=self._event_id(event.request, name),
             request=event.request.pk,
             name=name,
             target=target,
@@ -134,6 +136,14 @@ class WebhookDispatcher:
         self._queues.setdefault(queued.request, deque()).append(queued)
         self._arrivals.setdefault(queued.request, asyncio.Event()).set()
         self._ensure_worker(queued.request)
+
+    def _event_id(self, request: SignatureRequest, name: str) -> str:
+        """The same id for the same event of the same request, whenever it is made: a request
+        signed again after a restart from a data dir repeats its events under the ids they had,
+        so that a receiver can tell them apart from new ones."""
+        settings = self._sandbox.settings
+        identity = f"{settings.seed}/{settings.namespace}/{request.pk}/{len(request.history)}/{name}"
+        return f"msg_{hashlib.sha256(identity.encode()).hexdigest()[:32]}"
 
     def _target(self, request: SignatureRequest) -> tuple[str | None, str]:
         """The request's async callback, else its VideoID webhook_url, else its Registration

@@ -277,3 +277,80 @@ async def test_a_redirecting_answer_is_stored_before_it_leaves(tmp_path):
             status, detail = await Http(session, server.base).call(
                 "GET", f"/_mock/requests/{created['details']['request_pk']}")
             assert status == 200 and detail["status"] == "VIDEOREVIEW", detail
+
+
+async def test_an_event_made_again_after_a_kill_keeps_its_webhook_id(tmp_path, start_receiver):
+    """Killed as the ISSUED webhook of an asynchronous signing arrives (before the background flush
+    saved the result), the sandbox signs the request again after the restart: the events it makes
+    again carry the ids they had, so that the receiver can drop them as repeats."""
+    receiver = await start_receiver()
+    data = tmp_path / "data"
+    async with aiohttp.ClientSession() as session:
+        with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
+            http = Http(session, server.base)
+            issued = asyncio.Event()
+
+            async def note_issued(delivery) -> None:
+                if json.loads(delivery.body).get("status") == "ISSUED":
+                    issued.set()
+
+            receiver.on_delivery = note_issued
+            pk = await http.create("Hooked", **{"async": "true", "callback": receiver.url})
+            await http.upload(pk, blank_pdf())
+            secret = await http.otp(pk)
+            status, body = await http.call("POST", f"/api/v1/sign/{pk}", json={"secret": secret})
+            assert status == 200, body
+            await asyncio.wait_for(issued.wait(), 30)
+            server.process.send_signal(signal.SIGKILL)
+            server.process.wait()
+        receiver.on_delivery = None
+        with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
+            http = Http(session, server.base)
+            for _ in range(100):
+                status, body = await http.call("GET", f"/_mock/webhooks?request={pk}")
+                if body["webhooks"] and all(e["state"] == "delivered" for e in body["webhooks"]):
+                    break
+                await asyncio.sleep(0.1)
+    ids: dict[str, set[str]] = {}
+    for delivery in receiver.deliveries:
+        ids.setdefault(json.loads(delivery.body)["status"], set()).add(delivery.headers["webhook-id"])
+    assert "ISSUED" in ids, ids
+    assert all(len(found) == 1 for found in ids.values()), ids
+
+
+async def test_a_body_nested_too_deep_fails_alone_and_later_writes_go_on(tmp_path):
+    nested: dict[str, Any] = {}
+    for _ in range(500):
+        nested = {"level": nested}
+    data = tmp_path / "data"
+    async with aiohttp.ClientSession() as session:
+        with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
+            http = Http(session, server.base)
+            for path in ("/api/v1/settings", "/oneshot/api/v1/settings"):
+                status, body = await http.call("POST", path, json={"general": nested})
+                assert status == 400 and body["status"] in ("Invalid JSON", "error"), body  # each family's envelope
+            pk = await http.create("After")
+            status, settings = await http.call("GET", "/api/v1/settings")
+            assert status == 200 and "level" not in json.dumps(settings), settings
+        with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
+            status, _ = await Http(session, server.base).call("GET", f"/api/v1/request/{pk}")
+    assert status == 200
+
+
+async def test_the_contract_signed_on_its_first_fetch_survives_a_kill_right_after(tmp_path):
+    data = tmp_path / "data"
+    async with aiohttp.ClientSession() as session:
+        with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
+            http = Http(session, server.base)
+            pk = await http.create("Contract")
+            await http.upload(pk, blank_pdf())
+            status, body = await http.call("POST", f"/api/v1/sign/{pk}", json={"secret": await http.otp(pk)})
+            assert status == 200, body
+            status, fetched = await http.call("GET", f"/api/v1/document/{pk}/contract")
+            assert status == 200 and fetched.startswith(b"%PDF"), fetched[:100]
+            server.process.send_signal(signal.SIGKILL)
+            server.process.wait()
+        with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
+            status, again = await Http(session, server.base).call("GET", f"/api/v1/document/{pk}/contract")
+    assert status == 200
+    assert hashlib.sha256(again).hexdigest() == hashlib.sha256(fetched).hexdigest()

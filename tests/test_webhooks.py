@@ -606,3 +606,21 @@ async def test_reset_clears_the_delivery_log(receiver, sandbox):
     await wait_log(sandbox, pk, lambda log: len(log) == 2 and all_delivered(log))
     assert (await sandbox.call("POST", "/_mock/reset")).status == 200
     assert await webhook_log(sandbox) == []
+
+
+async def test_an_event_keeps_its_id_whatever_happened_around_it(receiver, make_client):
+    """Ids follow the event (sandbox, request, its place in the history), not the order of the
+    sandbox's random draws: a request signed again after a restart, beside other work, repeats its
+    events under the ids they had, and receivers can de-duplicate."""
+    ids = []
+    for order in ((0, 1), (1, 0)):
+        sandbox = await make_client(ra_webhooks=(("9999", receiver.url),))
+        pks = [await sandbox.create_request(), await sandbox.create_request()]
+        for index in order:
+            assert (await sandbox.call("DELETE", f"/api/v1/request/{pks[index]}")).status == 200
+            await sandbox.create_request()  # more random draws in between, in a different place
+        events = {pk: (await sandbox.call("GET", "/_mock/webhooks", params={"request": str(pk)})).body["webhooks"]
+                  for pk in pks}
+        ids.append({pk: [(e["event"], e["id"]) for e in found] for pk, found in events.items()})
+    assert ids[0] == ids[1]
+    assert len({event_id for found in ids[0].values() for _, event_id in found}) == sum(map(len, ids[0].values()))

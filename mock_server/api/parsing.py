@@ -21,6 +21,9 @@ from mock_server.domain.model import Upload
 from mock_server.errors import vendor_error
 
 _CHUNK = 256 * 1024
+# The deepest body the vendor documents nests four levels (settings' registration authorities);
+# a state nested hundreds deep could be kept in memory but not written to a data dir.
+MAX_JSON_DEPTH = 32
 _DEFAULT_MEDIA_TYPE = "application/octet-stream"
 
 
@@ -55,7 +58,19 @@ async def read_json(request: web.Request, invalid_json_key: str = "api.400.malfo
         raise vendor_error(invalid_json_key, error="nested too deeply") from None
     if not isinstance(value, dict):
         raise vendor_error(invalid_json_key, error="expected a JSON object")
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise vendor_error(invalid_json_key, error=f"nested more than {MAX_JSON_DEPTH} levels deep")
     return value
+
+
+def _depth(value: Any) -> int:
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, level = pending.pop()
+        deepest = max(deepest, level)
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        pending.extend((child, level + 1) for child in children if isinstance(child, dict | list))
+    return deepest
 
 
 async def read_fields(request: web.Request, invalid_json_key: str) -> dict[str, str]:

@@ -65,7 +65,14 @@ class RequestsEvicted:
     pks: tuple[int, ...]
 
 
-Event = StatusChanged | CertificateRevoked | SandboxReset | RequestsEvicted
+@dataclass(frozen=True)
+class ContractSigned:
+    """A request's contract was signed, on its first fetch: a read that changed the state."""
+
+    request: SignatureRequest
+
+
+Event = StatusChanged | CertificateRevoked | SandboxReset | RequestsEvicted | ContractSigned
 
 
 class EventBus:

@@ -17,7 +17,7 @@ from mock_server.domain import accounts, library, lifecycle, validation
 from mock_server.domain.clock import Clock
 from mock_server.domain.hashfile import parse_hash_file
 from mock_server.domain.ids import RandomSource
-from mock_server.domain.lifecycle import EventBus, RequestsEvicted, SandboxReset, StatusChanged
+from mock_server.domain.lifecycle import ContractSigned, EventBus, RequestsEvicted, SandboxReset, StatusChanged
 from mock_server.domain.model import (
     Document,
     Download,
@@ -556,6 +556,7 @@ class Sandbox:
                 outcome = await self.run(sign_request, self.pki, job)
                 request.signed_contract = outcome.signed[CONTRACT_UID]
                 request.contract_job = None
+                self.events.publish(ContractSigned(request))
         if request.signed_contract is None:
             raise RuntimeError(f"the contract of request {request.pk} has no signing job")
         return request.signed_contract
