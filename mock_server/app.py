@@ -8,7 +8,7 @@ import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import replace
 from datetime import timedelta
@@ -141,7 +141,8 @@ def _after_reset(book: ScenarioBook) -> None:
 
 
 def _tenant_builder(config: Config, pki: PkiMaterial, run: Runner, keys: KeyPool,
-                    listeners: list[Callable[[Event], None]]) -> Callable[[str], Tenant]:
+                    listeners: list[Callable[[Event], None]],
+                    commit: Callable[[], Awaitable[None]] | None = None) -> Callable[[str], Tenant]:
     seed = SeedData.load(config.seed_file) if config.seed_file else None
     scenario_files = [_scenario_file(p) for p in config.scenarios]
     webhook_settings = WebhookSettings(
@@ -158,6 +159,8 @@ def _tenant_builder(config: Config, pki: PkiMaterial, run: Runner, keys: KeyPool
         sandbox.events.subscribe(lambda event: _after_reset(book) if isinstance(event, SandboxReset) else None)
         for listener in listeners:
             sandbox.events.subscribe(listener)
+        if commit is not None:
+            sandbox.commit = commit
         return Tenant(namespace, sandbox, WebhookDispatcher(sandbox, webhook_settings), book)
 
     return build
@@ -220,7 +223,8 @@ def create_app(config: Config, executor: Executor | None = None) -> web.Applicat
     keys = KeyPool(run, sandbox_settings(config).key_pool_size, config.one_shot_key)
     persistence = Persistence(DataDir(config.data_dir)) if config.data_dir else None
     listeners = [persistence.mark] if persistence is not None else []
-    tenants = Tenants(_tenant_builder(config, pki, run, keys, listeners), config.max_namespaces)
+    commit = persistence.flush if persistence is not None else None
+    tenants = Tenants(_tenant_builder(config, pki, run, keys, listeners, commit), config.max_namespaces)
 
     middlewares: list[Any] = [access_log_middleware]
     if persistence is not None:

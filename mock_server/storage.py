@@ -196,6 +196,7 @@ def tenant_rows(tenant: Tenant) -> dict[tuple[str, str], Any]:
     rows.update({
         ("sandbox", "next_pk"): sandbox.next_pk,
         ("sandbox", "pending_signs"): sandbox.pending_signs,
+        ("sandbox", "staged_signs"): sandbox.staged_signs,
         ("sandbox", "otp"): sandbox.otp.snapshot(),
         ("sandbox", "rng"): sandbox.rng.getstate(),
         ("sandbox", "clock"): sandbox.clock.offset,
@@ -223,6 +224,7 @@ def restore_tenant(tenant: Tenant, rows: dict[tuple[str, str], Any]) -> None:
     sandbox.state = state
     sandbox.next_pk = rows[("sandbox", "next_pk")]
     sandbox.pending_signs = rows[("sandbox", "pending_signs")]
+    sandbox.staged_signs = rows.get(("sandbox", "staged_signs"), {})  # absent from older data dirs
     sandbox.otp.restore(*rows[("sandbox", "otp")])
     sandbox.rng.setstate(rows[("sandbox", "rng")])
     sandbox.clock.set_offset(rows[("sandbox", "clock")])

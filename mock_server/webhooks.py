@@ -200,6 +200,12 @@ class WebhookDispatcher:
             queue[0], queue[1] = queue[1], queue[0]
 
     async def _deliver_with_retries(self, event: WebhookEvent) -> None:
+        try:
+            # What the event tells of is saved before a receiver hears of it (a data dir's commit;
+            # a sync sign's ISSUED event is made before the sign call's own commit).
+            await self._sandbox.commit()
+        except Exception:  # a failing disk must not silence webhooks: delivered unsaved, and logged
+            log.exception("could not save the state behind webhook %s before delivering it", event.id)
         effect = event.effect if isinstance(event.effect, dict) else {}
         if "delay_s" in effect:
             await self._sandbox.clock.sleep(effect["delay_s"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -295,7 +296,7 @@ async def test_an_event_made_again_after_a_kill_keeps_its_webhook_id(tmp_path, s
                     issued.set()
 
             receiver.on_delivery = note_issued
-            pk = await http.create("Hooked", **{"async": "true", "callback": receiver.url})
+            pk = await http.create("Hooked", useasync="true", callback=receiver.url)
             await http.upload(pk, blank_pdf())
             secret = await http.otp(pk)
             status, body = await http.call("POST", f"/api/v1/sign/{pk}", json={"secret": secret})
@@ -354,3 +355,71 @@ async def test_the_contract_signed_on_its_first_fetch_survives_a_kill_right_afte
             status, again = await Http(session, server.base).call("GET", f"/api/v1/document/{pk}/contract")
     assert status == 200
     assert hashlib.sha256(again).hexdigest() == hashlib.sha256(fetched).hexdigest()
+
+
+async def test_an_asynchronous_signature_seen_before_a_kill_is_the_one_after_it(tmp_path, start_receiver):
+    """The result of a background signing is saved before it shows: a signed PDF downloaded as the
+    ISSUED webhook arrives, the sandbox killed at once (whether or not the sign call had its answer
+    yet), is the very one the restarted sandbox serves."""
+    receiver = await start_receiver()
+    data = tmp_path / "data"
+    async with aiohttp.ClientSession() as session:
+        with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
+            http = Http(session, server.base)
+            pk = await http.create("Async", useasync="true", callback=receiver.url)
+            uid = await http.upload(pk, blank_pdf())
+            seen: dict[str, bytes] = {}
+            killed = asyncio.Event()
+
+            async def download_then_kill(delivery) -> None:
+                if json.loads(delivery.body).get("status") == "ISSUED" and not seen:
+                    status, pdf = await http.call("GET", f"/api/v1/document/{pk}/signed/{uid}")
+                    assert status == 200, pdf
+                    seen["pdf"] = pdf
+                    server.process.send_signal(signal.SIGKILL)
+                    killed.set()
+
+            receiver.on_delivery = download_then_kill
+            with contextlib.suppress(aiohttp.ServerDisconnectedError):
+                status, body = await http.call("POST", f"/api/v1/sign/{pk}", json={"secret": await http.otp(pk)})
+                assert status == 200, body
+            await asyncio.wait_for(killed.wait(), 60)
+            server.process.wait()
+        receiver.on_delivery = None
+        with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
+            http = Http(session, server.base)
+            for _ in range(100):
+                status, after = await http.call("GET", f"/api/v1/document/{pk}/signed/{uid}")
+                if status == 200:
+                    break
+                await asyncio.sleep(0.1)
+    assert status == 200, after
+    assert hashlib.sha256(after).hexdigest() == hashlib.sha256(seen["pdf"]).hexdigest()
+
+
+async def test_a_receiver_only_hears_of_what_is_saved(tmp_path, start_receiver):
+    """A synchronous sign's ISSUED event is made before the sign call's own commit: it leaves only
+    once that state is saved, so a kill as it arrives finds the request ISSUED after the restart."""
+    receiver = await start_receiver()
+    data = tmp_path / "data"
+    async with aiohttp.ClientSession() as session:
+        with running_sandbox(tmp_path, "--data-dir", str(data), "--ra-webhook", f"9999={receiver.url}") as server:
+            http = Http(session, server.base)
+            killed = asyncio.Event()
+
+            async def kill_on_issued(delivery) -> None:
+                if json.loads(delivery.body).get("status") == "ISSUED":
+                    server.process.send_signal(signal.SIGKILL)
+                    killed.set()
+
+            receiver.on_delivery = kill_on_issued
+            pk = await http.create("Heard")
+            await http.upload(pk, blank_pdf())
+            with contextlib.suppress(aiohttp.ServerDisconnectedError):
+                await http.call("POST", f"/api/v1/sign/{pk}", json={"secret": await http.otp(pk)})
+            await asyncio.wait_for(killed.wait(), 60)
+            server.process.wait()
+        receiver.on_delivery = None
+        with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
+            status, body = await Http(session, server.base).call("GET", f"/api/v1/request/{pk}")
+    assert status == 200 and body["details"]["status"] == "ISSUED", body

@@ -90,6 +90,19 @@ class SandboxSettings:
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
 
 
+@dataclass(frozen=True)
+class StagedSign:
+    """An asynchronous signing's result, kept (and saved) before it is applied to its request."""
+
+    contract_job: SignJob
+    outcome: SignOutcome
+    at: datetime
+
+
+async def _nothing_to_commit() -> None:
+    """In memory, a change is as durable as it gets at once."""
+
+
 class Sandbox:
     """The whole sandbox behind the HTTP adapters."""
 
@@ -112,6 +125,8 @@ class Sandbox:
         self._seed = seed
         self.events = EventBus()
         self._background: set[asyncio.Task] = set()
+        # Makes what changed durable before a background result shows (the data dir's flush).
+        self.commit: Callable[[], Awaitable[None]] = _nothing_to_commit
         self.retention = Retention(settings.retention)
         self.retention.hold_while(self._signing_pending)
         self.reset()
@@ -126,6 +141,8 @@ class Sandbox:
         self._locks.clear()
         self.next_pk = self._first_pk()
         self.pending_signs: dict[int, SignParams] = {}
+        # Asynchronous results computed and saved but not applied yet (see _sign_in_background).
+        self.staged_signs: dict[int, StagedSign] = {}
         authorities = self.state.settings.setdefault("registration_authorities", {})
         for ra, url in self.settings.ra_webhooks:
             authorities.setdefault(ra, {})["webhook_url"] = url
@@ -199,9 +216,9 @@ class Sandbox:
         self.state.requests[request.pk] = request
         self.move(request, first_status)
 
-    def move(self, request: SignatureRequest, status: Status) -> None:
-        """The one way a request changes status: recorded in its history, then published."""
-        change = lifecycle.transition(request, status, self.clock.now())
+    def move(self, request: SignatureRequest, status: Status, at: datetime | None = None) -> None:
+        """The one way a request changes status: recorded in its history (now, or ``at``), then published."""
+        change = lifecycle.transition(request, status, at or self.clock.now())
         if status in FINISHED:
             self.retention.finished(request.pk, change.at)
         self.events.publish(StatusChanged(request, change))
@@ -401,16 +418,23 @@ class Sandbox:
     async def _sign_in_background(self, request: SignatureRequest, params: SignParams) -> None:
         async with self._lock(request):
             try:
-                contract_job, outcome = await self._sign_all(request, params)
+                staged = self.staged_signs.get(request.pk)
+                if staged is None:
+                    contract_job, outcome = await self._sign_all(request, params)
+                    staged = self.staged_signs[request.pk] = StagedSign(contract_job, outcome, self.clock.now())
+                    # Saved before anyone can see it: after a kill the same signature comes back,
+                    # not a new one, and its events come back under the same ids.
+                    await self.commit()
             except Exception as failure:  # any failure of the job ends the request, as the vendor's would
                 log.exception("asynchronous signing of request %s failed", request.pk)
                 request.failure = f"{type(failure).__name__}: {failure}"
                 self.move(request, Status.CANCELLED)
             else:
-                self._record(request, contract_job, outcome)
+                self._record(request, staged.contract_job, staged.outcome, staged.at)
             finally:
                 request.signing = False
                 self.pending_signs.pop(request.pk, None)
+                self.staged_signs.pop(request.pk, None)
 
     def resume(self) -> None:
         """Restart the asynchronous signings a restored state had acknowledged but not finished."""
@@ -575,8 +599,9 @@ class Sandbox:
         )
         return Countersigner(identity, await self.keys.take(), self.rng.serial(), visible)
 
-    def _record(self, request: SignatureRequest, contract_job: SignJob, outcome: SignOutcome) -> None:
-        now = self.clock.now()
+    def _record(self, request: SignatureRequest, contract_job: SignJob, outcome: SignOutcome,
+                at: datetime | None = None) -> None:
+        now = at or self.clock.now()
         request.certificate = IssuedCertificate(
             outcome.certificate_serial, outcome.certificate_der, now, request.pk, outcome.revoked_at
         )
@@ -585,7 +610,7 @@ class Sandbox:
         for uid, data in outcome.signed.items():
             if uid in request.documents:
                 request.documents[uid].signed = data
-        self.move(request, Status.ISSUED)
+        self.move(request, Status.ISSUED, now)
 
     # Settings, tokens, metadata, images: thin pass-throughs keep one entry point.
 
