@@ -17,10 +17,13 @@ RUN pip install --no-cache-dir .
 
 # Reachable from outside the container (the server warns: the control API is open without an admin token).
 # State persists in /data, so a restarted container keeps its requests; `-e ONESHOT_MOCK_DATA_DIR=` (empty)
-# keeps everything in memory instead. The healthcheck follows ONESHOT_MOCK_PORT.
+# keeps everything in memory instead. Persisting costs in proportion to what is stored: the image keeps
+# the newest 200 finished requests (48 classic flows/s, flat; 15 with the default 1000). The healthcheck
+# follows ONESHOT_MOCK_PORT.
 ENV ONESHOT_MOCK_HOST=0.0.0.0 \
     ONESHOT_MOCK_PORT=8080 \
-    ONESHOT_MOCK_DATA_DIR=/data
+    ONESHOT_MOCK_DATA_DIR=/data \
+    ONESHOT_MOCK_RETAIN_REQUESTS=200
 VOLUME /data
 USER 10001:10001
 EXPOSE 8080
