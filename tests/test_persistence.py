@@ -21,7 +21,7 @@ import pytest
 from yarl import URL
 
 from tests.conftest import free_port
-from tests.helpers import DEFAULT_TOKEN, IDENTITY, blank_pdf, picture, running_sandbox, validate
+from tests.helpers import DEFAULT_TOKEN, IDENTITY, blank_pdf, eventually, picture, running_sandbox, validate
 from tests.test_videoid import CONTACT
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -307,11 +307,12 @@ async def test_an_event_made_again_after_a_kill_keeps_its_webhook_id(tmp_path, s
         receiver.on_delivery = None
         with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
             http = Http(session, server.base)
-            for _ in range(100):
-                status, body = await http.call("GET", f"/_mock/webhooks?request={pk}")
-                if body["webhooks"] and all(e["state"] == "delivered" for e in body["webhooks"]):
-                    break
-                await asyncio.sleep(0.1)
+
+            async def all_delivered() -> bool:
+                _, body = await http.call("GET", f"/_mock/webhooks?request={pk}")
+                return bool(body["webhooks"]) and all(e["state"] == "delivered" for e in body["webhooks"])
+
+            await eventually(all_delivered, f"the webhooks of request {pk} delivered")
     ids: dict[str, set[str]] = {}
     for delivery in receiver.deliveries:
         ids.setdefault(json.loads(delivery.body)["status"], set()).add(delivery.headers["webhook-id"])
@@ -388,12 +389,12 @@ async def test_an_asynchronous_signature_seen_before_a_kill_is_the_one_after_it(
         receiver.on_delivery = None
         with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
             http = Http(session, server.base)
-            for _ in range(100):
-                status, after = await http.call("GET", f"/api/v1/document/{pk}/signed/{uid}")
-                if status == 200:
-                    break
-                await asyncio.sleep(0.1)
-    assert status == 200, after
+
+            async def signed() -> bytes | None:
+                status, pdf = await http.call("GET", f"/api/v1/document/{pk}/signed/{uid}")
+                return pdf if status == 200 else None
+
+            after = await eventually(signed, f"the signed document of request {pk}")
     assert hashlib.sha256(after).hexdigest() == hashlib.sha256(seen["pdf"]).hexdigest()
 
 

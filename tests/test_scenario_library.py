@@ -23,7 +23,7 @@ from PIL import Image
 
 from mock_server.fakes import fake_evidences
 from tests.conftest import REPO
-from tests.helpers import DEFAULT_TOKEN, IDENTITY, SandboxClient, blank_pdf, validate
+from tests.helpers import DEFAULT_TOKEN, IDENTITY, SandboxClient, blank_pdf, eventually, validate
 from tests.test_scenarios import (
     ASYNC_SIGNED,
     advance,
@@ -32,7 +32,6 @@ from tests.test_scenarios import (
     check_pdfsig_revoked,
     check_revoked_in_crl_and_ocsp,
     create_async,
-    eventually,
     outbox,
     settled_log,
     signed_pdf,

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,7 +29,7 @@ from cryptography.x509 import ocsp
 from pyhanko.sign.validation.status import PdfSignatureStatus
 
 from tests.conftest import REPO, free_port
-from tests.helpers import SandboxClient, pdfsig, validate
+from tests.helpers import SandboxClient, eventually, pdfsig, validate
 
 T = TypeVar("T")
 SIGNED = {"status": "200 OK", "details": "Documents correctly signed"}
@@ -117,15 +117,6 @@ async def timed(call: Awaitable[T]) -> tuple[T, float]:
     started = time.monotonic()
     result = await call
     return result, time.monotonic() - started
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], what: str, timeout: float = 10.0) -> T:
-    """Poll ``check`` until it returns something truthy, for ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not (result := await check()):
-        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
-        await asyncio.sleep(0.02)
-    return result
 
 
 async def approved(sandbox: SandboxClient, **changes: Any) -> tuple[int, str]:
