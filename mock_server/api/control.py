@@ -85,7 +85,7 @@ async def get_request(request: web.Request) -> web.Response:
     if found is None:
         raise ControlError(404, f"request {pk} not found")
     return web.json_response({
-        **views.request_detail(found, sandbox_of(request).trust.rao_certificate(found.rao)),
+        **await sandbox_of(request).request_detail(found),
         "history": views.history(found),
         "documents": [views.document_summary(d) for d in found.documents.values()],
         "contract_signed": found.contract_signed,

@@ -143,7 +143,7 @@ async def create_request(request: web.Request) -> web.Response:
 
 async def get_request(request: web.Request) -> web.Response:
     found = _sandbox(request).find_request(request.match_info["pk"], "get_request.404.not_found")
-    return envelope(views.request_detail(found, _sandbox(request).trust.rao_certificate(found.rao)))
+    return envelope(await _sandbox(request).request_detail(found))
 
 
 async def generate_otp(request: web.Request) -> web.Response:

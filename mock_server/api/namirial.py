@@ -113,7 +113,7 @@ async def create_request(request: web.Request) -> web.Response:
 
 async def get_request(request: web.Request) -> web.Response:
     found = _sandbox(request).find_request(_pk(request), "get_request.404.not_found")
-    return success("Request retrieved", views.request_detail(found, _sandbox(request).trust.rao_certificate(found.rao)))
+    return success("Request retrieved", await _sandbox(request).request_detail(found))
 
 
 async def request_status(request: web.Request) -> web.Response:

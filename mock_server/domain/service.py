@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from mock_server.contract import ContractFacts, render_contract
-from mock_server.domain import accounts, library, lifecycle, validation
+from mock_server.domain import accounts, library, lifecycle, validation, views
 from mock_server.domain.clock import Clock
 from mock_server.domain.hashfile import parse_hash_file
 from mock_server.domain.ids import RandomSource
@@ -239,6 +239,10 @@ class Sandbox:
     def _signing_pending(self, pk: int) -> bool:
         request = self.state.requests.get(pk)
         return pk in self.pending_signs or (request is not None and request.signing)
+
+    async def request_detail(self, request: SignatureRequest) -> dict[str, Any]:
+        """What GET /request/{pk} shows of ``request``, in every family."""
+        return views.request_detail(request, await self.trust.rao_certificate(request.rao))
 
     def find_request(self, pk: str | int, not_found_key: str, **values: Any) -> SignatureRequest:
         """The request ``pk``, or the vendor error ``not_found_key`` of the calling operation."""

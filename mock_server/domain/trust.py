@@ -7,12 +7,11 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 
 from mock_server.domain.lifecycle import CertificateRevoked
 from mock_server.domain.model import IssuedCertificate, Rao
-from mock_server.pki.authority import SignerIdentity, certificate_summary, issue_one_shot_certificate, parsed
+from mock_server.pki.authority import SignerIdentity, certificate_summary
 from mock_server.pki.revocation import (
     OcspQuery,
     Revocation,
@@ -21,6 +20,7 @@ from mock_server.pki.revocation import (
     malformed_ocsp_response,
     ocsp_response_der,
 )
+from mock_server.pki.signing import officer_certificate
 from mock_server.pki.tsa import timestamp_reply
 
 if TYPE_CHECKING:
@@ -28,8 +28,6 @@ if TYPE_CHECKING:
     from mock_server.domain.store import State
 
 
-# The order of the P-256 group: a private key is a number below it.
-_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 _RAO_CERTIFICATE_LIFETIME = timedelta(days=730)
 
 
@@ -44,22 +42,21 @@ class TrustServices:
         self._revoked: tuple[State, tuple[Revocation, ...]] | None = None
         self._rao_certificates: dict[tuple[int, str], dict[str, Any]] = {}
 
-    def rao_certificate(self, rao: Rao | None) -> dict[str, Any] | None:
+    async def rao_certificate(self, rao: Rao | None) -> dict[str, Any] | None:
         """The ``approving_rao.certificate`` object: the officer's own certificate, issued by the
-        sandbox CA on first use, with a key and serial drawn from the seed and the officer."""
+        sandbox CA (in a signing worker) on first use, its key and serial drawn from the seed and
+        the officer."""
         if rao is None:
             return None
         key = (rao.pk, rao.username)
         if key not in self._rao_certificates:
             sandbox = self._sandbox
             digest = hashlib.sha256(f"rao/{sandbox.settings.seed}/{rao.pk}/{rao.username}".encode()).digest()
-            private = ec.derive_private_key(int.from_bytes(digest) % (_P256_ORDER - 1) + 1, ec.SECP256R1())
             start = sandbox.clock.now().replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
             identity = SignerIdentity("OneShot", "Operator", "", "IDC", "ES", rao.username, "")
-            cert = issue_one_shot_certificate(
-                parsed(sandbox.pki), identity, private.public_key(), int.from_bytes(digest[:8]) >> 1,
-                start, start + _RAO_CERTIFICATE_LIFETIME, sandbox.revocation_urls,
-            )
+            der = await sandbox.run(officer_certificate, sandbox.pki, identity, digest, int.from_bytes(digest[:8]) >> 1,
+                                    start, start + _RAO_CERTIFICATE_LIFETIME, sandbox.revocation_urls)
+            cert = x509.load_der_x509_certificate(der)
             self._rao_certificates[key] = {"profile": "", **certificate_summary(cert), "revokation_reason": None}
         return self._rao_certificates[key]
 

@@ -127,6 +127,20 @@ def generate_key(key_type: str = "ec-p256") -> bytes:
     )
 
 
+# The order of the P-256 group: a private key is a number below it.
+_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def officer_certificate(material: PkiMaterial, identity: SignerIdentity, key_seed: bytes, serial: int,
+                        not_before: datetime, not_after: datetime, revocation_urls: RevocationUrls) -> bytes:
+    """DER of a registration officer's certificate, its P-256 key derived from ``key_seed``: the
+    same seed gives the same certificate (the CA's RSA PKCS#1 v1.5 signature is deterministic)."""
+    key = ec.derive_private_key(int.from_bytes(key_seed) % (_P256_ORDER - 1) + 1, ec.SECP256R1())
+    cert = issue_one_shot_certificate(parsed(material), identity, key.public_key(), serial,
+                                      not_before, not_after, revocation_urls)
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
 def warm_up() -> None:
     """Nothing: sent to a new worker so that it starts, and imports this module, before work arrives."""
 
