@@ -251,17 +251,30 @@ async def test_create_message_names_the_pk(sandbox):
     assert answer.body["message"] == f"Request created with pk {pk}", answer.body
 
 
-async def test_appearance_text_is_an_array_of_lines_dated_in_the_format_and_zone_given(sandbox):
+# Date formats as clients send them: the vendor's Java-style patterns, strftime, and text that only
+# looks like one (kept as it is); zones east and west of UTC. No minutes: the line is compared with
+# the clock read after the sign call.
+DATE_FORMATS = [
+    ("yyyy-MM-dd", "Asia/Tokyo", "%Y-%m-%d"),
+    ("dd/MM/yyyy", "America/New_York", "%d/%m/%Y"),
+    ("EEEE dd MMMM yyyy", "Europe/Madrid", "%A %d %B %Y"),
+    ("%d.%m.%Y", "Australia/Sydney", "%d.%m.%Y"),
+    ("Fecha dd/MM", "UTC", "Fecha dd/MM"),
+]
+
+
+@pytest.mark.parametrize(("date", "zone", "expected"), DATE_FORMATS, ids=[d for d, _, _ in DATE_FORMATS])
+async def test_appearance_text_is_an_array_of_lines_dated_in_the_format_and_zone_given(sandbox, date, zone, expected):
     pk = await create(sandbox)
     uid = await upload_one(sandbox, pk)
-    appearance = {"text": ["Signed in the sandbox", "OneShot test"], "date": "yyyy-MM-dd", "timezone": "Asia/Tokyo",
+    appearance = {"text": ["Signed in the sandbox", "OneShot test"], "date": date, "timezone": zone,
                   "position": "50,60,250,140", "page": 0}
     answer = await sign(sandbox, pk, {"secret": await otp(sandbox, pk), "signature": {"appearance": appearance}})
     assert answer.status == 200, answer.body
     now = datetime.fromisoformat((await sandbox.call("GET", "/_mock/clock")).body["now"])
     lines = shown_text(await signed_pdf(sandbox, pk, uid))
-    today_in_tokyo = now.astimezone(ZoneInfo("Asia/Tokyo")).strftime("%Y-%m-%d")
-    assert lines[:3] == ["Signed in the sandbox", "OneShot test", today_in_tokyo]
+    today_there = now.astimezone(ZoneInfo(zone)).strftime(expected)
+    assert lines[:3] == ["Signed in the sandbox", "OneShot test", today_there]
     assert not any("[" in line for line in lines), lines
 
 
