@@ -119,14 +119,18 @@ def test_signing_workers_run_at_the_chosen_priority(tmp_path, args, expected):
         assert os.getpriority(os.PRIO_PROCESS, server.process.pid) == 0
 
 
-def test_benchmark_runs_every_phase():
+@pytest.mark.parametrize("persisted", [False, True], ids=["in-memory", "data-dir"])
+def test_benchmark_runs_every_phase(tmp_path, persisted):
+    # The README shows both: the benchmark as it comes, and with --data-dir DIR for persistence's cost.
+    data_dir = ["--data-dir", str(tmp_path / "data")] if persisted else []
     done = subprocess.run(
         [sys.executable, "-m", "mock_server.bench", "--duration", "1", "--clients", "4",
          "--memory-flows", "40", "--sequential-flows", "10", "--seed", "7", "--workers", "2",
-         "--signing-priority", "normal", "--json"],
+         "--signing-priority", "normal", *data_dir, "--json"],
         capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr
+    assert (tmp_path / "data" / "state.sqlite3").is_file() == persisted
     report = json.loads(done.stdout)
     assert report["seed"] == 7
     for phase in ("classic", "hash", "async"):
