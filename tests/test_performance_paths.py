@@ -172,8 +172,11 @@ def test_benchmark_identities_are_varied_and_replayable():
         assert local.isascii() and local and "." in domain, identity
         assert len(identity["mobile_phone_number"]) == 12 and identity["mobile_phone_number"].startswith("+34")
         assert (identity["registration_authority"], identity["profile"]) == ("9999", "PFnubeNC")
-    documents = {flow.document.name for flow in flows}
+    documents = {flow.document.name.removesuffix(", one-off") for flow in flows}
     assert documents == {document.name for document in draws.documents} and len(documents) > 2
+    one_offs = [flow.document for flow in flows if flow.document.name.endswith(", one-off")]
+    shared = {document.pdf for document in draws.documents}
+    assert one_offs and all(d.pdf not in shared for d in one_offs) and len({d.pdf for d in one_offs}) == len(one_offs)
     assert all(document.pdf.startswith(b"%PDF") for document in draws.documents)
 
 

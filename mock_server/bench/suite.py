@@ -88,7 +88,7 @@ def _write_suite(directory: Path, draws: Draws) -> None:
     cases = []
     for index in range(TESTS):
         draw = draws.flow("xdist", index)
-        name = f"doc-{draws.documents.index(draw.document)}.pdf"
+        name = f"doc-{index}.pdf"
         (directory / name).write_bytes(draw.document.pdf)
         cases.append({"index": index, "identity": draw.identity, "document": name})
     (directory / "cases.json").write_text(json.dumps(cases, ensure_ascii=False), encoding="utf-8")
