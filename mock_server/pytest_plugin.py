@@ -174,7 +174,8 @@ def pytest_configure_node(node: Any) -> None:
     if _SHARED_RUN not in config.stash:
         from mock_server.xdist_share import SharedRun
 
-        config.stash[_SHARED_RUN] = SharedRun()
+        run = config.stash[_SHARED_RUN] = SharedRun()
+        run.start_sandbox(**_sandbox_options(config))
     node.workerinput[_SHARED_DIR] = str(config.stash[_SHARED_RUN].directory)
 
 
@@ -183,6 +184,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     run = config.stash.get(_SHARED_RUN, None)
     if run is not None:
         run.close()
+
+
+def _sandbox_options(config: pytest.Config) -> dict[str, Any]:
+    """The seed, fixed OTP and signing workers of the sandboxes the plugin starts."""
+    return {"seed": int(str(config.getini("oneshot_mock_seed")).strip()),
+            "otp": str(config.getini("oneshot_mock_otp")).strip() or None,
+            "workers": config.getoption("oneshot_mock_workers")}
 
 
 def _scope(fixture_name: str, config: pytest.Config) -> str:
@@ -217,15 +225,14 @@ def _oneshot_mock_server(request: pytest.FixtureRequest) -> Iterator[_Server]:
     if external:
         yield _Server(external.rstrip("/"), namespace)
         return
-    otp = str(config.getini("oneshot_mock_otp")).strip() or None
-    seed = int(str(config.getini("oneshot_mock_seed")).strip())
-    workers = config.getoption("oneshot_mock_workers")
+    options = _sandbox_options(config)
     if worker is not None and _SHARED_DIR in worker:
         from mock_server.xdist_share import shared_sandbox
 
-        yield _Server(shared_sandbox(Path(worker[_SHARED_DIR]), seed=seed, otp=otp, workers=workers), namespace)
+        yield _Server(shared_sandbox(Path(worker[_SHARED_DIR]), **options), namespace)
         return
-    sandbox = ThreadedSandbox(request.getfixturevalue("_oneshot_mock_executor"), seed=seed, otp=otp).start()
+    sandbox = ThreadedSandbox(request.getfixturevalue("_oneshot_mock_executor"), seed=options["seed"],
+                              otp=options["otp"]).start()
     yield _Server(sandbox.base_url, None)
     sandbox.stop()
 

@@ -1,13 +1,14 @@
 """One sandbox process for all the pytest-xdist workers of a run, for the ``oneshot_mock`` fixture.
 
 The xdist controller makes a private directory for the run and holds an exclusive lock on its
-``run.lock`` until the run ends. The first worker to need a sandbox, holding ``elect.lock``, starts
-``python -m mock_server.xdist_share DIR SERVE-OPTIONS`` (``oneshot-mock serve`` and a watch on
-``run.lock``) and writes its URL to ``state.json``; the other workers wait on ``elect.lock`` and read
-it. The sandbox shuts down as soon as it can take ``run.lock``: once the controller lets go of it at
-the end of the run, or dies, even by ``kill -9``, since the kernel drops a dead process's locks. It
-holds ``alive.lock`` until it has exited, which is how the controller knows when it has. Unix only
-(``fcntl``).
+``run.lock`` until the run ends. It starts the sandbox at once, in a thread, while xdist starts its
+workers: holding ``elect.lock``, it runs ``python -m mock_server.xdist_share DIR SERVE-OPTIONS``
+(``oneshot-mock serve`` and a watch on ``run.lock``) and writes its URL, or why it did not start, to
+``state.json``; the workers wait on ``elect.lock`` and read it (a worker that gets the lock first starts
+the sandbox itself, the same way). The sandbox shuts down as soon as it can take ``run.lock``: once
+the controller lets go of it at the end of the run, or dies, even by ``kill -9``, since the kernel
+drops a dead process's locks. It holds ``alive.lock`` until it has exited, which is how the controller
+knows when it has. Unix only (``fcntl``).
 """
 
 from __future__ import annotations
@@ -47,25 +48,52 @@ class SharedRun:
         self.directory = Path(tempfile.mkdtemp(prefix="oneshot-mock-xdist-"))
         self._run_lock = (self.directory / "run.lock").open("w")
         fcntl.flock(self._run_lock, fcntl.LOCK_EX)
+        self._starter: threading.Thread | None = None
+
+    def start_sandbox(self, *, seed: int, otp: str | None, workers: int) -> None:
+        """Start the run's sandbox in the background, once: its start (imports, signing workers)
+        then overlaps the xdist workers' own instead of following it in the first test."""
+        if self._starter is None:
+            self._starter = threading.Thread(target=_elect, args=(self.directory, seed, otp, workers),
+                                             name="oneshot-mock-xdist-start", daemon=True)
+            self._starter.start()
 
     def close(self) -> None:
-        """Stop the sandbox, if a worker started one, wait until it has exited; remove the directory."""
+        """Stop the sandbox, if one started, wait until it has exited; remove the directory."""
+        if self._starter is not None:
+            # A sandbox still starting would otherwise be left to stop on its own, after the
+            # directory it watches is gone.
+            self._starter.join(_ELECTION_TIMEOUT_S)
         self._run_lock.close()
         try:
             state = _read_state(self.directory)
-            if state is not None:
+            if state is not None and "pid" in state:
                 _wait_for_exit(self.directory, state["pid"])
         finally:
             shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def shared_sandbox(directory: Path, *, seed: int, otp: str | None, workers: int) -> str:
-    """The base URL of the run's sandbox, started by whichever worker asks first."""
+    """The base URL of the run's sandbox, started by the controller or by whichever worker asks first;
+    ``RuntimeError`` with the reason if it did not start."""
+    state = _elect(directory, seed, otp, workers)
+    if "error" in state:
+        raise RuntimeError(state["error"])
+    return state["url"]
+
+
+def _elect(directory: Path, seed: int, otp: str | None, workers: int) -> dict[str, Any]:
+    # One start per run: a sandbox that failed to start is not tried again by every worker, each
+    # worker's first test reports the same failure.
     with _locked(directory / "elect.lock", _ELECTION_TIMEOUT_S):
         state = _read_state(directory)
         if state is None:
-            state = _start(directory, seed=seed, otp=otp, workers=workers)
-        return state["url"]
+            try:
+                state = _start(directory, seed=seed, otp=otp, workers=workers)
+            except RuntimeError as failure:
+                state = {"error": str(failure)}
+            _write_state(directory, state)
+        return state
 
 
 def _start(directory: Path, *, seed: int, otp: str | None, workers: int) -> dict[str, Any]:
@@ -88,11 +116,13 @@ def _start(directory: Path, *, seed: int, otp: str | None, workers: int) -> dict
     except RuntimeError as failure:
         process.kill()
         raise RuntimeError(f"the shared oneshot-mock did not start ({failure}): {log.read_text()}") from None
-    state = {"url": url, "pid": process.pid}
+    return {"url": url, "pid": process.pid}
+
+
+def _write_state(directory: Path, state: dict[str, Any]) -> None:
     partial = directory / "state.json.partial"
     partial.write_text(json.dumps(state))
     partial.replace(directory / "state.json")
-    return state
 
 
 def _read_state(directory: Path) -> dict[str, Any] | None:

@@ -168,6 +168,7 @@ def test_scenarios_are_back_after_the_reset(oneshot_mock):
 # Each worker writes down the sandbox it saw, the sandbox process and that process's signing workers.
 XDIST_SHARED = '''
 import json
+import os
 from pathlib import Path
 import pytest
 from client import call, create, request_otp, sign, upload
@@ -198,8 +199,43 @@ def test_each_worker_has_a_namespace(oneshot_mock, pytestconfig, worker_id, inde
     shared = Path(pytestconfig.workerinput["oneshot_mock_shared_dir"])
     pid = json.loads((shared / "state.json").read_text())["pid"]
     assert "--workers\\x001\\x00" in Path(f"/proc/{pid}/cmdline").read_text(), "--oneshot-mock-workers 1"
-    seen = {"url": oneshot_mock.base_url, "dir": str(shared), "pids": processes(pid)}
+    parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    seen = {"url": oneshot_mock.base_url, "dir": str(shared), "pids": processes(pid), "parent": parent,
+            "controller": os.getppid()}
     (Path(__file__).parent / f"seen-{worker_id}-{index}.json").write_text(json.dumps(seen))
+'''
+
+# The shared sandbox cannot start: the port it is given is taken (by the controller itself).
+XDIST_START_FAILS_CONFTEST = '''
+import os
+import socket
+from pathlib import Path
+
+import mock_server.xdist_share
+
+HERE = Path(__file__).parent
+if "PYTEST_XDIST_WORKER" not in os.environ:
+    TAKEN = socket.socket()
+    TAKEN.bind(("127.0.0.1", 0))
+    (HERE / "taken-port").write_text(str(TAKEN.getsockname()[1]))
+
+
+def taken_port():
+    with (HERE / "starts").open("a") as starts:
+        starts.write("start\\n")
+    return int((HERE / "taken-port").read_text())
+
+
+mock_server.xdist_share.free_port = taken_port
+'''
+
+XDIST_START_FAILS = '''
+import pytest
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_needs_the_sandbox(oneshot_mock, index):
+    pass
 '''
 
 # oneshot_mock_scope = function under xdist: sandboxes of the worker's own, one per test, no namespace.
@@ -384,8 +420,18 @@ def test_xdist_workers_share_one_sandbox_in_namespaces(project):
     assert len({s["url"] for s in seen}) == 1, "one sandbox for the run"
     assert len({s["pids"][0] for s in seen}) == 1, "one sandbox process"
     assert len(seen[0]["pids"]) > 1, "the sandbox's signing worker and resource tracker"
+    assert {s["parent"] for s in seen} == {seen[0]["controller"]}, "the controller started the sandbox"
     assert [pid for s in seen for pid in s["pids"] if not gone(pid)] == [], "the run stopped the sandbox"
     assert not Path(seen[0]["dir"]).exists(), "the run removed its directory"
+
+
+def test_a_shared_sandbox_that_cannot_start_fails_every_worker_once(project):
+    project.makeconftest(XDIST_START_FAILS_CONFTEST)
+    project.makepyfile(test_start_fails=XDIST_START_FAILS)
+    result = project.runpytest_subprocess("-n", "2")
+    result.assert_outcomes(errors=4)
+    result.stdout.fnmatch_lines(["*the shared oneshot-mock did not start*"])
+    assert (project.path / "starts").read_text().splitlines() == ["start"], "one start for the run"
 
 
 def wait_until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
