@@ -207,17 +207,20 @@ def test_each_worker_has_a_namespace(oneshot_mock, pytestconfig, worker_id, inde
 
 # The shared sandbox cannot start: the port it is given is taken (by the controller itself).
 XDIST_START_FAILS_CONFTEST = '''
-import os
 import socket
 from pathlib import Path
 
 import mock_server.xdist_share
 
 HERE = Path(__file__).parent
-if "PYTEST_XDIST_WORKER" not in os.environ:
-    TAKEN = socket.socket()
-    TAKEN.bind(("127.0.0.1", 0))
-    (HERE / "taken-port").write_text(str(TAKEN.getsockname()[1]))
+TAKEN = []
+
+
+def pytest_configure(config):
+    if not hasattr(config, "workerinput"):  # the xdist controller holds the port for the run
+        TAKEN.append(socket.socket())
+        TAKEN[0].bind(("127.0.0.1", 0))
+        (HERE / "taken-port").write_text(str(TAKEN[0].getsockname()[1]))
 
 
 def taken_port():
