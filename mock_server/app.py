@@ -168,14 +168,17 @@ def _tenant_builder(config: Config, pki: PkiMaterial, run: Runner, keys: KeyPool
 
 def persistence_middleware(persistence: Persistence) -> Any:
     """A change is answered only once it is in the data dir, and so is a read during which the
-    domain said it changed something (the contract signed on its first fetch); other reads just
-    note that the sandbox may have moved."""
+    domain said it changed something (the contract signed on its first fetch); what other reads
+    change is saved in the background."""
 
     async def stored(request: web.Request, marks_before: int) -> web.Response | None:
         """None once the change is committed; the 500 to answer when it could not be."""
         if request.method in ("GET", "HEAD", "OPTIONS") and persistence.read_changes == marks_before:
-            persistence.mark()
             return None
+        tenant = request.get(TENANT)
+        if tenant is not None and request_pk_of(request) is None and request.get(REQUEST_PK) is None:
+            # A change about no request: to tokens, RAOs, images or metadata (compared row by row).
+            tenant.sandbox.changes.pieces()
         try:
             await persistence.flush()
         except (OSError, sqlite3.Error) as fault:

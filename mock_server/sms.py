@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from mock_server.domain.changes import ChangeLog
 from mock_server.domain.clock import Clock
 from mock_server.domain.ids import RandomSource
 from mock_server.scenarios import current_effects
@@ -53,8 +54,9 @@ class OtpPolicy:
 class OtpDesk:
     """Issues, sends and checks OTPs."""
 
-    def __init__(self, rng: RandomSource, clock: Clock, policy: OtpPolicy) -> None:
+    def __init__(self, rng: RandomSource, clock: Clock, policy: OtpPolicy, changes: ChangeLog) -> None:
         self._rng = rng
+        self._changes = changes
         self._clock = clock
         self.policy = policy
         self._codes: dict[int, IssuedOtp] = {}
@@ -67,9 +69,9 @@ class OtpDesk:
         self.outbox.clear()
         self._by_request.clear()
 
-    def snapshot(self) -> tuple[dict[int, IssuedOtp], list[OutboxMessage]]:
-        """The live codes and the outbox, for persistence."""
-        return self._codes, self.outbox
+    def code_of(self, request: int) -> IssuedOtp | None:
+        """The live code of ``request``, if any."""
+        return self._codes.get(request)
 
     def restore(self, codes: dict[int, IssuedOtp], outbox: list[OutboxMessage]) -> None:
         """Take back what :meth:`snapshot` gave."""
@@ -114,6 +116,7 @@ class OtpDesk:
             self._by_request.setdefault(message.request, []).append(message)
         excess = max(0, len(self.outbox) - self.policy.outbox_cap)
         for message in self.outbox[:excess]:
+            self._changes.request(message.request)
             own = self._by_request[message.request]
             del own[0]  # the oldest message of its request, as it is the oldest of all
             if not own:

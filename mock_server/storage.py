@@ -1,10 +1,14 @@
-"""``--data-dir``: the sandbox's state in SQLite, its document, image and video bytes as files.
+"""``--data-dir``: the sandbox's state in SQLite tables, its document, image and video bytes as files.
 
-Each namespace's state is split into rows (one per request, one per other piece) pickled with
-the domain's own classes; bytes of any size worth it leave the pickle as content-addressed blob
-files. A flush writes the rows that changed since the last one, blobs first (temp file, fsync,
-rename), then one SQLite transaction (WAL, synchronous=FULL). The HTTP layer acknowledges a
-change only after the flush that carries it has committed.
+Each namespace is a row of ``namespaces`` plus rows of one table per kind of thing (requests, their
+status history, documents, SMS, OTP codes, webhook events and attempts, certificates, signings in
+progress, tokens, RAOs, images, metadata): plain columns and JSON (:mod:`mock_server.codec`), readable
+with the ``sqlite3`` shell, no pickle. Bytes from 1 KiB up are content-addressed blob files.
+
+A flush writes what the domain says changed (:class:`~mock_server.domain.changes.ChangeLog`): the
+rows of those requests and collections whose JSON differs from what was last written, blobs first
+(temp file, fsync, rename), then one SQLite transaction (WAL, synchronous=FULL) in a thread. The
+HTTP layer acknowledges a change only after the flush that carries it has committed.
 """
 
 from __future__ import annotations
@@ -12,31 +16,88 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import io
+import json
 import logging
 import os
-import pickle
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from mock_server import codec
+from mock_server.domain.changes import PIECES, ChangeSet
 from mock_server.domain.lifecycle import ContractSigned, Event
+from mock_server.domain.model import (
+    Document,
+    Image,
+    IssuedCertificate,
+    Metadata,
+    Rao,
+    SignatureRequest,
+    StatusChange,
+    Token,
+)
+from mock_server.domain.service import StagedSign
+from mock_server.domain.signparams import SignParams
 from mock_server.domain.store import State
+from mock_server.scenarios import Scenario
+from mock_server.sms import IssuedOtp, OutboxMessage
 from mock_server.tenancy import Tenant, Tenants
+from mock_server.webhooks import Attempt, WebhookEvent
 
-SCHEMA_VERSION = 1
-# Smaller bytes (certificates, webhook bodies) stay inside their row.
-_BLOB_MIN_BYTES = 1024
+SCHEMA_VERSION = 2
 _FLUSH_INTERVAL_S = 0.5
-_STATE_PIECES = ("raos", "tokens", "images", "metadata", "certificates", "settings")
-
-RowKey = tuple[str, str, str]  # namespace, kind, key
 log = logging.getLogger(__name__)
+_Note = tuple[tuple[Any, ...], bytes | None]  # a row's key, and its fingerprint once written (None: deleted)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS namespaces (
+    namespace TEXT PRIMARY KEY, next_pk INTEGER NOT NULL, clock_offset_s REAL NOT NULL,
+    rng TEXT NOT NULL, settings TEXT NOT NULL, scenarios TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS requests (
+    namespace TEXT, pk INTEGER, status TEXT NOT NULL, created_at TEXT NOT NULL, profile TEXT NOT NULL,
+    identity TEXT NOT NULL, request TEXT NOT NULL, PRIMARY KEY (namespace, pk));
+CREATE TABLE IF NOT EXISTS status_history (
+    namespace TEXT, pk INTEGER, seq INTEGER, status TEXT NOT NULL, previous TEXT, at TEXT NOT NULL,
+    PRIMARY KEY (namespace, pk, seq));
+CREATE TABLE IF NOT EXISTS documents (
+    namespace TEXT, pk INTEGER, uid TEXT, filename TEXT NOT NULL, digest TEXT NOT NULL,
+    uploaded_at TEXT NOT NULL, document TEXT NOT NULL, PRIMARY KEY (namespace, pk, uid));
+CREATE TABLE IF NOT EXISTS sms (
+    namespace TEXT, pk INTEGER, seq INTEGER, sent_at TEXT NOT NULL, message TEXT NOT NULL,
+    PRIMARY KEY (namespace, pk, seq));
+CREATE TABLE IF NOT EXISTS otp_codes (namespace TEXT, pk INTEGER, otp TEXT NOT NULL, PRIMARY KEY (namespace, pk));
+CREATE TABLE IF NOT EXISTS webhook_events (
+    namespace TEXT, id TEXT, pk INTEGER NOT NULL, name TEXT NOT NULL, state TEXT NOT NULL,
+    event TEXT NOT NULL, PRIMARY KEY (namespace, id));
+CREATE TABLE IF NOT EXISTS webhook_attempts (
+    namespace TEXT, event_id TEXT, seq INTEGER, at TEXT NOT NULL, status INTEGER, attempt TEXT NOT NULL,
+    PRIMARY KEY (namespace, event_id, seq));
+CREATE TABLE IF NOT EXISTS certificates (
+    namespace TEXT, serial INTEGER, pk INTEGER NOT NULL, revoked_at TEXT, certificate TEXT NOT NULL,
+    PRIMARY KEY (namespace, serial));
+CREATE TABLE IF NOT EXISTS signings (
+    namespace TEXT, pk INTEGER, kind TEXT, signing TEXT NOT NULL, PRIMARY KEY (namespace, pk, kind));
+CREATE TABLE IF NOT EXISTS tokens (namespace TEXT, key TEXT, item TEXT NOT NULL, PRIMARY KEY (namespace, key));
+CREATE TABLE IF NOT EXISTS raos (namespace TEXT, key TEXT, item TEXT NOT NULL, PRIMARY KEY (namespace, key));
+CREATE TABLE IF NOT EXISTS images (namespace TEXT, key TEXT, item TEXT NOT NULL, PRIMARY KEY (namespace, key));
+CREATE TABLE IF NOT EXISTS metadata (namespace TEXT, key TEXT, item TEXT NOT NULL, PRIMARY KEY (namespace, key));
+"""
+_PIECE_TYPES = {"tokens": Token, "raos": Rao, "images": Image, "metadata": Metadata}
+# Per request: the tables whose rows belong to it, and their key columns after (namespace, pk).
+_REQUEST_TABLES = {"requests": (), "status_history": ("seq",), "documents": ("uid",), "sms": ("seq",),
+                   "otp_codes": (), "webhook_events": ("id",), "webhook_attempts": ("id", "seq"),
+                   "certificates": ("serial",), "signings": ("kind",)}
+_REQUEST_FIELDS_APART = ("pk", "status", "created_at", "profile", "identity", "documents", "history",
+                         "certificate", "rao")
+_JSON = {"ensure_ascii": False, "separators": (",", ":"), "sort_keys": True}
 
 
 class DataDirError(Exception):
-    """A data dir this sandbox cannot use (newer schema, unreadable)."""
+    """A data dir this sandbox cannot use (another schema, unreadable)."""
 
 
 class BlobStore:
@@ -47,6 +108,7 @@ class BlobStore:
         root.mkdir(parents=True, exist_ok=True)
 
     def path(self, digest: str) -> Path:
+        """Where the blob ``digest`` lives."""
         return self.root / digest[:2] / digest
 
     def write(self, digest: str, data: bytes) -> None:
@@ -64,7 +126,11 @@ class BlobStore:
         _fsync_directory(final.parent)
 
     def read(self, digest: str) -> bytes:
-        data = self.path(digest).read_bytes()
+        """The bytes of blob ``digest``, checked against it."""
+        try:
+            data = self.path(digest).read_bytes()
+        except OSError as fault:
+            raise DataDirError(f"blob {digest} is missing ({fault})") from None
         if hashlib.sha256(data).hexdigest() != digest:
             raise DataDirError(f"blob {digest} is corrupt")
         return data
@@ -87,46 +153,45 @@ def _fsync_directory(path: Path) -> None:
         os.close(descriptor)
 
 
-class _DigestCache:
-    """sha256 of the bytes objects seen, by identity: documents are hashed once, not every flush."""
+class _Blobs:
+    """The blob side of encoding: digests of bytes seen (by identity, so documents are hashed once)
+    and the new bytes a flush must write."""
 
     def __init__(self) -> None:
-        self._known: dict[int, tuple[bytes, str]] = {}
-        self._seen: dict[int, tuple[bytes, str]] = {}
+        self._digests: dict[int, tuple[bytes, str]] = {}
+        self.on_disk: set[str] = set()
+        self.new: dict[str, bytes] = {}
 
-    def digest(self, data: bytes) -> str:
-        entry = self._known.get(id(data))
+    def put(self, data: bytes) -> str:
+        entry = self._digests.get(id(data))
         if entry is None or entry[0] is not data:
-            entry = (data, hashlib.sha256(data).hexdigest())
-        self._seen[id(data)] = entry
-        return entry[1]
+            entry = self._digests[id(data)] = (data, hashlib.sha256(data).hexdigest())
+        digest = entry[1]
+        if digest not in self.on_disk:
+            self.new[digest] = data
+        return digest
 
-    def end_round(self) -> None:
-        """Forget the bytes the last snapshot no longer referred to."""
-        self._known, self._seen = self._seen, {}
-
-
-class _Pickler(pickle.Pickler):
-    def __init__(self, file: io.BytesIO, digests: _DigestCache, blobs: dict[str, bytes]) -> None:
-        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
-        self._digests = digests
-        self._blobs = blobs
-
-    def persistent_id(self, obj: Any) -> str | None:
-        if type(obj) is bytes and len(obj) >= _BLOB_MIN_BYTES:
-            digest = self._digests.digest(obj)
-            self._blobs[digest] = obj
-            return digest
-        return None
+    def forget_digests(self) -> None:
+        """Drop the identity cache, which would otherwise keep every document ever seen alive."""
+        self._digests.clear()
 
 
-class _Unpickler(pickle.Unpickler):
-    def __init__(self, file: io.BytesIO, read_blob: Callable[[str], bytes]) -> None:
-        super().__init__(file)
-        self._read_blob = read_blob
+@dataclass
+class _Write:
+    """The rows one flush writes: upserts and deletes per table, and the blobs they need."""
 
-    def persistent_load(self, pid: Any) -> bytes:
-        return self._read_blob(str(pid))
+    upserts: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
+    deletes: list[tuple[str, str, tuple[Any, ...]]] = field(default_factory=list)
+    blobs: dict[str, bytes] = field(default_factory=dict)
+
+    def upsert(self, table: str, row: tuple[Any, ...]) -> None:
+        self.upserts.setdefault(table, []).append(row)
+
+    def delete(self, table: str, where: str, values: tuple[Any, ...]) -> None:
+        self.deletes.append((table, where, values))
+
+    def __bool__(self) -> bool:
+        return bool(self.upserts or self.deletes or self.blobs)
 
 
 class DataDir:
@@ -134,103 +199,99 @@ class DataDir:
 
     def __init__(self, root: Path) -> None:
         root.mkdir(parents=True, exist_ok=True)
+        self.root = root
         self.blobs = BlobStore(root / "blobs")
         try:
             self._db = sqlite3.connect(root / "state.sqlite3", check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            self._db.execute("CREATE TABLE IF NOT EXISTS rows (namespace TEXT, kind TEXT, key TEXT, body BLOB, "
-                             "PRIMARY KEY (namespace, kind, key))")
-            found = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            tables = {name for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            found = None
+            if "meta" in tables:
+                found = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         except sqlite3.DatabaseError as fault:
             raise DataDirError(f"{root}: not a usable data dir ({fault})") from None
-        if found is None:
-            self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif int(found[0]) > SCHEMA_VERSION:
-            raise DataDirError(f"{root} was written by a newer oneshot-mock (data schema {found[0]}); "
+        version = int(found[0]) if found else None
+        if version is not None and version > SCHEMA_VERSION:
+            raise DataDirError(f"{root} was written by a newer oneshot-mock (data schema {version}); "
                                f"this version reads schema {SCHEMA_VERSION} at most")
-        elif int(found[0]) < SCHEMA_VERSION:
-            raise DataDirError(f"{root} holds data schema {found[0]}, older than this version's "
-                               f"{SCHEMA_VERSION}; start with an empty --data-dir")
+        if version == 1:
+            raise DataDirError(
+                f"{root} holds data schema 1 (pickled rows, which this version does not read: unpickling "
+                f"a file runs code from it). Move it aside and start with an empty --data-dir; the "
+                f"requests it holds were made by a sandbox and can be made again")
+        self._db.executescript(_SCHEMA)
+        if version is None:
+            self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
-    def load(self) -> tuple[dict[str, dict[tuple[str, str], Any]], dict[RowKey, bytes], set[str]]:
-        """Every row by namespace, the stored row bodies, and the blobs they refer to."""
-        referenced: set[str] = set()
+    def rows(self, table: str, order: str = "rowid") -> Iterator[sqlite3.Row]:
+        """Every row of ``table`` (one of the schema's), in ``order``."""
+        cursor = self._db.execute(f"SELECT * FROM {table} ORDER BY {order}")
+        names = [column[0] for column in cursor.description]
+        for values in cursor:
+            yield dict(zip(names, values, strict=True))
 
-        def read_blob(digest: str) -> bytes:
-            referenced.add(digest)
-            return self.blobs.read(digest)
-
-        namespaces: dict[str, dict[tuple[str, str], Any]] = {}
-        bodies: dict[RowKey, bytes] = {}
-        for namespace, kind, key, body in self._db.execute("SELECT namespace, kind, key, body FROM rows"):
-            namespaces.setdefault(namespace, {})[(kind, key)] = _Unpickler(io.BytesIO(body), read_blob).load()
-            bodies[(namespace, kind, key)] = body
-        return namespaces, bodies, referenced
-
-    def commit(self, upserts: dict[RowKey, bytes], deletes: list[RowKey], blobs: dict[str, bytes]) -> None:
+    def commit(self, write: _Write) -> None:
         """Blobs first, then the rows in one transaction: a row never names a missing blob."""
-        for digest, data in blobs.items():
+        for digest, data in write.blobs.items():
             self.blobs.write(digest, data)
         with contextlib.closing(self._db.cursor()) as cursor:
             cursor.execute("BEGIN IMMEDIATE")
             try:
-                cursor.executemany("INSERT OR REPLACE INTO rows VALUES (?, ?, ?, ?)",
-                                   [(*key, body) for key, body in upserts.items()])
-                cursor.executemany("DELETE FROM rows WHERE namespace = ? AND kind = ? AND key = ?", deletes)
+                for table, where, values in write.deletes:
+                    cursor.execute(f"DELETE FROM {table} WHERE {where}", values)
+                for table, rows in write.upserts.items():
+                    marks = ", ".join("?" * len(rows[0]))
+                    cursor.executemany(f"INSERT OR REPLACE INTO {table} VALUES ({marks})", rows)
             except BaseException:
                 cursor.execute("ROLLBACK")
                 raise
             cursor.execute("COMMIT")
 
     def close(self) -> None:
+        """Close the database."""
         self._db.close()
 
 
-def tenant_rows(tenant: Tenant) -> dict[tuple[str, str], Any]:
-    """A namespace's state as rows: one per request, one per other piece."""
-    sandbox, state = tenant.sandbox, tenant.sandbox.state
-    rows: dict[tuple[str, str], Any] = {("request", str(pk)): found for pk, found in state.requests.items()}
-    rows.update({("state", piece): getattr(state, piece) for piece in _STATE_PIECES})
-    rows.update({
-        ("sandbox", "next_pk"): sandbox.next_pk,
-        ("sandbox", "pending_signs"): sandbox.pending_signs,
-        ("sandbox", "staged_signs"): sandbox.staged_signs,
-        ("sandbox", "otp"): sandbox.otp.snapshot(),
-        ("sandbox", "rng"): sandbox.rng.getstate(),
-        ("sandbox", "clock"): sandbox.clock.offset,
-        ("webhooks", "log"): tenant.webhooks.log,
-        ("scenarios", "loaded"): tenant.scenarios.scenarios,
-    })
-    return rows
+def _dump(value: Any, hint: Any, blobs: _Blobs) -> str:
+    return json.dumps(codec.encode(value, hint, blobs.put), **_JSON)
 
 
-def restore_tenant(tenant: Tenant, rows: dict[tuple[str, str], Any]) -> None:
-    """Put rows written by :func:`tenant_rows` back into a freshly built tenant."""
-    sandbox = tenant.sandbox
-    state = State()
-    for piece in _STATE_PIECES:
-        setattr(state, piece, rows[("state", piece)])
-    for (kind, key), value in rows.items():
-        if kind == "request":
-            state.requests[int(key)] = value
-    # Rows are pickled one by one: objects two rows shared come back as copies, so re-link them.
-    for found in state.requests.values():
-        if found.certificate is not None:
-            found.certificate = state.certificates.setdefault(found.certificate.serial, found.certificate)
-        if found.rao is not None:
-            found.rao = state.raos.get(found.rao.username, found.rao)
-    sandbox.state = state
-    sandbox.next_pk = rows[("sandbox", "next_pk")]
-    sandbox.pending_signs = rows[("sandbox", "pending_signs")]
-    sandbox.staged_signs = rows.get(("sandbox", "staged_signs"), {})  # absent from older data dirs
-    sandbox.otp.restore(*rows[("sandbox", "otp")])
-    sandbox.rng.setstate(rows[("sandbox", "rng")])
-    sandbox.clock.set_offset(rows[("sandbox", "clock")])
-    tenant.webhooks.restore(rows[("webhooks", "log")])
-    tenant.scenarios.scenarios = rows[("scenarios", "loaded")]
-    sandbox.retention.reset(state.requests.values())
+class _Written:
+    """A digest of the JSON last committed per row, grouped by (namespace, request pk or piece):
+    unchanged rows are not rewritten, and a request's or a piece's rows are found without a scan."""
+
+    def __init__(self) -> None:
+        self._groups: dict[tuple[str, Any], dict[tuple[Any, ...], bytes]] = {}
+
+    def changed(self, key: tuple[Any, ...], fingerprint: bytes) -> bool:
+        return self._groups.get(_group(key), {}).get(key) != fingerprint
+
+    def note(self, key: tuple[Any, ...], fingerprint: bytes | None) -> None:
+        group = _group(key)
+        if fingerprint is not None:
+            self._groups.setdefault(group, {})[key] = fingerprint
+        elif group in self._groups:
+            self._groups[group].pop(key, None)
+            if not self._groups[group]:
+                del self._groups[group]
+
+    def keys_of(self, namespace: str, owner: Any) -> list[tuple[Any, ...]]:
+        """The rows written for request ``owner`` (a pk) or piece ``owner`` (a table) of ``namespace``."""
+        return list(self._groups.get((namespace, owner), ()))
+
+    def requests_of(self, namespace: str) -> set[int]:
+        """The pks some row was written for in ``namespace``."""
+        return {owner for name, owner in self._groups if name == namespace and isinstance(owner, int)}
+
+
+def _group(key: tuple[Any, ...]) -> tuple[str, Any]:
+    table, namespace, owner = key[0], key[1], key[2] if len(key) > 2 else None
+    return (namespace, owner) if table in _REQUEST_TABLES else (namespace, table)
+
+
+def _fingerprint(text: str) -> bytes:
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
 class Persistence:
@@ -239,13 +300,11 @@ class Persistence:
     def __init__(self, data_dir: DataDir) -> None:
         self._dir = data_dir
         self._tenants: Tenants | None = None
-        self._written: dict[RowKey, bytes] = {}  # row -> sha256 of the body last committed
-        self._on_disk: set[str] = set()
-        self._digests = _DigestCache()
+        self._written = _Written()
+        self._blobs = _Blobs()
         self._lock = asyncio.Lock()
         self._asked = 0
         self._done = 0
-        self._dirty = False
         # Changes that reads make (the contract signed on its first fetch): such a read is answered
         # once they are saved. Other events come from writes, saved anyway, or from the background.
         self.read_changes = 0
@@ -257,22 +316,26 @@ class Persistence:
         Returns how many requests came back.
         """
         self._tenants = tenants
-        namespaces, bodies, referenced = self._dir.load()
-        restored = 0
-        for namespace, rows in namespaces.items():
-            tenant = tenants.restore(namespace)
-            restore_tenant(tenant, rows)
-            restored += len(tenant.sandbox.state.requests)
-        self._written = {key: hashlib.sha256(body).digest() for key, body in bodies.items()}
-        self._on_disk = referenced
+        referenced: set[str] = set()
+
+        def get_blob(digest: str) -> bytes:
+            referenced.add(digest)
+            return self._dir.blobs.read(digest)
+
+        try:
+            restored = _Loader(self._dir, get_blob).load(tenants)
+        except (codec.CodecError, KeyError, TypeError, ValueError) as fault:
+            raise DataDirError(f"{self._dir.root}: a row does not fit this version's schema ({fault})") from None
+        self._blobs.on_disk = referenced
+        for tenant in tenants.existing():
+            tenant.sandbox.changes.everything()
         removed = self._dir.blobs.collect_garbage(referenced)
         log.info("data dir: %d namespace(s), %d request(s) restored; %d stale blob(s) removed",
-                 len(namespaces), restored, removed)
+                 len(tenants.existing()), restored, removed)
         return restored
 
-    def mark(self, event: Event | None = None) -> None:
-        """Something changed (a domain event, or a read that may have moved the sandbox)."""
-        self._dirty = True
+    def mark(self, event: Event) -> None:
+        """Listens to the domain's events: a read that signed the contract is answered once saved."""
         if isinstance(event, ContractSigned):
             self.read_changes += 1
 
@@ -284,31 +347,34 @@ class Persistence:
             if self._done >= wanted:
                 return
             taken = self._asked
-            self._dirty = False
-            upserts, deletes, blobs = self._changes()
-            if upserts or deletes or blobs:
-                await asyncio.to_thread(self._dir.commit, upserts, deletes, blobs)
-                for key, body in upserts.items():
-                    self._written[key] = hashlib.sha256(body).digest()
-                for key in deletes:
-                    del self._written[key]
-                self._on_disk.update(blobs)
+            changes = [(tenant, tenant.sandbox.changes.take()) for tenant in self._existing()]
+            try:
+                write, notes = self._rows(changes)
+                if write:
+                    await asyncio.to_thread(self._dir.commit, write)
+            except BaseException:
+                for tenant, changed in changes:
+                    tenant.sandbox.changes.give_back(changed)
+                self._blobs.new.clear()
+                raise
+            for key, text in notes:
+                self._written.note(key, text)
+            self._blobs.on_disk.update(write.blobs)
+            self._blobs.new.clear()
             self._done = taken
 
-    def _changes(self) -> tuple[dict[RowKey, bytes], list[RowKey], dict[str, bytes]]:
-        """Pickle every row now (on the event loop, so the snapshot is consistent); keep what changed."""
-        current: dict[RowKey, bytes] = {}
-        blobs: dict[str, bytes] = {}
-        for tenant in self._tenants.existing() if self._tenants else ():
-            for (kind, key), value in tenant_rows(tenant).items():
-                buffer = io.BytesIO()
-                _Pickler(buffer, self._digests, blobs).dump(value)
-                current[(tenant.namespace, kind, key)] = buffer.getvalue()
-        self._digests.end_round()
-        upserts = {k: body for k, body in current.items() if self._written.get(k) != hashlib.sha256(body).digest()}
-        deletes = [key for key in self._written if key not in current]
-        new_blobs = {digest: data for digest, data in blobs.items() if digest not in self._on_disk}
-        return upserts, deletes, new_blobs
+    def _existing(self) -> list[Tenant]:
+        return self._tenants.existing() if self._tenants else []
+
+    def _rows(self, changes: list[tuple[Tenant, ChangeSet]]) -> tuple[_Write, list[_Note]]:
+        """The rows to write for ``changes``, encoded now, on the event loop, so they are consistent."""
+        rows = _RowBuilder(self._written, self._blobs)
+        for tenant, changed in changes:
+            if changed:
+                rows.namespace(tenant, changed)
+        rows.write.blobs = dict(self._blobs.new)
+        self._blobs.forget_digests()
+        return rows.write, rows.notes
 
     def start(self) -> None:
         """Flush in the background what changes outside HTTP calls."""
@@ -317,13 +383,10 @@ class Persistence:
     async def _flush_loop(self) -> None:
         while True:
             await asyncio.sleep(_FLUSH_INTERVAL_S)
-            tenants = self._tenants.existing() if self._tenants else ()
-            busy = any(t.webhooks.pending() or t.sandbox.pending_signs for t in tenants)
-            if self._dirty or busy:
-                try:
-                    await self.flush()
-                except Exception:  # a full disk must not end background flushing for good
-                    log.exception("background flush to the data dir failed")
+            try:
+                await self.flush()
+            except Exception:  # a full disk must not end background flushing for good
+                log.exception("background flush to the data dir failed")
 
     async def close(self) -> None:
         """A last flush, then close the database."""
@@ -333,3 +396,223 @@ class Persistence:
                 await self._loop_task
         await self.flush()
         self._dir.close()
+
+
+class _RowBuilder:
+    """Turns what changed into row writes, skipping rows whose JSON is what was last written."""
+
+    def __init__(self, written: _Written, blobs: _Blobs) -> None:
+        self._written = written
+        self._blobs = blobs
+        self.write = _Write()
+        self.notes: list[_Note] = []
+
+    def namespace(self, tenant: Tenant, changed: ChangeSet) -> None:
+        sandbox, name = tenant.sandbox, tenant.namespace
+        state = sandbox.state
+        settings = json.dumps(state.settings, **_JSON)
+        scenarios = _dump(tenant.scenarios.scenarios, dict[str, Scenario], self._blobs)
+        rng = json.dumps(codec.encode(sandbox.rng.getstate(), list, self._blobs.put))
+        row = (name, sandbox.next_pk, sandbox.clock.offset.total_seconds(), rng, settings, scenarios)
+        self._row("namespaces", (name,), row, json.dumps(row[1:]))
+        pks = changed.requests
+        if changed.everything:
+            pks = set(state.requests) | self._written.requests_of(name)
+        orphans: dict[int, list[IssuedCertificate]] | None = None
+        for pk in sorted(pks):
+            if pk not in state.requests and orphans is None:
+                # Certificates that outlive their request (revoked ones stay in the CRL).
+                orphans = {}
+                for certificate in state.certificates.values():
+                    orphans.setdefault(certificate.request_pk, []).append(certificate)
+            self._request(tenant, pk, (orphans or {}).get(pk, []))
+        for piece in PIECES if changed.everything else changed.pieces:
+            self._piece(name, piece, getattr(state, piece))
+
+    def _request(self, tenant: Tenant, pk: int, orphans: list[IssuedCertificate]) -> None:
+        name = tenant.namespace
+        found = tenant.sandbox.state.requests.get(pk)
+        kept = set(self._request_rows(tenant, found) if found is not None else ())
+        kept.update(self._certificate(name, pk, certificate) for certificate in orphans)
+        for key in self._written.keys_of(name, pk):
+            if key not in kept:
+                self._drop(key[0], key)
+
+    def _request_rows(self, tenant: Tenant, found: SignatureRequest) -> Iterator[tuple[Any, ...]]:
+        name, pk, sandbox, blobs = tenant.namespace, found.pk, tenant.sandbox, self._blobs
+        body = {key: codec.encode(getattr(found, key), hint, blobs.put)
+                for key, hint in codec.fields(SignatureRequest).items() if key not in _REQUEST_FIELDS_APART}
+        body["rao"] = found.rao.username if found.rao else None
+        body["certificate"] = found.certificate.serial if found.certificate else None
+        identity = _dump(found.identity, type(found.identity), blobs)
+        request_json = json.dumps(body, **_JSON)
+        yield self._row("requests", (name, pk), (name, pk, found.status.value, found.created_at.isoformat(),
+                                                 found.profile, identity, request_json),
+                        identity + request_json + found.status.value)
+        for seq, change in enumerate(found.history):
+            row = (name, pk, seq, change.status.value, change.previous.value if change.previous else None,
+                   change.at.isoformat())
+            yield self._row("status_history", (name, pk, seq), row, json.dumps(row[3:]))
+        for uid, document in found.documents.items():
+            text = _dump(document, Document, blobs)
+            yield self._row("documents", (name, pk, uid),
+                            (name, pk, uid, document.filename, document.digest, document.uploaded_at.isoformat(),
+                             text), text)
+        for seq, message in enumerate(sandbox.otp.messages(pk, undelivered=True)):
+            text = _dump(message, OutboxMessage, blobs)
+            yield self._row("sms", (name, pk, seq), (name, pk, seq, message.sent_at.isoformat(), text), text)
+        issued = sandbox.otp.code_of(pk)
+        if issued is not None:
+            text = _dump(issued, IssuedOtp, blobs)
+            yield self._row("otp_codes", (name, pk), (name, pk, text), text)
+        for event in tenant.webhooks.events(pk):
+            yield from self._webhook(name, event)
+        if found.certificate is not None:
+            yield self._certificate(name, pk, found.certificate)
+        for kind, signing, hint in (("pending", sandbox.pending_signs.get(pk), SignParams),
+                                    ("staged", sandbox.staged_signs.get(pk), StagedSign)):
+            if signing is not None:
+                text = _dump(signing, hint, blobs)
+                yield self._row("signings", (name, pk, kind), (name, pk, kind, text), text)
+
+    def _certificate(self, name: str, pk: int, certificate: IssuedCertificate) -> tuple[Any, ...]:
+        text = _dump(certificate, IssuedCertificate, self._blobs)
+        revoked = certificate.revoked_at.isoformat() if certificate.revoked_at else None
+        return self._row("certificates", (name, pk, certificate.serial),
+                         (name, certificate.serial, pk, revoked, text), text)
+
+    def _webhook(self, name: str, event: WebhookEvent) -> Iterator[tuple[Any, ...]]:
+        text = _dump(_without_attempts(event), WebhookEvent, self._blobs)
+        yield self._row("webhook_events", (name, event.request, event.id),
+                        (name, event.id, event.request, event.name, event.state, text), text)
+        for seq, attempt in enumerate(event.attempts):
+            text = _dump(attempt, Attempt, self._blobs)
+            yield self._row("webhook_attempts", (name, event.request, event.id, seq),
+                            (name, event.id, seq, attempt.at.isoformat(), attempt.status, text), text)
+
+    def _piece(self, name: str, piece: str, items: dict[Any, Any]) -> None:
+        kept = set()
+        for key, item in items.items():
+            text = _dump(item, _PIECE_TYPES[piece], self._blobs)
+            kept.add(self._row(piece, (name, str(key)), (name, str(key), text), text))
+        for key in self._written.keys_of(name, piece):
+            if key not in kept:
+                self._drop(piece, key)
+
+    def _row(self, table: str, key: tuple[Any, ...], row: tuple[Any, ...], text: str) -> tuple[Any, ...]:
+        """Write ``row`` unless ``text`` (what it holds, as JSON) is what was last written."""
+        full = (table, *key)
+        fingerprint = _fingerprint(text)
+        if self._written.changed(full, fingerprint):
+            self.write.upsert(table, row)
+            self.notes.append((full, fingerprint))
+        return full
+
+    def _drop(self, table: str, key: tuple[Any, ...]) -> None:
+        name, *rest = key[1:]
+        rest = list(rest)
+        columns = ("pk", *_REQUEST_TABLES[table]) if table in _REQUEST_TABLES else ("key",)
+        if table == "certificates":
+            columns, rest = ("serial",), rest[1:]
+        elif table == "webhook_events":
+            columns, rest = ("id",), rest[1:]
+        elif table == "webhook_attempts":
+            columns, rest = ("event_id", "seq"), rest[1:]
+        where = " AND ".join(["namespace = ?", *(f"{column} = ?" for column in columns)])
+        self.write.delete(table, where, (name, *rest))
+        self.notes.append((key, None))
+
+
+def _without_attempts(event: WebhookEvent) -> WebhookEvent:
+    return replace(event, attempts=[])
+
+
+class _Loader:
+    """Reads every table back into freshly built tenants."""
+
+    def __init__(self, data_dir: DataDir, get_blob: codec.GetBlob) -> None:
+        self._dir = data_dir
+        self._get_blob = get_blob
+
+    def _load(self, text: str, hint: Any) -> Any:
+        return codec.decode(json.loads(text), hint, self._get_blob)
+
+    def load(self, tenants: Tenants) -> int:
+        restored = 0
+        states: dict[str, State] = {}
+        for row in self._dir.rows("namespaces"):
+            tenant = tenants.restore(row["namespace"])
+            sandbox = tenant.sandbox
+            state = State(settings=json.loads(row["settings"]))
+            states[tenant.namespace] = state
+            sandbox.state = state
+            sandbox.next_pk = row["next_pk"]
+            version, internal, gauss = json.loads(row["rng"])
+            sandbox.rng.setstate((version, tuple(internal), gauss))
+            sandbox.clock.set_offset(timedelta(seconds=row["clock_offset_s"]))
+            tenant.scenarios.scenarios = self._load(row["scenarios"], dict[str, Scenario])
+        for piece, hint in _PIECE_TYPES.items():
+            for row in self._dir.rows(piece):
+                state = states[row["namespace"]]
+                item = self._load(row["item"], hint)
+                getattr(state, piece)[row["key"]] = item
+        for row in self._dir.rows("certificates"):
+            certificate = self._load(row["certificate"], IssuedCertificate)
+            states[row["namespace"]].certificates[certificate.serial] = certificate
+        requests = self._requests(states)
+        for namespace, state in states.items():
+            tenant = tenants.restore(namespace)
+            self._around_requests(tenant, requests.get(namespace, {}))
+            tenant.sandbox.retention.reset(state.requests.values())
+            restored += len(state.requests)
+        return restored
+
+    def _requests(self, states: dict[str, State]) -> dict[str, dict[int, SignatureRequest]]:
+        found: dict[str, dict[int, SignatureRequest]] = {}
+        histories: dict[tuple[str, int], list[StatusChange]] = {}
+        for row in self._dir.rows("status_history", "namespace, pk, seq"):
+            histories.setdefault((row["namespace"], row["pk"]), []).append(self._load(json.dumps({
+                "status": row["status"], "previous": row["previous"], "at": row["at"]}), StatusChange))
+        documents: dict[tuple[str, int], dict[str, Document]] = {}
+        for row in self._dir.rows("documents"):
+            documents.setdefault((row["namespace"], row["pk"]), {})[row["uid"]] = self._load(row["document"], Document)
+        for row in self._dir.rows("requests"):
+            namespace, pk, state = row["namespace"], row["pk"], states[row["namespace"]]
+            body = json.loads(row["request"])
+            rao, serial = body.pop("rao"), body.pop("certificate")
+            body.update(pk=pk, status=row["status"], created_at=row["created_at"], profile=row["profile"],
+                        identity=json.loads(row["identity"]), documents={}, history=[], certificate=None, rao=None)
+            request = codec.decode(body, SignatureRequest, self._get_blob)
+            request.history = histories.get((namespace, pk), [])
+            request.documents = documents.get((namespace, pk), {})
+            request.rao = state.raos.get(rao) if rao else None
+            request.certificate = state.certificates.get(serial) if serial is not None else None
+            state.requests[pk] = request
+            found.setdefault(namespace, {})[pk] = request
+        return found
+
+    def _around_requests(self, tenant: Tenant, requests: dict[int, SignatureRequest]) -> None:
+        sandbox, namespace = tenant.sandbox, tenant.namespace
+        codes = {row["pk"]: self._load(row["otp"], IssuedOtp) for row in self._dir.rows("otp_codes")
+                 if row["namespace"] == namespace}
+        outbox = [self._load(row["message"], OutboxMessage) for row in self._dir.rows("sms")
+                  if row["namespace"] == namespace]
+        sandbox.otp.restore(codes, outbox)
+        attempts: dict[str, list[Attempt]] = {}
+        for row in self._dir.rows("webhook_attempts", "namespace, event_id, seq"):
+            if row["namespace"] == namespace:
+                attempts.setdefault(row["event_id"], []).append(self._load(row["attempt"], Attempt))
+        events = []
+        for row in self._dir.rows("webhook_events"):
+            if row["namespace"] == namespace:
+                event = self._load(row["event"], WebhookEvent)
+                event.attempts = attempts.get(event.id, [])
+                events.append(event)
+        tenant.webhooks.restore(events)
+        for row in self._dir.rows("signings"):
+            if row["namespace"] == namespace:
+                if row["kind"] == "pending":
+                    sandbox.pending_signs[row["pk"]] = self._load(row["signing"], SignParams)
+                else:
+                    sandbox.staged_signs[row["pk"]] = self._load(row["signing"], StagedSign)
+

@@ -91,6 +91,7 @@ class WebhookDispatcher:
         self._sandbox = sandbox
         self.settings = settings
         self.log: list[WebhookEvent] = []
+        self._by_request: dict[int, list[WebhookEvent]] = {}
         self._queues: dict[int, deque[WebhookEvent]] = {}
         self._workers: dict[int, asyncio.Task] = {}
         self._wake = asyncio.Event()
@@ -109,6 +110,8 @@ class WebhookDispatcher:
         if isinstance(event, RequestsEvicted):
             gone = set(event.pks)
             self.log = [e for e in self.log if e.request not in gone]
+            for pk in gone:
+                self._by_request.pop(pk, None)
             return
         if isinstance(event, ContractSigned):
             return
@@ -129,6 +132,8 @@ class WebhookDispatcher:
             effect=current_effects().webhook,
         )
         self.log.append(queued)
+        self._by_request.setdefault(queued.request, []).append(queued)
+        self._sandbox.changes.request(queued.request)
         self._trim_log()
         if queued.effect == "drop":
             queued.state = "dropped"
@@ -163,6 +168,8 @@ class WebhookDispatcher:
         for event in self.log:
             if excess > 0 and event.state != "pending":
                 excess -= 1
+                self._by_request[event.request].remove(event)
+                self._sandbox.changes.request(event.request)
                 continue
             kept.append(event)
         self.log = kept
@@ -217,6 +224,7 @@ class WebhookDispatcher:
                 simulated_failures -= 1
                 event.attempts.append(Attempt(self._sandbox.clock.now(), event.target, effect["fail_status"],
                                               "scenario: simulated receiver failure", 0.0))
+                self._sandbox.changes.request(event.request)
                 continue
             if (await self._attempt(event)).succeeded:
                 event.state = "delivered"
@@ -224,6 +232,7 @@ class WebhookDispatcher:
                     await self._attempt(event)
                 return
         event.state = "failed"
+        self._sandbox.changes.request(event.request)
         log.warning("webhook %s to %s given up after %d attempts", event.id, event.target, len(event.attempts))
 
     async def _sleep(self, seconds: float) -> None:
@@ -251,6 +260,8 @@ class WebhookDispatcher:
         attempt = Attempt(self._sandbox.clock.now(), event.target, status, error,
                           round((time.perf_counter() - started) * 1000, 1))
         event.attempts.append(attempt)
+        # Marked after each attempt, for the state set right after it too (the same turn of the loop).
+        self._sandbox.changes.request(event.request)
         return attempt
 
     def _headers(self, event: WebhookEvent) -> dict[str, str]:
@@ -263,7 +274,8 @@ class WebhookDispatcher:
     # Control ------------------------------------------------------------------------
 
     def events(self, request: int | None = None) -> list[WebhookEvent]:
-        return [e for e in self.log if request is None or e.request == request]
+        """The logged events, or those of ``request``, oldest first."""
+        return list(self.log) if request is None else list(self._by_request.get(request, ()))
 
     def event(self, event_id: str) -> WebhookEvent | None:
         """The logged event ``event_id``, if the log still holds it."""
@@ -292,6 +304,7 @@ class WebhookDispatcher:
         self._queues.clear()
         self._arrivals.clear()
         self.log.clear()
+        self._by_request.clear()
 
     def pending(self) -> int:
         """How many events wait for delivery."""
@@ -301,6 +314,8 @@ class WebhookDispatcher:
         """Take back a persisted log; its pending events are queued again, in order."""
         self._reset()
         self.log = list(events)
+        for event in self.log:
+            self._by_request.setdefault(event.request, []).append(event)
         for event in self.log:
             if event.state == "pending":
                 self._queues.setdefault(event.request, deque()).append(event)

@@ -26,6 +26,7 @@ from pyhanko.sign.general import as_signing_certificate_v2
 
 from mock_server.bench.inputs import Draws, identity_common_name
 from mock_server.bench.servers import child_pids
+from mock_server.domain.changes import ChangeLog
 from mock_server.domain.clock import Clock
 from mock_server.domain.ids import RandomSource
 from mock_server.domain.pdfchecks import CheckedPdfs
@@ -76,7 +77,7 @@ def test_signing_certificate_attribute_matches_pyhanko(which):
 
 def test_outbox_index_follows_the_cap():
     clock = Clock(datetime(2030, 1, 1, tzinfo=UTC))
-    desk = OtpDesk(RandomSource(1), clock, OtpPolicy(outbox_cap=5, resend_interval=timedelta(0)))
+    desk = OtpDesk(RandomSource(1), clock, OtpPolicy(outbox_cap=5, resend_interval=timedelta(0)), ChangeLog())
     for _ in range(4):
         for request in (1, 2):
             desk.issue(request, f"+3460000000{request}", "sms", "ES")
@@ -85,8 +86,8 @@ def test_outbox_index_follows_the_cap():
     assert desk.messages(1) == [m for m in desk.outbox if m.request == 1]
     assert desk.messages(2) == [m for m in desk.outbox if m.request == 2]
     assert desk.messages(3) == []
-    restored = OtpDesk(RandomSource(1), clock, OtpPolicy(outbox_cap=5))
-    restored.restore(*desk.snapshot())
+    restored = OtpDesk(RandomSource(1), clock, OtpPolicy(outbox_cap=5), ChangeLog())
+    restored.restore({}, list(desk.outbox))
     assert restored.messages(1) == desk.messages(1)
 
 

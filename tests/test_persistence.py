@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import json
@@ -170,6 +171,103 @@ def test_newer_data_dir_is_refused(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode != 0
     assert "newer oneshot-mock (data schema 99)" in done.stderr
+
+
+# The schema -------------------------------------------------------------------------------------------------
+
+TABLES = {"meta", "namespaces", "requests", "status_history", "documents", "sms", "otp_codes", "webhook_events",
+          "webhook_attempts", "certificates", "signings", "tokens", "raos", "images", "metadata"}
+# Columns that hold JSON (the rest are plain values).
+JSON_COLUMNS = {"rng", "settings", "scenarios", "identity", "request", "document", "message", "otp", "event",
+                "attempt", "certificate", "signing", "item"}
+
+
+async def signed_flow(http: Http, given: str) -> tuple[int, str]:
+    pk = await http.create(given)
+    uid = await http.upload(pk, blank_pdf(2))
+    status, body = await http.call("POST", f"/api/v1/sign/{pk}", json={"secret": await http.otp(pk)})
+    assert status == 200, body
+    return pk, uid
+
+
+async def test_the_data_dir_is_tables_of_plain_columns_and_json(tmp_path):
+    data = tmp_path / "data"
+    async with aiohttp.ClientSession() as session:
+        with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
+            http = Http(session, server.base)
+            pk, uid = await signed_flow(http, "Tabled")
+            form = aiohttp.FormData()
+            form.add_field("image", picture(), filename="stamp.png", content_type="image/png")
+            assert (await http.call("POST", "/api/v1/image", data=form))[0] == 200
+    with contextlib.closing(sqlite3.connect(data / "state.sqlite3")) as db:
+        db.row_factory = sqlite3.Row
+        assert {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")} == TABLES
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+        request = db.execute("SELECT * FROM requests WHERE pk = ?", (pk,)).fetchone()
+        assert request["status"] == "ISSUED"
+        assert json.loads(request["identity"])["given_name"] == "Tabled"
+        history = [row["status"] for row in db.execute("SELECT status FROM status_history WHERE pk = ? ORDER BY seq",
+                                                       (pk,))]
+        assert history == ["CREATED", "ENROLLREADY", "ISSUED"]
+        document = json.loads(db.execute("SELECT document FROM documents WHERE pk = ? AND uid = ?",
+                                         (pk, uid)).fetchone()[0])
+        # Bytes from 1 KiB up live in content-addressed blobs; a small upload stays inline, in base64.
+        assert document["signed"].startswith("blob:")
+        digest = document["signed"].removeprefix("blob:")
+        assert (data / "blobs" / digest[:2] / digest).read_bytes().startswith(b"%PDF")
+        assert base64.b64decode(document["data"]).startswith(b"%PDF")
+        assert db.execute("SELECT count(*) FROM images").fetchone()[0] == 1
+        assert db.execute("SELECT count(*) FROM certificates WHERE pk = ?", (pk,)).fetchone()[0] == 1
+        for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+            for row in db.execute(f"SELECT * FROM {table}"):
+                for column in row.keys():
+                    assert not isinstance(row[column], bytes), f"{table}.{column} holds raw bytes"
+                    if column in JSON_COLUMNS:
+                        json.loads(row[column])
+
+
+async def test_a_call_writes_the_rows_of_what_it_changed_only(tmp_path):
+    data = tmp_path / "data"
+    async with aiohttp.ClientSession() as session:
+        with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
+            http = Http(session, server.base)
+            earlier = [(await signed_flow(http, f"Earlier{index}"))[0] for index in range(12)]
+            waiting = await http.create("Waiting")
+            with contextlib.closing(sqlite3.connect(data / "state.sqlite3")) as db:
+                # Every row the server writes from now on, as the database sees it.
+                db.execute("CREATE TABLE audit (tab TEXT, pk INTEGER)")
+                for table, label in (("requests", "requests"), ("documents", "documents"),
+                                     ("status_history", "history")):
+                    db.execute(f"CREATE TRIGGER audit_{label} AFTER INSERT ON {table} "
+                               f"BEGIN INSERT INTO audit VALUES ('{label}', NEW.pk); END")
+            pk, _ = await signed_flow(http, "Latest")
+            assert (await http.call("GET", f"/api/v1/request/{earlier[0]}"))[0] == 200
+            assert (await http.call("GET", "/api/v1/hello"))[0] == 200
+            assert (await http.call("POST", f"/api/v1/otp/{waiting}"))[0] == 200
+            await asyncio.sleep(1.2)  # the background flush of what reads changed, if anything
+            with contextlib.closing(sqlite3.connect(data / "state.sqlite3")) as db:
+                written = db.execute("SELECT tab, pk FROM audit").fetchall()
+    assert {row_pk for _, row_pk in written} == {pk}, "an OTP writes its SMS and code, not the request"
+    # create: the request and two statuses; upload: the document; sign: the request, ISSUED, the
+    # document with its signed bytes. An OTP writes its SMS and code only; reads write nothing.
+    assert sorted(written) == sorted([("requests", pk)] * 2 + [("history", pk)] * 3 + [("documents", pk)] * 2), \
+        "each step of the flow wrote the request and what it added, and nothing else"
+
+
+def test_a_pickled_data_dir_is_refused_with_the_way_out(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    with contextlib.closing(sqlite3.connect(data / "state.sqlite3")) as db:
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.execute("CREATE TABLE rows (namespace TEXT, kind TEXT, key TEXT, body BLOB)")
+        db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        db.execute("INSERT INTO rows VALUES ('', 'sandbox', 'next_pk', ?)", (b"\x80\x05K\x01.",))
+        db.commit()
+    done = subprocess.run([sys.executable, "-m", "mock_server", "serve", "--port", "0", "--data-dir", str(data)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "data schema 1 (pickled rows" in done.stderr and "empty --data-dir" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
 
 
 # kill -9 at random moments -----------------------------------------------------------------------------------

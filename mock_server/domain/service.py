@@ -14,10 +14,19 @@ from typing import Any
 
 from mock_server.contract import ContractFacts, render_contract
 from mock_server.domain import accounts, library, lifecycle, validation, views
+from mock_server.domain.changes import ChangeLog
 from mock_server.domain.clock import Clock
 from mock_server.domain.hashfile import parse_hash_file
 from mock_server.domain.ids import RandomSource
-from mock_server.domain.lifecycle import ContractSigned, EventBus, RequestsEvicted, SandboxReset, StatusChanged
+from mock_server.domain.lifecycle import (
+    CertificateRevoked,
+    ContractSigned,
+    Event,
+    EventBus,
+    RequestsEvicted,
+    SandboxReset,
+    StatusChanged,
+)
 from mock_server.domain.model import (
     Document,
     Download,
@@ -112,7 +121,9 @@ class Sandbox:
         self.pki = pki
         self.clock = Clock(settings.clock_start)
         self.rng = RandomSource(settings.seed)
-        self.otp = OtpDesk(self.rng, self.clock, settings.otp)
+        # What changed since the data dir last saved (nothing reads it in memory).
+        self.changes = ChangeLog()
+        self.otp = OtpDesk(self.rng, self.clock, settings.otp, self.changes)
         self.keys = keys or KeyPool(run, settings.key_pool_size)
         self.run = run
         self.trust = TrustServices(self)
@@ -124,6 +135,7 @@ class Sandbox:
         self.revocation_urls = RevocationUrls.under(settings.public_url, settings.namespace)
         self._seed = seed
         self.events = EventBus()
+        self.events.subscribe(self._note_change)
         self._background: set[asyncio.Task] = set()
         # Makes what changed durable before a background result shows (the data dir's flush).
         self.commit: Callable[[], Awaitable[None]] = _nothing_to_commit
@@ -146,9 +158,14 @@ class Sandbox:
         authorities = self.state.settings.setdefault("registration_authorities", {})
         for ra, url in self.settings.ra_webhooks:
             authorities.setdefault(ra, {})["webhook_url"] = url
+        self.changes.everything()
         self.events.publish(SandboxReset())
         if self._seed is not None:
             self._seed.apply(self)
+
+    def _note_change(self, event: Event) -> None:
+        if isinstance(event, StatusChanged | ContractSigned | CertificateRevoked):
+            self.changes.request(event.request.pk)
 
     def registration_authority(self, ra: int) -> dict[str, Any]:
         """The settings of a Registration Authority (webhook URL and format): ``{}`` if none."""
@@ -229,6 +246,7 @@ class Sandbox:
         if not pks:
             return
         for pk in pks:
+            self.changes.request(pk)
             request = self.state.requests.pop(pk, None)
             certificate = request.certificate if request is not None else None
             if certificate is not None and certificate.revoked_at is None:
@@ -251,6 +269,8 @@ class Sandbox:
             request = self.state.requests.get(int(pk))
         if request is None:
             raise vendor_error(not_found_key, pk=pk, **values)
+        # Whoever looks a request up for a call may change it: the data dir compares its rows.
+        self.changes.request(request.pk)
         return request
 
     # OTP ----------------------------------------------------------------------
@@ -426,6 +446,7 @@ class Sandbox:
                 if staged is None:
                     contract_job, outcome = await self._sign_all(request, params)
                     staged = self.staged_signs[request.pk] = StagedSign(contract_job, outcome, self.clock.now())
+                    self.changes.request(request.pk)
                     # Saved before anyone can see it: after a kill the same signature comes back,
                     # not a new one, and its events come back under the same ids.
                     await self.commit()
@@ -437,6 +458,7 @@ class Sandbox:
                 self._record(request, staged.contract_job, staged.outcome, staged.at)
             finally:
                 request.signing = False
+                self.changes.request(request.pk)
                 self.pending_signs.pop(request.pk, None)
                 self.staged_signs.pop(request.pk, None)
 

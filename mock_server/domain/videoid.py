@@ -85,13 +85,17 @@ class VideoIdDesk:
         """A VideoID request by its videoid pk (the newer API keys VideoID calls so)."""
         for request in self._sandbox.state.requests.values():
             if request.videoid is not None and str(request.videoid.pk) == str(videoid_pk):
+                self._sandbox.changes.request(request.pk)
                 return request
         raise vendor_error(not_found_key, pk=videoid_pk)
 
     def by_link(self, link_id: str) -> SignatureRequest | None:
-        return next(
+        found = next(
             (r for r in self._sandbox.state.requests.values() if r.videoid and r.videoid.link_id == link_id), None
         )
+        if found is not None:
+            self._sandbox.changes.request(found.pk)
+        return found
 
     def identify(self, request: SignatureRequest, outcome: str) -> None:
         """The video identification ended: ``complete``, ``incomplete`` or ``error``."""

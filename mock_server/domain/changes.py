@@ -1,0 +1,50 @@
+"""What changed in a namespace since the data dir last saved it: the store writes only that."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# The namespace-wide collections a client changes one item at a time.
+PIECES = ("tokens", "raos", "images", "metadata")
+
+
+@dataclass
+class ChangeSet:
+    """Requests (by pk) and pieces changed; ``everything`` after a reset or a restore."""
+
+    requests: set[int] = field(default_factory=set)
+    pieces: set[str] = field(default_factory=set)
+    everything: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.requests or self.pieces or self.everything)
+
+
+class ChangeLog:
+    """Collects what the domain says it changed, until the store takes it."""
+
+    def __init__(self) -> None:
+        self._pending = ChangeSet()
+
+    def request(self, pk: int) -> None:
+        """Request ``pk`` (or something kept with it: documents, SMS, webhooks, signing) changed."""
+        self._pending.requests.add(pk)
+
+    def pieces(self, *names: str) -> None:
+        """These namespace-wide collections (:data:`PIECES`) changed; all of them without names."""
+        self._pending.pieces.update(names or PIECES)
+
+    def everything(self) -> None:
+        """The whole namespace changed (a reset)."""
+        self._pending.everything = True
+
+    def take(self) -> ChangeSet:
+        """What changed since the last call, and start afresh."""
+        taken, self._pending = self._pending, ChangeSet()
+        return taken
+
+    def give_back(self, changes: ChangeSet) -> None:
+        """Put back what a failed save took, so that the next save writes it."""
+        self._pending.requests |= changes.requests
+        self._pending.pieces |= changes.pieces
+        self._pending.everything |= changes.everything
