@@ -273,89 +273,12 @@ def test_a_pickled_data_dir_is_refused_with_the_way_out(tmp_path):
 # kill -9 at random moments -----------------------------------------------------------------------------------
 
 
-@dataclass
-class Acknowledged:
-    """What the server answered 2xx to, per request."""
-
-    given_name: str
-    documents: dict[str, str] = field(default_factory=dict)  # uid -> sha256 of the uploaded bytes
-    signed: bool = False
-
-
-async def worker(http: Http, index: int, round_: int, acked: dict[int, Acknowledged], counts: dict[str, int]) -> None:
-    """Classic flows one after another until the server dies under it."""
-    flow = 0
-    try:
-        while True:
-            given = f"R{round_}W{index}F{flow}"
-            pk = await http.create(given)
-            acked[pk] = Acknowledged(given)
-            pdf = blank_pdf(1 + (index + flow) % 4)
-            uid = await http.upload(pk, pdf)
-            acked[pk].documents[uid] = hashlib.sha256(pdf).hexdigest()
-            status, body = await http.call("POST", f"/api/v1/sign/{pk}", json={"secret": await http.otp(pk)})
-            assert status == 200, body
-            acked[pk].signed = True
-            counts["flows"] += 1
-            flow += 1
-    except (TimeoutError, aiohttp.ClientError, ConnectionError):
-        return
-
-
 def check_history(history: list[dict[str, Any]]) -> None:
     """Each change starts where the previous one ended."""
     previous = None
     for change in history:
         assert change["previous_status"] == previous, history
         previous = change["status"]
-
-
-@pytest.mark.slow
-async def test_kill_9_loses_no_acknowledged_write(tmp_path):
-    kills, workers = 5, 8
-    rng = random.Random(20261128)
-    data = tmp_path / "data"
-    acked: dict[int, Acknowledged] = {}
-    counts = {"flows": 0}
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
-        for round_ in range(kills):
-            with running_sandbox(tmp_path, "--data-dir", str(data), workers=2) as server:
-                http = Http(session, server.base)
-                load = [asyncio.create_task(worker(http, i, round_, acked, counts)) for i in range(workers)]
-                await asyncio.sleep(rng.uniform(1.0, 4.0))
-                os.kill(server.process.pid, signal.SIGKILL)
-                await asyncio.gather(*load)
-                server.process.wait()
-
-        with running_sandbox(tmp_path, "--data-dir", str(data), workers=2) as server:
-            http = Http(session, server.base)
-            lost, checked_documents = [], 0
-            for pk, expected in acked.items():
-                status, body = await http.call("GET", f"/_mock/requests/{pk}")
-                if status != 200:
-                    lost.append((pk, "request"))
-                    continue
-                check_history(body["history"])
-                assert body["given_name"] == expected.given_name
-                if expected.signed and body["status"] != "ISSUED":
-                    lost.append((pk, f"signature (status {body['status']})"))
-                for uid, digest in expected.documents.items():
-                    status, original = await http.call("GET", f"/api/v1/document/{pk}/original/{uid}")
-                    if status != 200 or hashlib.sha256(original).hexdigest() != digest:
-                        lost.append((pk, f"document {uid}"))
-                        continue
-                    checked_documents += 1
-                    if expected.signed:
-                        status, signed = await http.call("GET", f"/api/v1/document/{pk}/signed/{uid}")
-                        assert status == 200 and (await validate(signed)).bottom_line
-    figures = {"kills": kills, "workers": workers, "flows_completed": counts["flows"],
-               "requests_acknowledged": len(acked), "documents_checked": checked_documents,
-               "signed_checked": sum(a.signed for a in acked.values()), "lost_acknowledged_writes": len(lost)}
-    ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / "crash-safety.json").write_text(json.dumps(figures, indent=2))
-    print(f"\ncrash safety: {figures}")
-    assert not lost, lost[:5]
-    assert counts["flows"] >= kills, "the load really ran"
 
 
 async def test_a_redirecting_answer_is_stored_before_it_leaves(tmp_path):
@@ -522,3 +445,158 @@ async def test_a_receiver_only_hears_of_what_is_saved(tmp_path, start_receiver):
         with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
             status, body = await Http(session, server.base).call("GET", f"/api/v1/request/{pk}")
     assert status == 200 and body["details"]["status"] == "ISSUED", body
+
+
+# The acceptance run: kill -9 at random through both families, sync and async ---------------------------------
+
+
+@dataclass
+class Seen:
+    """What a client was answered 2xx about one request: sha256 of each byte string it downloaded."""
+
+    family: str
+    given_name: str
+    documents: dict[str, str] = field(default_factory=dict)  # uid -> sha256 of the uploaded bytes
+    signed: dict[str, str] = field(default_factory=dict)  # uid -> sha256 of the signed PDF downloaded
+    contract: str | None = None
+    issued: bool = False
+
+
+class Flows:
+    """Classic flows of one family until the server dies: legacy sync, legacy async, newer sync."""
+
+    def __init__(self, http: Http, seen: dict[int, Seen], callback: str) -> None:
+        self.http, self.seen, self.callback = http, seen, callback
+        self.completed = 0
+
+    async def run(self, kind: str, name: str, pdf: bytes) -> None:
+        try:
+            while True:
+                await (self._newer if kind == "newer" else self._legacy)(f"{name}F{self.completed}", pdf, kind)
+                self.completed += 1
+        except (TimeoutError, aiohttp.ClientError, ConnectionError):
+            return
+
+    async def _legacy(self, given: str, pdf: bytes, kind: str) -> None:
+        extra = {"useasync": "true", "callback": self.callback} if kind == "async" else {}
+        pk = await self.http.create(given, **extra)
+        seen = self.seen[pk] = Seen(kind, given)
+        uid = await self.http.upload(pk, pdf)
+        seen.documents[uid] = hashlib.sha256(pdf).hexdigest()
+        status, body = await self.http.call("POST", f"/api/v1/sign/{pk}", json={"secret": await self.http.otp(pk)})
+        assert status == 200, body
+        if kind == "async":
+            while (await self.http.call("GET", f"/api/v1/async/status/{pk}"))[1]["details"] != "signed":
+                await asyncio.sleep(0.05)
+        seen.issued = True
+        status, signed = await self.http.call("GET", f"/api/v1/document/{pk}/signed/{uid}")
+        assert status == 200
+        seen.signed[uid] = hashlib.sha256(signed).hexdigest()
+        status, contract = await self.http.call("GET", f"/api/v1/document/{pk}/contract")
+        assert status == 200
+        seen.contract = hashlib.sha256(contract).hexdigest()
+
+    async def _newer(self, given: str, pdf: bytes, kind: str) -> None:
+        form = aiohttp.FormData({**IDENTITY, "token": DEFAULT_TOKEN, "given_name": given})
+        status, body = await self.http.call("POST", "/oneshot/api/v1/create", data=form)
+        assert status == 201, body
+        pk = body["details"]["request_pk"]
+        seen = self.seen[pk] = Seen(kind, given)
+        form = aiohttp.FormData()
+        form.add_field("file", pdf, filename="kept.pdf", content_type="application/pdf")
+        status, body = await self.http.call("POST", f"/oneshot/api/v1/document/{pk}", data=form)
+        assert status == 200, body
+        uid = body["detail"]["uid"]
+        seen.documents[uid] = hashlib.sha256(pdf).hexdigest()
+        assert (await self.http.call("POST", f"/oneshot/api/v1/otp/{pk}"))[0] == 200
+        _, outbox = await self.http.call("GET", "/_mock/sms", params={"request": str(pk)})
+        status, body = await self.http.call("POST", f"/oneshot/api/v1/sign/{pk}",
+                                            json={"secret": outbox["messages"][-1]["otp"]})
+        assert status == 200, body
+        seen.issued = True
+        status, signed = await self.http.call("GET", f"/oneshot/api/v1/document/{pk}/{uid}",
+                                              params={"document_type": "signed"})
+        assert status == 200
+        seen.signed[uid] = hashlib.sha256(signed).hexdigest()
+        status, contract = await self.http.call("GET", f"/oneshot/api/v1/contract/{pk}")
+        assert status == 200
+        seen.contract = hashlib.sha256(contract).hexdigest()
+
+
+async def check_seen(http: Http, seen: dict[int, Seen]) -> list[tuple[int, str]]:
+    """What a restarted sandbox lost or changed of what clients were answered."""
+    lost = []
+    for pk, expected in seen.items():
+        status, body = await http.call("GET", f"/_mock/requests/{pk}")
+        if status != 200:
+            lost.append((pk, "request"))
+            continue
+        check_history(body["history"])
+        assert body["given_name"] == expected.given_name
+        if expected.issued and body["status"] != "ISSUED":
+            lost.append((pk, f"signature (status {body['status']})"))
+        for uid, digest in expected.documents.items():
+            status, original = await http.call("GET", f"/api/v1/document/{pk}/original/{uid}")
+            if status != 200 or hashlib.sha256(original).hexdigest() != digest:
+                lost.append((pk, f"document {uid}"))
+        for uid, digest in expected.signed.items():
+            status, signed = await http.call("GET", f"/api/v1/document/{pk}/signed/{uid}")
+            if status != 200 or hashlib.sha256(signed).hexdigest() != digest:
+                lost.append((pk, f"signed PDF {uid}"))
+        if expected.contract is not None:
+            status, contract = await http.call("GET", f"/api/v1/document/{pk}/contract")
+            if status != 200 or hashlib.sha256(contract).hexdigest() != expected.contract:
+                lost.append((pk, "contract"))
+    return lost
+
+
+@pytest.mark.slow
+async def test_twenty_kills_lose_nothing_acknowledged_in_either_family(tmp_path, start_receiver):
+    kills, clients = 20, 12
+    kinds = ("sync", "async", "newer")
+    rng = random.Random(20261202)
+    receiver = await start_receiver()
+    data = tmp_path / "data"
+    seen: dict[int, Seen] = {}
+    completed = 0
+    pdfs = [blank_pdf(pages) for pages in (1, 2, 3)]
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+        for round_ in range(kills):
+            with running_sandbox(tmp_path, "--data-dir", str(data), workers=2) as server:
+                flows = Flows(Http(session, server.base), seen, receiver.url)
+                load = [asyncio.create_task(flows.run(kinds[index % 3], f"K{round_}C{index}", pdfs[index % 3]))
+                        for index in range(clients)]
+                await asyncio.sleep(rng.uniform(0.5, 2.5))
+                os.kill(server.process.pid, signal.SIGKILL)
+                await asyncio.gather(*load)
+                server.process.wait()
+                completed += flows.completed
+        with running_sandbox(tmp_path, "--data-dir", str(data), workers=2) as server:
+            http = Http(session, server.base)
+            lost = await check_seen(http, seen)
+            # The webhooks still pending when the last sandbox died go out now; then every event a
+            # receiver got, under however many deliveries, carries one id.
+            async def delivered() -> bool:
+                _, listed = await http.call("GET", "/_mock/webhooks")
+                return all(event["state"] != "pending" for event in listed["webhooks"])
+
+            await eventually(delivered, "the pending webhooks delivered", timeout=30)
+            sample = [pk for pk, s in seen.items() if s.issued][:: max(1, len(seen) // 10)]
+            for pk in sample:
+                uid = next(iter(seen[pk].documents))
+                _, signed = await http.call("GET", f"/api/v1/document/{pk}/signed/{uid}")
+                assert (await validate(signed)).bottom_line, pk
+    ids: dict[tuple[int, str], set[str]] = {}
+    for delivery in receiver.deliveries:
+        request = delivery.json["request"]
+        pk = request["pk"] if isinstance(request, dict) else request
+        ids.setdefault((pk, delivery.event), set()).add(delivery.id)
+    figures = {"kills": kills, "clients": clients, "flows_completed": completed, "requests_acknowledged": len(seen),
+               "by_kind": {kind: sum(s.family == kind for s in seen.values()) for kind in kinds},
+               "webhook_deliveries": len(receiver.deliveries), "lost_or_changed": len(lost)}
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "crash-safety.json").write_text(json.dumps(figures, indent=2))
+    print(f"\ncrash safety, both families: {figures}")
+    assert not lost, lost[:5]
+    assert {key: found for key, found in ids.items() if len(found) > 1} == {}, "an event delivered under two ids"
+    assert completed >= 200, f"the load really ran: {figures}"
