@@ -139,10 +139,14 @@ class ScenarioBook:
         self._seed = seed
         self._start = start
         self.scenarios: dict[str, Scenario] = {}
+        # Counts every change to the scenarios, their counters and draws: the data dir saves them again
+        # only when it moved.
+        self.revision = 0
         self.reset()
 
     def reset(self) -> None:
         """Back to the start set, counts at zero, random draws replayed."""
+        self.revision += 1
         self.scenarios = {}
         for document, source in self._start:
             self.add(document, source)
@@ -159,11 +163,13 @@ class ScenarioBook:
         )
         scenario.rng.seed(scenario.seed if scenario.seed is not None else self._seed)
         self.scenarios[scenario.name] = scenario
+        self.revision += 1
         return scenario
 
     def remove(self, name: str) -> None:
         if self.scenarios.pop(name, None) is None:
             raise LookupError(f"no scenario named {name!r}")
+        self.revision += 1
 
     def fire(self, call: Call) -> list[dict[str, Any]]:
         """The ``then`` of every rule that matches ``call`` and whose ``when`` allows it now."""
@@ -175,6 +181,7 @@ class ScenarioBook:
                 if not _matches(rule.match, call):
                     continue
                 rule.matches += 1
+                self.revision += 1
                 when = rule.when
                 if rule.matches <= when.get("after", 0):
                     continue

@@ -1,24 +1,26 @@
-"""``--data-dir``: the sandbox's state in SQLite tables, its document, image and video bytes as files.
+"""``--data-dir``: the sandbox's state in SQLite tables, bytes (documents, images, videos) among them.
 
 Each namespace is a row of ``namespaces`` plus rows of one table per kind of thing (requests, their
 status history, documents, SMS, OTP codes, webhook events and attempts, certificates, signings in
 progress, tokens, RAOs, images, metadata): plain columns and JSON (:mod:`mock_server.codec`), readable
-with the ``sqlite3`` shell, no pickle. Bytes from 1 KiB up are content-addressed blob files.
+with the ``sqlite3`` shell, no pickle. Bytes from 1 KiB up are rows of ``blobs``, by SHA-256, so that
+one commit (one fsync) carries a call's documents with its rows.
 
 A flush writes what the domain says changed (:class:`~mock_server.domain.changes.ChangeLog`): the
-rows of those requests and collections whose JSON differs from what was last written, blobs first
-(temp file, fsync, rename), then one SQLite transaction (WAL, synchronous=FULL) in a thread. The
+rows of those requests and collections whose JSON differs from what was last written, in one SQLite
+transaction (WAL, synchronous=FULL) in a thread. The
 HTTP layer acknowledges a change only after the flush that carries it has committed.
 """
 
 from __future__ import annotations
 
+import array
 import asyncio
+import base64
 import contextlib
 import hashlib
 import json
 import logging
-import os
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -54,6 +56,7 @@ _Note = tuple[tuple[Any, ...], bytes | None]  # a row's key, and its fingerprint
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS blobs (sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS namespaces (
     namespace TEXT PRIMARY KEY, next_pk INTEGER NOT NULL, clock_offset_s REAL NOT NULL,
     rng TEXT NOT NULL, settings TEXT NOT NULL, scenarios TEXT NOT NULL);
@@ -98,59 +101,6 @@ _JSON = {"ensure_ascii": False, "separators": (",", ":"), "sort_keys": True}
 
 class DataDirError(Exception):
     """A data dir this sandbox cannot use (another schema, unreadable)."""
-
-
-class BlobStore:
-    """Content-addressed files: ``<root>/<first two hex digits>/<sha256>``."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        root.mkdir(parents=True, exist_ok=True)
-
-    def path(self, digest: str) -> Path:
-        """Where the blob ``digest`` lives."""
-        return self.root / digest[:2] / digest
-
-    def write(self, digest: str, data: bytes) -> None:
-        """Store ``data`` durably: a temp file, fsynced, renamed into place, directory fsynced."""
-        final = self.path(digest)
-        if final.exists():
-            return
-        final.parent.mkdir(exist_ok=True)
-        temp = final.with_name(f".{digest}.tmp")
-        with open(temp, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, final)
-        _fsync_directory(final.parent)
-
-    def read(self, digest: str) -> bytes:
-        """The bytes of blob ``digest``, checked against it."""
-        try:
-            data = self.path(digest).read_bytes()
-        except OSError as fault:
-            raise DataDirError(f"blob {digest} is missing ({fault})") from None
-        if hashlib.sha256(data).hexdigest() != digest:
-            raise DataDirError(f"blob {digest} is corrupt")
-        return data
-
-    def collect_garbage(self, referenced: set[str]) -> int:
-        """Remove blobs no row refers to and temp files a crash left; how many went."""
-        removed = 0
-        for path in self.root.glob("*/*"):
-            if path.name.startswith(".") or path.name not in referenced:
-                path.unlink(missing_ok=True)
-                removed += 1
-        return removed
-
-
-def _fsync_directory(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 class _Blobs:
@@ -200,7 +150,6 @@ class DataDir:
     def __init__(self, root: Path) -> None:
         root.mkdir(parents=True, exist_ok=True)
         self.root = root
-        self.blobs = BlobStore(root / "blobs")
         try:
             self._db = sqlite3.connect(root / "state.sqlite3", check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -231,13 +180,31 @@ class DataDir:
         for values in cursor:
             yield dict(zip(names, values, strict=True))
 
+    def read_blob(self, digest: str) -> bytes:
+        """The bytes of blob ``digest``, checked against it."""
+        found = self._db.execute("SELECT data FROM blobs WHERE sha256 = ?", (digest,)).fetchone()
+        if found is None:
+            raise DataDirError(f"blob {digest} is missing")
+        if hashlib.sha256(found[0]).hexdigest() != digest:
+            raise DataDirError(f"blob {digest} is corrupt")
+        return bytes(found[0])
+
+    def collect_garbage(self, referenced: set[str]) -> int:
+        """Remove the blobs no row refers to any more; how many went."""
+        stale = [(digest,) for (digest,) in self._db.execute("SELECT sha256 FROM blobs") if digest not in referenced]
+        with contextlib.closing(self._db.cursor()) as cursor:
+            cursor.execute("BEGIN IMMEDIATE")
+            cursor.executemany("DELETE FROM blobs WHERE sha256 = ?", stale)
+            cursor.execute("COMMIT")
+        return len(stale)
+
     def commit(self, write: _Write) -> None:
-        """Blobs first, then the rows in one transaction: a row never names a missing blob."""
-        for digest, data in write.blobs.items():
-            self.blobs.write(digest, data)
+        """The rows and the blobs they name, in one transaction."""
         with contextlib.closing(self._db.cursor()) as cursor:
             cursor.execute("BEGIN IMMEDIATE")
             try:
+                cursor.executemany("INSERT OR IGNORE INTO blobs VALUES (?, ?, ?)",
+                                   [(digest, len(data), data) for digest, data in write.blobs.items()])
                 for table, where, values in write.deletes:
                     cursor.execute(f"DELETE FROM {table} WHERE {where}", values)
                 for table, rows in write.upserts.items():
@@ -302,6 +269,8 @@ class Persistence:
         self._tenants: Tenants | None = None
         self._written = _Written()
         self._blobs = _Blobs()
+        self._scenarios = _ScenarioTexts()
+        self._scenario_revisions: dict[str, int] = {}
         self._lock = asyncio.Lock()
         self._asked = 0
         self._done = 0
@@ -320,7 +289,7 @@ class Persistence:
 
         def get_blob(digest: str) -> bytes:
             referenced.add(digest)
-            return self._dir.blobs.read(digest)
+            return self._dir.read_blob(digest)
 
         try:
             restored = _Loader(self._dir, get_blob).load(tenants)
@@ -329,7 +298,7 @@ class Persistence:
         self._blobs.on_disk = referenced
         for tenant in tenants.existing():
             tenant.sandbox.changes.everything()
-        removed = self._dir.blobs.collect_garbage(referenced)
+        removed = self._dir.collect_garbage(referenced)
         log.info("data dir: %d namespace(s), %d request(s) restored; %d stale blob(s) removed",
                  len(tenants.existing()), restored, removed)
         return restored
@@ -370,8 +339,9 @@ class Persistence:
         """The rows to write for ``changes``, encoded now, on the event loop, so they are consistent."""
         rows = _RowBuilder(self._written, self._blobs)
         for tenant, changed in changes:
-            if changed:
-                rows.namespace(tenant, changed)
+            if changed or tenant.scenarios.revision != self._scenario_revisions.get(tenant.namespace):
+                self._scenario_revisions[tenant.namespace] = tenant.scenarios.revision
+                rows.namespace(tenant, changed, self._scenarios)
         rows.write.blobs = dict(self._blobs.new)
         self._blobs.forget_digests()
         return rows.write, rows.notes
@@ -398,6 +368,33 @@ class Persistence:
         self._dir.close()
 
 
+class _ScenarioTexts:
+    """Each namespace's scenarios as JSON, encoded again only when their book's revision moved."""
+
+    def __init__(self) -> None:
+        self._texts: dict[str, tuple[int, str]] = {}
+
+    def text(self, tenant: Tenant, blobs: _Blobs) -> str:
+        book = tenant.scenarios
+        known = self._texts.get(tenant.namespace)
+        if known is None or known[0] != book.revision:
+            known = self._texts[tenant.namespace] = (book.revision, _dump(book.scenarios, dict[str, Scenario], blobs))
+        return known[1]
+
+
+def _rng_text(state: tuple[Any, ...]) -> str:
+    """The random state as ``version:gauss:base64`` of its 625 words (a JSON list would be 7 KB)."""
+    version, internal, gauss = state
+    return f"{version}:{gauss!r}:{base64.b64encode(array.array('I', internal).tobytes()).decode()}"
+
+
+def _rng_state(text: str) -> tuple[Any, ...]:
+    version, gauss, words = text.split(":", 2)
+    internal = array.array("I")
+    internal.frombytes(base64.b64decode(words))
+    return int(version), tuple(internal), None if gauss == "None" else float(gauss)
+
+
 class _RowBuilder:
     """Turns what changed into row writes, skipping rows whose JSON is what was last written."""
 
@@ -407,14 +404,13 @@ class _RowBuilder:
         self.write = _Write()
         self.notes: list[_Note] = []
 
-    def namespace(self, tenant: Tenant, changed: ChangeSet) -> None:
+    def namespace(self, tenant: Tenant, changed: ChangeSet, scenarios: _ScenarioTexts) -> None:
         sandbox, name = tenant.sandbox, tenant.namespace
         state = sandbox.state
         settings = json.dumps(state.settings, **_JSON)
-        scenarios = _dump(tenant.scenarios.scenarios, dict[str, Scenario], self._blobs)
-        rng = json.dumps(codec.encode(sandbox.rng.getstate(), list, self._blobs.put))
-        row = (name, sandbox.next_pk, sandbox.clock.offset.total_seconds(), rng, settings, scenarios)
-        self._row("namespaces", (name,), row, json.dumps(row[1:]))
+        row = (name, sandbox.next_pk, sandbox.clock.offset.total_seconds(), _rng_text(sandbox.rng.getstate()),
+               settings, scenarios.text(tenant, self._blobs))
+        self._row("namespaces", (name,), row, "\x00".join(map(str, row[1:])))
         pks = changed.requests
         if changed.everything:
             pks = set(state.requests) | self._written.requests_of(name)
@@ -547,8 +543,7 @@ class _Loader:
             states[tenant.namespace] = state
             sandbox.state = state
             sandbox.next_pk = row["next_pk"]
-            version, internal, gauss = json.loads(row["rng"])
-            sandbox.rng.setstate((version, tuple(internal), gauss))
+            sandbox.rng.setstate(_rng_state(row["rng"]))
             sandbox.clock.set_offset(timedelta(seconds=row["clock_offset_s"]))
             tenant.scenarios.scenarios = self._load(row["scenarios"], dict[str, Scenario])
         for piece, hint in _PIECE_TYPES.items():

@@ -126,7 +126,7 @@ def test_benchmark_runs_every_phase(tmp_path, persisted):
     data_dir = ["--data-dir", str(tmp_path / "data")] if persisted else []
     done = subprocess.run(
         [sys.executable, "-m", "mock_server.bench", "--duration", "1", "--clients", "4",
-         "--memory-flows", "40", "--sequential-flows", "10", "--seed", "7", "--workers", "2",
+         "--memory-flows", "40", "--sequential-flows", "10", "--stored-requests", "50", "--seed", "7", "--workers", "2",
          "--signing-priority", "normal", *data_dir, "--json"],
         capture_output=True, text=True, timeout=300,
     )
@@ -150,8 +150,13 @@ def test_benchmark_runs_every_phase(tmp_path, persisted):
     assert set(report["targets"]) == {
         "classic_flows_per_s", "hash_flows_per_s", "hello_ratio", "mixed_non_signing_p99_ms", "rss_growth_mb",
         "sequential_sign_max_ms", "noisy_sign_p99_ms", "noisy_sign_max_ms", "noisy_non_signing_p99_ms",
-        "xdist_ratio",
+        "xdist_ratio", "data_dir_ratio_empty", "data_dir_ratio_full", "data_dir_hello_p50_ms", "data_dir_restart_s",
     }
+    persistence = report["persistence"]
+    assert persistence["fill"] == {"requests": 50, "errors": 0, "seconds": persistence["fill"]["seconds"]}
+    assert persistence["restored_requests"] == persistence["stored_requests"] >= 50, persistence
+    assert persistence["empty"]["errors"] == persistence["full"]["errors"] == 0, persistence
+    assert persistence["size_on_disk_mb"] > 0
     assert all(judged["met"] is not None for judged in report["targets"].values()), report["targets"]
 
 

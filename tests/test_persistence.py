@@ -175,10 +175,10 @@ def test_newer_data_dir_is_refused(tmp_path):
 
 # The schema -------------------------------------------------------------------------------------------------
 
-TABLES = {"meta", "namespaces", "requests", "status_history", "documents", "sms", "otp_codes", "webhook_events",
-          "webhook_attempts", "certificates", "signings", "tokens", "raos", "images", "metadata"}
+TABLES = {"meta", "blobs", "namespaces", "requests", "status_history", "documents", "sms", "otp_codes",
+          "webhook_events", "webhook_attempts", "certificates", "signings", "tokens", "raos", "images", "metadata"}
 # Columns that hold JSON (the rest are plain values).
-JSON_COLUMNS = {"rng", "settings", "scenarios", "identity", "request", "document", "message", "otp", "event",
+JSON_COLUMNS = {"settings", "scenarios", "identity", "request", "document", "message", "otp", "event",
                 "attempt", "certificate", "signing", "item"}
 
 
@@ -211,17 +211,20 @@ async def test_the_data_dir_is_tables_of_plain_columns_and_json(tmp_path):
         assert history == ["CREATED", "ENROLLREADY", "ISSUED"]
         document = json.loads(db.execute("SELECT document FROM documents WHERE pk = ? AND uid = ?",
                                          (pk, uid)).fetchone()[0])
-        # Bytes from 1 KiB up live in content-addressed blobs; a small upload stays inline, in base64.
+        # Bytes from 1 KiB up are content-addressed blobs; a small upload stays inline, in base64.
         assert document["signed"].startswith("blob:")
         digest = document["signed"].removeprefix("blob:")
-        assert (data / "blobs" / digest[:2] / digest).read_bytes().startswith(b"%PDF")
+        blob = db.execute("SELECT size, data FROM blobs WHERE sha256 = ?", (digest,)).fetchone()
+        assert blob["data"].startswith(b"%PDF") and blob["size"] == len(blob["data"])
+        assert hashlib.sha256(blob["data"]).hexdigest() == digest
         assert base64.b64decode(document["data"]).startswith(b"%PDF")
         assert db.execute("SELECT count(*) FROM images").fetchone()[0] == 1
         assert db.execute("SELECT count(*) FROM certificates WHERE pk = ?", (pk,)).fetchone()[0] == 1
         for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
             for row in db.execute(f"SELECT * FROM {table}"):
                 for column in row.keys():
-                    assert not isinstance(row[column], bytes), f"{table}.{column} holds raw bytes"
+                    if (table, column) != ("blobs", "data"):
+                        assert not isinstance(row[column], bytes), f"{table}.{column} holds raw bytes"
                     if column in JSON_COLUMNS:
                         json.loads(row[column])
 

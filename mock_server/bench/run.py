@@ -5,24 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import itertools
 import json
 import operator
 import os
-import statistics
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from mock_server.bench import servers
+from mock_server.bench.driving import drive, percentiles, summary
 from mock_server.bench.flows import (
     BROWSING_PAUSE_S,
     SLOW_CALL_MS,
-    CallFailed,
-    Flow,
     Recorder,
     async_flow,
     browsing_calls,
@@ -31,12 +26,13 @@ from mock_server.bench.flows import (
     hello,
 )
 from mock_server.bench.inputs import Draws
+from mock_server.bench.persistence import STORED_REQUESTS, persistence_phase
 from mock_server.bench.suite import xdist_phase
 from mock_server.loop import event_loop_factory
 from mock_server.workers import SIGNING_PRIORITIES
 
 BROWSING_CLIENTS = 64
-MEMORY_FLOWS = 5000
+MEMORY_FLOWS = 30_000
 SEQUENTIAL_FLOWS = 2000
 NOISY_CLIENTS = 8
 NOISY_NEIGHBOURS = 2
@@ -59,67 +55,11 @@ _TARGETS = {
     "noisy_sign_max_ms": ("<", 2000.0),
     "noisy_non_signing_p99_ms": ("<", 25.0),
     "xdist_ratio": ("<=", 1.2),
+    "data_dir_ratio_empty": (">=", 0.8),
+    "data_dir_ratio_full": (">=", 0.8),
+    "data_dir_hello_p50_ms": ("<", 2.0),
+    "data_dir_restart_s": ("<", 2.0),
 }
-
-
-async def drive(base: str, flow: Flow, clients: int, seconds: float, draws: Draws, phase: str,
-                limit: int | None = None, rec: Recorder | None = None) -> tuple[Recorder, float]:
-    """``clients`` concurrent loops of ``flow`` against ``base`` for ``seconds``, or until ``limit``
-    flows have started, recorded in ``rec`` (or a new recorder); the ``i``-th flow started uses
-    ``draws.flow(phase, i)``."""
-    rec = rec if rec is not None else Recorder()
-    deadline = time.monotonic() + seconds
-    indexes = itertools.count()
-
-    def next_flow() -> int | None:
-        index = next(indexes)
-        done = index >= limit if limit is not None else time.monotonic() >= deadline
-        return None if done else index
-
-    async def client(session: aiohttp.ClientSession) -> None:
-        while (index := next_flow()) is not None:
-            draw = draws.flow(phase, index)
-            try:
-                await flow(session, base, draw, rec)
-                rec.flows += 1
-            except (CallFailed, TimeoutError, aiohttp.ClientError, ValueError, KeyError) as error:
-                rec.failed(error, draw)
-
-    connector = aiohttp.TCPConnector(limit=clients)
-    timeout = aiohttp.ClientTimeout(total=60)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        started = time.monotonic()
-        await asyncio.gather(*(client(session) for _ in range(clients)))
-        return rec, time.monotonic() - started
-
-
-def summary(rec: Recorder, seconds: float, clients: int) -> dict[str, Any]:
-    """The figures of one phase as a JSON-ready dict."""
-    signs = rec.latencies.get("sign", [])
-    return {
-        "clients": clients,
-        "seconds": round(seconds, 2),
-        "flows": rec.flows,
-        "errors": rec.errors,
-        "first_error": rec.first_error,
-        "flows_per_s": round(rec.flows / seconds, 1),
-        "endpoints": {name: _percentiles(values) for name, values in sorted(rec.latencies.items())},
-        "sign_max_ms": round(max(signs), 1) if signs else None,
-        "signs_over_1s": sum(ms >= SLOW_CALL_MS for ms in signs),
-        "failed_flows": rec.failures,
-        "slow_calls": rec.slow_calls,
-        "slowest_calls": rec.slowest(),
-    }
-
-
-def _percentiles(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-
-    def at(fraction: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(fraction * len(ordered)))], 1)
-
-    return {"count": len(values), "p50_ms": round(statistics.median(ordered), 1), "p95_ms": at(0.95),
-            "p99_ms": at(0.99), "max_ms": round(ordered[-1], 1)}
 
 
 async def hello_phase(base: str, draws: Draws, clients: int, length: float) -> dict[str, Any]:
@@ -157,7 +97,7 @@ async def mixed_phase(base: str, draws: Draws, clients: int, seconds: float, pha
         "non_signing": summary(browsing, browse_s, BROWSING_CLIENTS),
         "pause_s": BROWSING_PAUSE_S,
         "calls_per_s": round(len(non_signing) / browse_s),
-        "p99_ms": _percentiles(non_signing)["p99_ms"],
+        "p99_ms": percentiles(non_signing)["p99_ms"],
         "signing_load": summary(signing, sign_s, clients),
     }
 
@@ -191,8 +131,10 @@ async def memory_phase(base: str, pid: int | None, draws: Draws, clients: int, t
 
 
 async def benchmark(base: str, pid: int | None, draws: Draws, clients: int, seconds: float,
-                    memory_flows: int = MEMORY_FLOWS, sequential_flows: int = SEQUENTIAL_FLOWS) -> dict[str, Any]:
-    """Every phase against the sandbox at ``base`` (process ``pid``, if local)."""
+                    memory_flows: int = MEMORY_FLOWS, sequential_flows: int = SEQUENTIAL_FLOWS,
+                    stored_requests: int | None = STORED_REQUESTS) -> dict[str, Any]:
+    """Every phase against the sandbox at ``base`` (process ``pid``, if local); with ``stored_requests``,
+    the persistence phase too, on a sandbox of its own."""
     at_start = servers.rss_mb(pid) if pid else None
     hello_ = await hello_phase(base, draws, clients, min(_HELLO_S, seconds))
     report: dict[str, Any] = {"cores": os.cpu_count(), "seed": draws.seed, "hello": hello_}
@@ -208,6 +150,8 @@ async def benchmark(base: str, pid: int | None, draws: Draws, clients: int, seco
     report["noisy"] = await noisy_phase(base, draws, seconds)
     report["memory"] = {"at_start": at_start, **await memory_phase(base, pid, draws, clients, memory_flows)}
     report["xdist"] = await asyncio.to_thread(xdist_phase, draws)
+    report["persistence"] = (await persistence_phase(draws, clients, seconds, stored_requests)
+                             if stored_requests is not None else None)
     report["sign_max_ms"] = _sign_maxima(report)
     report["slow_calls"] = _slow_calls(report)
     report["failed_flows"] = [flow for _, figures in _summaries(report) for flow in figures["failed_flows"]]
@@ -249,6 +193,7 @@ def _judge(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "noisy_sign_max_ms": report["noisy"]["sign_max_ms"],
         "noisy_non_signing_p99_ms": report["noisy"]["p99_ms"],
         "xdist_ratio": report["xdist"]["ratio"],
+        **_persistence_values(report),
     }
     judged = {}
     for name, (relation, target) in _TARGETS.items():
@@ -256,6 +201,21 @@ def _judge(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
         met = None if value is None else _RELATIONS[relation](value, target)
         judged[name] = {"value": value, "target": f"{relation} {target}", "met": met}
     return judged
+
+
+def _persistence_values(report: dict[str, Any]) -> dict[str, float | None]:
+    """The data dir's figures against the in-memory classic phase of the same run."""
+    phase = report["persistence"]
+    if phase is None:
+        return dict.fromkeys(("data_dir_ratio_empty", "data_dir_ratio_full", "data_dir_hello_p50_ms",
+                              "data_dir_restart_s"))
+    in_memory = report["classic"]["flows_per_s"]
+    return {
+        "data_dir_ratio_empty": round(phase["empty"]["flows_per_s"] / in_memory, 3),
+        "data_dir_ratio_full": round(phase["full"]["flows_per_s"] / in_memory, 3),
+        "data_dir_hello_p50_ms": max(phase["empty"]["hello"]["p50_ms"], phase["full"]["hello"]["p50_ms"]),
+        "data_dir_restart_s": phase["restart_s"],
+    }
 
 
 def render(report: dict[str, Any]) -> str:
@@ -277,6 +237,7 @@ def render(report: dict[str, Any]) -> str:
                  f"{memory['flows']} more flows in {memory['seconds']} s (growth {memory['growth_mb']} MB), "
                  f"{memory['errors']} errors")
     lines.append(_xdist_line(report["xdist"]))
+    lines += _persistence_lines(report["persistence"])
     maxima = report["sign_max_ms"]
     lines.append("sign max ms: " + ", ".join(f"{name} {value}" for name, value in maxima.items()))
     slow = report["slow_calls"]
@@ -312,6 +273,19 @@ def _phase_lines(title: str, phase: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _persistence_lines(phase: dict[str, Any] | None) -> list[str]:
+    if phase is None:
+        return ["persistence: not measured (--url, or --stored-requests 0)"]
+    lines = []
+    for key, title in (("empty", "empty data dir"), ("full", f"{phase['stored_requests']} stored requests")):
+        lines += _phase_lines(f"persistence, {title}: classic flows, hello p50 {phase[key]['hello']['p50_ms']} ms",
+                              phase[key])
+    lines.append(f"persistence: {phase['fill']['requests']} requests stored in {phase['fill']['seconds']} s; restart "
+                 f"{phase['restart_s']} s with {phase['restored_requests']} requests; "
+                 f"{phase['size_on_disk_mb']} MB on disk")
+    return lines
+
+
 def _xdist_line(xdist: dict[str, Any]) -> str:
     if "not_measured" in xdist:
         return f"xdist: not measured ({xdist['not_measured']})"
@@ -344,6 +318,9 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"flows between the two memory readings (default {MEMORY_FLOWS})")
     parser.add_argument("--sequential-flows", type=int, default=SEQUENTIAL_FLOWS,
                         help=f"classic flows of the one-client sequential phase (default {SEQUENTIAL_FLOWS})")
+    parser.add_argument("--stored-requests", type=int, default=STORED_REQUESTS,
+                        help=f"requests the persistence phase stores before its second reading (default "
+                             f"{STORED_REQUESTS}; 0 skips the phase)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of every identity, document and pause the flows draw (default 0)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
@@ -351,6 +328,7 @@ def main(argv: list[str] | None = None) -> None:
     draws = Draws(args.seed)
     with _target(args.url, args.workers, args.data_dir, args.signing_priority) as served, \
             asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        stored = args.stored_requests if args.stored_requests > 0 and not args.url else None
         report = runner.run(benchmark(served.url, served.pid, draws, args.clients, args.duration,
-                                      args.memory_flows, args.sequential_flows))
+                                      args.memory_flows, args.sequential_flows, stored))
     print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else render(report))

@@ -6,7 +6,7 @@ import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,9 +32,11 @@ class Served:
 
 
 @contextlib.contextmanager
-def sandbox(workers: int | None, data_dir: Path | None, signing_priority: str | None = None) -> Iterator[Served]:
-    """``oneshot-mock serve``, as configured out of the box, on a free loopback port; stopped on exit."""
-    args = ["-m", "mock_server", "serve"]
+def sandbox(workers: int | None, data_dir: Path | None, signing_priority: str | None = None,
+            options: Sequence[str] = ()) -> Iterator[Served]:
+    """``oneshot-mock serve``, as configured out of the box (bar ``options``), on a free loopback port;
+    stopped on exit."""
+    args = ["-m", "mock_server", "serve", *options]
     if workers:
         args += ["--workers", str(workers)]
     if data_dir is not None:
