@@ -145,6 +145,14 @@ def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
 
     generate = commands.add_parser("generate-pki", help="write a fresh test PKI (PEM files) to DIR")
     generate.add_argument("directory", type=Path)
+
+    for name, text in (("export", "write a namespace of a data dir to FILE (a zip; the sandbox stopped)"),
+                       ("import", "replace a namespace of a data dir with FILE's (the sandbox stopped)")):
+        moving = commands.add_parser(name, help=text)
+        moving.add_argument("--data-dir", type=Path, required=True, metavar="DIR")
+        moving.add_argument("--namespace", default=None, metavar="NAME",
+                            help="the namespace (default: the default one; for import, the archive's own)")
+        moving.add_argument("file", type=Path, metavar="FILE")
     return parser, serve
 
 
@@ -157,6 +165,37 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> argpar
     if args.command == "serve" and env_options.apply(serve, environ):
         args = parser.parse_args(argv)
     return args
+
+
+def _move_state(args: argparse.Namespace) -> str | None:
+    """``export``/``import``: None once done, else the message to exit with."""
+    from mock_server import archive
+    from mock_server.storage import DataDir, DataDirError
+    from mock_server.tenancy import NamespaceRefused, check_name
+
+    try:
+        namespace = check_name(args.namespace) if args.namespace is not None else None
+        if args.command == "import":
+            found = archive.unpack(args.file.read_bytes())
+            if not args.data_dir.is_dir():
+                return f"oneshot-mock: {args.data_dir} is not a data dir"
+            DataDir(args.data_dir).import_namespace(found.namespace if namespace is None else namespace,
+                                                    found.tables, found.blobs)
+            print(f"{found.requests} request(s) imported into namespace {namespace or found.namespace or '(default)'!r}"
+                  f" of {args.data_dir}")
+            return None
+        if not (args.data_dir / "state.sqlite3").is_file():
+            return f"oneshot-mock: {args.data_dir} is not a data dir"
+        namespace = namespace or ""
+        tables, blobs = DataDir(args.data_dir).export_namespace(namespace)
+        if not tables:
+            return f"oneshot-mock: no namespace {namespace!r} in {args.data_dir}"
+        taken = archive.Archive(namespace, tables, blobs)
+        args.file.write_bytes(archive.pack(taken))
+        print(f"{taken.requests} request(s) of namespace {namespace or '(default)'!r} written to {args.file}")
+        return None
+    except (OSError, archive.ArchiveError, DataDirError, NamespaceRefused) as fault:
+        return f"oneshot-mock: {fault}"
 
 
 def serve_config(argv: Sequence[str] = (), environ: Mapping[str, str] | None = None) -> Config:
@@ -206,6 +245,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         generate_test_pki(args.directory)
         print(f"test PKI written to {args.directory}")
         return
+
+    if args.command in ("export", "import"):
+        sys.exit(_move_state(args))
 
     config = _config(args)
     configure_logging(config.log_format)

@@ -4,6 +4,10 @@ What the data dir stores is plain JSON that the ``sqlite3`` shell shows as text,
 reading a data dir someone hands you runs no code from it. Bytes become base64 text, or, from
 :data:`BLOB_MIN_BYTES` up, the name of a content-addressed blob (``blob:<sha256>``) that the
 caller stores beside the rows.
+
+Each type hint is turned into an encoder and a decoder once (a restart reads tens of thousands of
+rows, every write encodes the requests it touched): the hint is inspected when the function is
+made, not for every value.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ _BLOB = "blob:"
 
 PutBlob = Callable[[bytes], str]  # stores bytes, returns their sha256 hex digest
 GetBlob = Callable[[str], bytes]
+_Encoder = Callable[[Any, PutBlob], Any]
+_Decoder = Callable[[Any, GetBlob], Any]
 
 
 class CodecError(ValueError):
@@ -33,82 +39,19 @@ class CodecError(ValueError):
 
 def encode(value: Any, hint: Any, put_blob: PutBlob) -> Any:
     """``value`` (of type ``hint``) as a JSON value; large bytes go to ``put_blob``."""
-    if value is None:
-        return None
-    origin = typing.get_origin(hint)
-    if hint is Any or hint is dict or hint is list:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        return encode(value, _non_none(hint), put_blob)
-    if hint is bytes:
-        if len(value) >= BLOB_MIN_BYTES:
-            return _BLOB + put_blob(value)
-        return base64.b64encode(value).decode("ascii")
-    if hint is datetime:
-        return value.isoformat()
-    if hint is timedelta:
-        return value.total_seconds()
-    if hint is random.Random:
-        return _rng_state(value)
-    if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        return value.value
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        return {name: encode(getattr(value, name), field_hint, put_blob)
-                for name, field_hint in fields(type(value) if isinstance(value, hint) else hint).items()}
-    if origin in (list, tuple):
-        args = typing.get_args(hint)
-        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
-            return [encode(item, item_hint, put_blob) for item, item_hint in zip(value, args, strict=True)]
-        return [encode(item, args[0], put_blob) for item in value]
-    if origin is dict:
-        value_hint = typing.get_args(hint)[1]
-        return {str(key): encode(item, value_hint, put_blob) for key, item in value.items()}
-    if hint in (str, int, float, bool):
-        return value
-    raise TypeError(f"no JSON form for {hint!r}")
+    return None if value is None else _encoder(hint)(value, put_blob)
 
 
 def decode(data: Any, hint: Any, get_blob: GetBlob) -> Any:
     """The value of type ``hint`` that :func:`encode` turned into ``data``."""
     if data is None:
         return None
-    origin = typing.get_origin(hint)
-    if hint is Any or hint is dict or hint is list:
-        return data
-    if origin in (typing.Union, types.UnionType):
-        return decode(data, _non_none(hint), get_blob)
     try:
-        if hint is bytes:
-            return get_blob(data[len(_BLOB):]) if data.startswith(_BLOB) else base64.b64decode(data, validate=True)
-        if hint is datetime:
-            return datetime.fromisoformat(data)
-        if hint is timedelta:
-            return timedelta(seconds=data)
-        if hint is random.Random:
-            rng = random.Random()
-            rng.setstate((data[0], tuple(data[1]), data[2]))
-            return rng
-        if isinstance(hint, type) and issubclass(hint, enum.Enum):
-            return hint(data)
-        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-            hints = fields(hint)
-            return hint(**{name: decode(data[name], hints[name], get_blob) for name in hints if name in data})
-        if origin in (list, tuple):
-            args = typing.get_args(hint)
-            if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
-                return tuple(decode(item, item_hint, get_blob) for item, item_hint in zip(data, args, strict=True))
-            items = [decode(item, args[0], get_blob) for item in data]
-            return tuple(items) if origin is tuple else items
-        if origin is dict:
-            key_hint, value_hint = typing.get_args(hint)
-            return {key_hint(key): decode(item, value_hint, get_blob) for key, item in data.items()}
-    except (KeyError, TypeError, ValueError, AttributeError) as fault:
-        raise CodecError(f"cannot read {data!r:.80} as {hint!r}: {fault}") from None
-    if hint in (str, int, float, bool):
-        if not isinstance(data, hint):
-            raise CodecError(f"cannot read {data!r:.80} as {hint.__name__}")
-        return data
-    raise TypeError(f"no JSON form for {hint!r}")
+        return _decoder(hint)(data, get_blob)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as fault:
+        if isinstance(fault, CodecError):
+            raise
+        raise CodecError(f"cannot read {data!r:.80} as {hint!r}: {type(fault).__name__}: {fault}") from None
 
 
 @functools.cache
@@ -116,6 +59,117 @@ def fields(cls: type) -> dict[str, Any]:
     """A dataclass's fields and their resolved type hints."""
     hints = typing.get_type_hints(cls)
     return {field.name: hints[field.name] for field in dataclasses.fields(cls)}
+
+
+def _same(value: Any, _: Any) -> Any:
+    return value
+
+
+@functools.cache
+def _encoder(hint: Any) -> _Encoder:
+    origin = typing.get_origin(hint)
+    if hint is Any or hint is dict or hint is list or hint in (str, int, float, bool):
+        return _same
+    if origin in (typing.Union, types.UnionType):
+        return _encoder(_non_none(hint))
+    if hint is bytes:
+        return _encode_bytes
+    if hint is datetime:
+        return lambda value, _: value.isoformat()
+    if hint is timedelta:
+        return lambda value, _: value.total_seconds()
+    if hint is random.Random:
+        return lambda value, _: _rng_state(value)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return lambda value, _: value.value
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return _dataclass_encoder(hint)
+    if origin in (list, tuple):
+        args = typing.get_args(hint)
+        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+            items = [_encoder(arg) for arg in args]
+            return lambda value, put: [_or_none(item, encode_item, put) for item, encode_item in zip(value, items,
+                                                                                                     strict=True)]
+        encode_item = _encoder(args[0])
+        return lambda value, put: [_or_none(item, encode_item, put) for item in value]
+    if origin is dict:
+        encode_value = _encoder(typing.get_args(hint)[1])
+        return lambda value, put: {str(key): _or_none(item, encode_value, put) for key, item in value.items()}
+    raise TypeError(f"no JSON form for {hint!r}")
+
+
+def _dataclass_encoder(cls: type) -> _Encoder:
+    plan = [(name, _encoder(hint)) for name, hint in fields(cls).items()]
+
+    def encode_dataclass(value: Any, put: PutBlob) -> dict[str, Any]:
+        if type(value) is not cls:  # a subclass (Identity for SignerIdentity) keeps its own fields
+            return _encoder(type(value))(value, put)
+        return {name: _or_none(getattr(value, name), encode_field, put) for name, encode_field in plan}
+
+    return encode_dataclass
+
+
+def _or_none(value: Any, coder: Callable[[Any, Any], Any], blobs: Any) -> Any:
+    return None if value is None else coder(value, blobs)
+
+
+def _encode_bytes(value: bytes, put: PutBlob) -> str:
+    if len(value) >= BLOB_MIN_BYTES:
+        return _BLOB + put(value)
+    return base64.b64encode(value).decode("ascii")
+
+
+@functools.cache
+def _decoder(hint: Any) -> _Decoder:
+    origin = typing.get_origin(hint)
+    if hint is Any or hint is dict or hint is list:
+        return _same
+    if hint in (str, int, float, bool):
+        return _primitive_decoder(hint)
+    if origin in (typing.Union, types.UnionType):
+        return _decoder(_non_none(hint))
+    if hint is bytes:
+        return _decode_bytes
+    if hint is datetime:
+        return lambda data, _: datetime.fromisoformat(data)
+    if hint is timedelta:
+        return lambda data, _: timedelta(seconds=data)
+    if hint is random.Random:
+        return lambda data, _: _rng(data)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return lambda data, _: hint(data)
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        plan = [(name, _decoder(field_hint)) for name, field_hint in fields(hint).items()]
+        return lambda data, get: hint(**{name: _or_none(data[name], decode_field, get)
+                                         for name, decode_field in plan if name in data})
+    if origin in (list, tuple):
+        args = typing.get_args(hint)
+        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+            items = [_decoder(arg) for arg in args]
+            return lambda data, get: tuple(_or_none(item, decode_item, get)
+                                           for item, decode_item in zip(data, items, strict=True))
+        decode_item = _decoder(args[0])
+        if origin is tuple:
+            return lambda data, get: tuple(_or_none(item, decode_item, get) for item in data)
+        return lambda data, get: [_or_none(item, decode_item, get) for item in data]
+    if origin is dict:
+        key_hint, value_hint = typing.get_args(hint)
+        decode_value = _decoder(value_hint)
+        return lambda data, get: {key_hint(key): _or_none(item, decode_value, get) for key, item in data.items()}
+    raise TypeError(f"no JSON form for {hint!r}")
+
+
+def _primitive_decoder(hint: type) -> _Decoder:
+    def decode_primitive(data: Any, _: GetBlob) -> Any:
+        if not isinstance(data, hint):
+            raise CodecError(f"cannot read {data!r:.80} as {hint.__name__}")
+        return data
+
+    return decode_primitive
+
+
+def _decode_bytes(data: str, get: GetBlob) -> bytes:
+    return get(data[len(_BLOB):]) if data.startswith(_BLOB) else base64.b64decode(data, validate=True)
 
 
 def _non_none(hint: Any) -> Any:
@@ -128,3 +182,9 @@ def _non_none(hint: Any) -> Any:
 def _rng_state(rng: random.Random) -> list[Any]:
     version, internal, gauss = rng.getstate()
     return [version, list(internal), gauss]
+
+
+def _rng(data: list[Any]) -> random.Random:
+    rng = random.Random()
+    rng.setstate((data[0], tuple(data[1]), data[2]))
+    return rng

@@ -21,10 +21,11 @@ import contextlib
 import hashlib
 import json
 import logging
+import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from mock_server.domain.model import (
     Metadata,
     Rao,
     SignatureRequest,
+    Status,
     StatusChange,
     Token,
 )
@@ -198,6 +200,51 @@ class DataDir:
             cursor.execute("COMMIT")
         return len(stale)
 
+    def row_keys(self) -> Iterator[tuple[Any, ...]]:
+        """The key of every stored row, as :class:`_RowBuilder` names them."""
+        yield from (("namespaces", name) for (name,) in self._db.execute("SELECT namespace FROM namespaces"))
+        for table, extra in _REQUEST_TABLES.items():
+            if table == "webhook_attempts":
+                query = ("SELECT a.namespace, e.pk, a.event_id, a.seq FROM webhook_attempts a JOIN webhook_events e "
+                         "ON a.namespace = e.namespace AND a.event_id = e.id")
+            else:
+                query = f"SELECT {', '.join(('namespace', 'pk', *extra))} FROM {table}"
+            yield from ((table, *row) for row in self._db.execute(query))
+        for piece in PIECES:
+            yield from ((piece, *row) for row in self._db.execute(f"SELECT namespace, key FROM {piece}"))
+
+    def export_namespace(self, namespace: str) -> tuple[Tables, dict[str, bytes]]:
+        """The rows of ``namespace`` by table (without the namespace column), and the blobs they name."""
+        tables: Tables = {}
+        for table in NAMESPACE_TABLES:
+            rows = [{key: value for key, value in row.items() if key != "namespace"}
+                    for row in self.rows(table) if row["namespace"] == namespace]
+            if rows:
+                tables[table] = rows
+        digests = {digest for rows in tables.values() for row in rows for value in row.values()
+                   if isinstance(value, str) for digest in _BLOB_REFERENCE.findall(value)}
+        return tables, {digest: self.read_blob(digest) for digest in sorted(digests)}
+
+    def import_namespace(self, namespace: str, tables: Tables, blobs: dict[str, bytes]) -> None:
+        """Replace the rows of ``namespace`` with ``tables``, in one transaction."""
+        with contextlib.closing(self._db.cursor()) as cursor:
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                for table in NAMESPACE_TABLES:
+                    cursor.execute(f"DELETE FROM {table} WHERE namespace = ?", (namespace,))
+                for table, rows in tables.items():
+                    columns = COLUMNS[table]
+                    marks = ", ".join("?" * len(columns))
+                    cursor.executemany(f"INSERT INTO {table} VALUES ({marks})",
+                                       [tuple(namespace if column == "namespace" else row[column]
+                                              for column in columns) for row in rows])
+                cursor.executemany("INSERT OR IGNORE INTO blobs VALUES (?, ?, ?)",
+                                   [(digest, len(data), data) for digest, data in blobs.items()])
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+            cursor.execute("COMMIT")
+
     def commit(self, write: _Write) -> None:
         """The rows and the blobs they name, in one transaction."""
         with contextlib.closing(self._db.cursor()) as cursor:
@@ -257,6 +304,10 @@ def _group(key: tuple[Any, ...]) -> tuple[str, Any]:
     return (namespace, owner) if table in _REQUEST_TABLES else (namespace, table)
 
 
+# A row read back at start: it exists, and the next change to it writes it whatever it holds.
+_LOADED = b"loaded"
+
+
 def _fingerprint(text: str) -> bytes:
     return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
@@ -271,6 +322,8 @@ class Persistence:
         self._blobs = _Blobs()
         self._scenarios = _ScenarioTexts()
         self._scenario_revisions: dict[str, int] = {}
+        # The blobs a restore read, until the stale others are collected.
+        self._unreferenced: set[str] | None = None
         self._lock = asyncio.Lock()
         self._asked = 0
         self._done = 0
@@ -292,15 +345,16 @@ class Persistence:
             return self._dir.read_blob(digest)
 
         try:
-            restored = _Loader(self._dir, get_blob).load(tenants)
+            restored = _Loader(self._dir, get_blob).load(tenants.restore)
         except (codec.CodecError, KeyError, TypeError, ValueError) as fault:
             raise DataDirError(f"{self._dir.root}: a row does not fit this version's schema ({fault})") from None
         self._blobs.on_disk = referenced
-        for tenant in tenants.existing():
-            tenant.sandbox.changes.everything()
-        removed = self._dir.collect_garbage(referenced)
-        log.info("data dir: %d namespace(s), %d request(s) restored; %d stale blob(s) removed",
-                 len(tenants.existing()), restored, removed)
+        # Every stored row is known to exist (so that a change can delete it) but not what it holds:
+        # the first change to a request writes its rows again, nothing else is rewritten.
+        for key in self._dir.row_keys():
+            self._written.note(key, _LOADED)
+        self._unreferenced = referenced
+        log.info("data dir: %d namespace(s), %d request(s) restored", len(tenants.existing()), restored)
         return restored
 
     def mark(self, event: Event) -> None:
@@ -351,6 +405,12 @@ class Persistence:
         self._loop_task = asyncio.get_running_loop().create_task(self._flush_loop())
 
     async def _flush_loop(self) -> None:
+        if self._unreferenced is not None:
+            # Blobs of what was deleted before the restart: removed once the sandbox answers, not before.
+            async with self._lock:
+                removed = await asyncio.to_thread(self._dir.collect_garbage, self._unreferenced | self._blobs.on_disk)
+            self._unreferenced = None
+            log.info("data dir: %d stale blob(s) removed", removed)
         while True:
             await asyncio.sleep(_FLUSH_INTERVAL_S)
             try:
@@ -523,21 +583,94 @@ def _without_attempts(event: WebhookEvent) -> WebhookEvent:
     return replace(event, attempts=[])
 
 
+# A namespace's rows by table, without the namespace column, and the blobs they name.
+Tables = dict[str, list[dict[str, Any]]]
+
+
+def _columns() -> dict[str, tuple[str, ...]]:
+    with contextlib.closing(sqlite3.connect(":memory:")) as db:
+        db.executescript(_SCHEMA)
+        names = [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {name: tuple(column[1] for column in db.execute(f"PRAGMA table_info({name})")) for name in names}
+
+
+COLUMNS = _columns()
+# The tables that hold a namespace's state (every one but the schema version and the blobs).
+NAMESPACE_TABLES = tuple(name for name in COLUMNS if name not in ("meta", "blobs"))
+_BLOB_REFERENCE = re.compile(r"blob:([0-9a-f]{64})")
+
+
+def namespace_rows(tenant: Tenant) -> tuple[Tables, dict[str, bytes]]:
+    """Every row of ``tenant``'s state, as the data dir stores it, and the blobs they name."""
+    blobs = _Blobs()
+    builder = _RowBuilder(_Written(), blobs)
+    builder.namespace(tenant, ChangeSet(everything=True), _ScenarioTexts())
+    tables = {table: [dict(zip(COLUMNS[table][1:], row[1:], strict=True)) for row in rows]
+              for table, rows in builder.write.upserts.items()}
+    return tables, dict(blobs.new)
+
+
+def load_namespace(tenant: Tenant, tables: Tables, blobs: dict[str, bytes]) -> int:
+    """Replace ``tenant``'s state with ``tables`` (as :func:`namespace_rows` gives them); how many
+    requests it holds now. ``DataDirError`` if the rows do not fit, and then the state is as before."""
+    earlier_tables, earlier_blobs = namespace_rows(tenant)
+
+    def get_blob(digest: str) -> bytes:
+        data = blobs.get(digest)
+        if data is None or hashlib.sha256(data).hexdigest() != digest:
+            raise DataDirError(f"blob {digest} is {'missing' if data is None else 'corrupt'}")
+        return data
+
+    try:
+        count = _load_into(tenant, tables, get_blob)
+    except DataDirError:
+        _load_into(tenant, earlier_tables, earlier_blobs.__getitem__)
+        raise
+    tenant.sandbox.changes.everything()
+    return count
+
+
+def _load_into(tenant: Tenant, tables: Tables, get_blob: codec.GetBlob) -> int:
+    tenant.sandbox.reset()
+    try:
+        count = _Loader(_TableRows(tenant.namespace, tables), get_blob).load(lambda namespace: tenant)
+    except (codec.CodecError, KeyError, TypeError, ValueError, AttributeError) as fault:
+        raise DataDirError(f"a row does not fit this version's schema ({type(fault).__name__}: {fault})") from None
+    tenant.sandbox.resume()
+    return count
+
+
+class _TableRows:
+    """Rows held in memory, read as a data dir's tables would be, all of one namespace."""
+
+    def __init__(self, namespace: str, tables: Tables) -> None:
+        self._namespace = namespace
+        self._tables = tables
+
+    def rows(self, table: str, order: str = "rowid") -> Iterator[dict[str, Any]]:
+        rows = [{**row, "namespace": self._namespace} for row in self._tables.get(table, [])]
+        if order != "rowid":
+            keys = [column.strip() for column in order.split(",")]
+            rows.sort(key=lambda row: tuple(row[key] for key in keys))
+        return iter(rows)
+
+
 class _Loader:
     """Reads every table back into freshly built tenants."""
 
-    def __init__(self, data_dir: DataDir, get_blob: codec.GetBlob) -> None:
-        self._dir = data_dir
+    def __init__(self, source: DataDir | _TableRows, get_blob: codec.GetBlob) -> None:
+        self._dir = source
         self._get_blob = get_blob
 
     def _load(self, text: str, hint: Any) -> Any:
         return codec.decode(json.loads(text), hint, self._get_blob)
 
-    def load(self, tenants: Tenants) -> int:
+    def load(self, restore: Callable[[str], Tenant]) -> int:
+        """Load every namespace, each into the tenant ``restore`` gives for its name; how many requests came back."""
         restored = 0
         states: dict[str, State] = {}
         for row in self._dir.rows("namespaces"):
-            tenant = tenants.restore(row["namespace"])
+            tenant = restore(row["namespace"])
             sandbox = tenant.sandbox
             state = State(settings=json.loads(row["settings"]))
             states[tenant.namespace] = state
@@ -556,7 +689,7 @@ class _Loader:
             states[row["namespace"]].certificates[certificate.serial] = certificate
         requests = self._requests(states)
         for namespace, state in states.items():
-            tenant = tenants.restore(namespace)
+            tenant = restore(namespace)
             self._around_requests(tenant, requests.get(namespace, {}))
             tenant.sandbox.retention.reset(state.requests.values())
             restored += len(state.requests)
@@ -566,8 +699,9 @@ class _Loader:
         found: dict[str, dict[int, SignatureRequest]] = {}
         histories: dict[tuple[str, int], list[StatusChange]] = {}
         for row in self._dir.rows("status_history", "namespace, pk, seq"):
-            histories.setdefault((row["namespace"], row["pk"]), []).append(self._load(json.dumps({
-                "status": row["status"], "previous": row["previous"], "at": row["at"]}), StatusChange))
+            histories.setdefault((row["namespace"], row["pk"]), []).append(StatusChange(
+                Status(row["status"]), Status(row["previous"]) if row["previous"] else None,
+                datetime.fromisoformat(row["at"])))
         documents: dict[tuple[str, int], dict[str, Document]] = {}
         for row in self._dir.rows("documents"):
             documents.setdefault((row["namespace"], row["pk"]), {})[row["uid"]] = self._load(row["document"], Document)

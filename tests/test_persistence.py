@@ -603,3 +603,21 @@ async def test_twenty_kills_lose_nothing_acknowledged_in_either_family(tmp_path,
     assert not lost, lost[:5]
     assert {key: found for key, found in ids.items() if len(found) > 1} == {}, "an event delivered under two ids"
     assert completed >= 200, f"the load really ran: {figures}"
+
+
+async def test_what_is_deleted_after_a_restart_stays_deleted(tmp_path):
+    """Rows read back at start are known to the store: deleting them later deletes them on disk too."""
+    data = tmp_path / "data"
+    async with aiohttp.ClientSession() as session:
+        with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
+            http = Http(session, server.base)
+            pk = await http.create("Restarted")
+            kept, dropped = await http.upload(pk, blank_pdf(1)), await http.upload(pk, blank_pdf(2))
+        with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
+            http = Http(session, server.base)
+            assert (await http.call("DELETE", f"/api/v1/document/{pk}/original/{dropped}"))[0] == 200
+            server.process.send_signal(signal.SIGKILL)
+            server.process.wait()
+        with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
+            _, listed = await Http(session, server.base).call("GET", f"/api/v1/documents/{pk}")
+            assert list(listed["details"]) == [kept], listed

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from mock_server import __version__
+from mock_server import __version__, archive
 from mock_server.api import parsing
 from mock_server.api.keys import TENANT, TENANTS, sandbox_of, scenarios_of, webhooks_of
 from mock_server.api.routing import add
@@ -17,6 +17,7 @@ from mock_server.domain.model import SignatureRequest
 from mock_server.domain.service import Sandbox
 from mock_server.errors import CATALOGUE, VendorError, status_line
 from mock_server.scenarios import Scenario, ScenarioError, parse_scenario
+from mock_server.storage import DataDirError, load_namespace, namespace_rows
 from mock_server.webhooks import Attempt, WebhookEvent
 
 PREFIX = "/_mock"
@@ -55,6 +56,27 @@ async def health(request: web.Request) -> web.Response:
 async def reset(request: web.Request) -> web.Response:
     sandbox_of(request).reset()
     return web.json_response({"status": "reset", "namespace": request[TENANT].namespace})
+
+
+async def export_state(request: web.Request) -> web.Response:
+    """The namespace's whole state as a zip (:mod:`mock_server.archive`)."""
+    tenant = request[TENANT]
+    tables, blobs = namespace_rows(tenant)
+    filename = f"oneshot-mock-{tenant.namespace or 'default'}.zip"
+    return web.Response(body=archive.pack(archive.Archive(tenant.namespace, tables, blobs)),
+                        content_type=archive.MEDIA_TYPE,
+                        headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+async def import_state(request: web.Request) -> web.Response:
+    """Replace the namespace's state with an archive's; a bad archive changes nothing."""
+    try:
+        found = archive.unpack(await request.read())
+        held = load_namespace(request[TENANT], found.tables, found.blobs)
+    except (archive.ArchiveError, DataDirError) as refused:
+        raise ControlError(400, f"not a usable state archive: {refused}") from None
+    return web.json_response({"status": "imported", "namespace": request[TENANT].namespace,
+                              "from_namespace": found.namespace, "requests": held})
 
 
 async def namespaces(request: web.Request) -> web.Response:
@@ -291,6 +313,8 @@ def setup(app: web.Application) -> None:
     add(app, "GET", PREFIX + "/clock", get_clock)
     add(app, "POST", PREFIX + "/clock", move_clock)
     add(app, "POST", PREFIX + "/reset", reset)
+    add(app, "GET", PREFIX + "/state", export_state)
+    add(app, "PUT", PREFIX + "/state", import_state)
     add(app, "GET", PREFIX + "/namespaces", namespaces)
     add(app, "GET", PREFIX + "/requests", list_requests)
     add(app, "GET", PREFIX + "/requests/{pk}", get_request)

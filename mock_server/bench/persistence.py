@@ -11,14 +11,17 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from mock_server.bench import servers
 from mock_server.bench.driving import drive, percentiles, summary
-from mock_server.bench.flows import classic_flow, create_request, hello
+from mock_server.bench.flows import Recorder, classic_flow, create_request, hello
 from mock_server.bench.inputs import Draws
 
 STORED_REQUESTS = 10_000
 # Keeps every request: the store, not the retention, must stay fast as they pile up.
 _SERVE_OPTIONS = ("--retain-requests", "none")
+_HELLO_EVERY_S = 0.02
 
 
 async def persistence_phase(draws: Draws, clients: int, seconds: float, stored: int) -> dict[str, Any]:
@@ -50,11 +53,19 @@ async def persistence_phase(draws: Draws, clients: int, seconds: float, stored: 
 
 
 async def _loaded(base: str, draws: Draws, clients: int, seconds: float, phase: str) -> dict[str, Any]:
-    """Classic flows from ``clients`` clients, and one client saying hello all along."""
-    (signing, elapsed), (greeting, _) = await asyncio.gather(
-        drive(base, classic_flow, clients, seconds, draws, phase),
-        drive(base, hello, 1, seconds, draws, f"{phase}-hello"),
-    )
+    """Classic flows from ``clients`` clients, and a hello every :data:`_HELLO_EVERY_S` all along (as
+    a health probe would: back to back, the hellos would take CPU from the flows being measured)."""
+    greeting = Recorder()
+
+    async def probe(session: aiohttp.ClientSession) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            await hello(session, base, draws.flow(f"{phase}-hello", 0), greeting)
+            await asyncio.sleep(_HELLO_EVERY_S)
+
+    async with aiohttp.ClientSession() as session:
+        (signing, elapsed), _ = await asyncio.gather(drive(base, classic_flow, clients, seconds, draws, phase),
+                                                     probe(session))
     return {**summary(signing, elapsed, clients), "hello": percentiles(greeting.latencies["hello"])}
 
 
