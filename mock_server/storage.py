@@ -110,22 +110,26 @@ class _Blobs:
     and the new bytes a flush must write."""
 
     def __init__(self) -> None:
-        self._digests: dict[int, tuple[bytes, str]] = {}
+        # The digests of the bytes the last flush and this one encoded, by identity.
+        self._known: dict[int, tuple[bytes, str]] = {}
+        self._seen: dict[int, tuple[bytes, str]] = {}
         self.on_disk: set[str] = set()
         self.new: dict[str, bytes] = {}
 
     def put(self, data: bytes) -> str:
-        entry = self._digests.get(id(data))
+        key = id(data)
+        entry = self._seen.get(key) or self._known.get(key)
         if entry is None or entry[0] is not data:
-            entry = self._digests[id(data)] = (data, hashlib.sha256(data).hexdigest())
+            entry = (data, hashlib.sha256(data).hexdigest())
+        self._seen[key] = entry
         digest = entry[1]
         if digest not in self.on_disk:
             self.new[digest] = data
         return digest
 
-    def forget_digests(self) -> None:
-        """Drop the identity cache, which would otherwise keep every document ever seen alive."""
-        self._digests.clear()
+    def end_round(self) -> None:
+        """Forget the bytes the last two flushes did not encode: the cache keeps no document alive for long."""
+        self._known, self._seen = self._seen, {}
 
 
 @dataclass
@@ -171,6 +175,9 @@ class DataDir:
                 f"{root} holds data schema 1 (pickled rows, which this version does not read: unpickling "
                 f"a file runs code from it). Move it aside and start with an empty --data-dir; the "
                 f"requests it holds were made by a sandbox and can be made again")
+        if version is None:
+            # Pages freed by deleted blobs go back to the file system when stale blobs are collected.
+            self._db.execute("PRAGMA auto_vacuum = INCREMENTAL")
         self._db.executescript(_SCHEMA)
         if version is None:
             self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -198,6 +205,7 @@ class DataDir:
             cursor.execute("BEGIN IMMEDIATE")
             cursor.executemany("DELETE FROM blobs WHERE sha256 = ?", stale)
             cursor.execute("COMMIT")
+        self._db.execute("PRAGMA incremental_vacuum")
         return len(stale)
 
     def row_keys(self) -> Iterator[tuple[Any, ...]]:
@@ -397,7 +405,7 @@ class Persistence:
                 self._scenario_revisions[tenant.namespace] = tenant.scenarios.revision
                 rows.namespace(tenant, changed, self._scenarios)
         rows.write.blobs = dict(self._blobs.new)
-        self._blobs.forget_digests()
+        self._blobs.end_round()
         return rows.write, rows.notes
 
     def start(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from tests.helpers import blank_pdf, picture, running_sandbox
 from tests.test_persistence import Http
@@ -159,3 +161,25 @@ def test_the_command_line_says_what_is_wrong(tmp_path):
         assert done.returncode != 0 and message in done.stderr, (args, done.stderr)
         assert "Traceback" not in done.stderr
     assert not Path(tmp_path / "out.zip").exists()
+
+
+def readme_commands() -> str:
+    """The shell block of the README's section on moving a namespace."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Moving a namespace: export and import\n", 1)[1].split("\n### ", 1)[0]
+    return section.split("```sh\n", 1)[1].split("```", 1)[0]
+
+
+async def test_the_readme_curl_commands_move_a_namespace(tmp_path):
+    if shutil.which("curl") is None:
+        pytest.skip("curl not installed")
+    async with aiohttp.ClientSession() as session:
+        with running_sandbox(tmp_path) as server:
+            case = await make_a_case(Namespaced(session, server.base, "qa"))
+            commands = readme_commands().replace("http://127.0.0.1:8080", server.base)
+            done = subprocess.run(["bash", "-euc", commands], cwd=tmp_path, capture_output=True, text=True,
+                                  timeout=60)
+            assert done.returncode == 0, done.stderr
+            assert json.loads(done.stdout)["requests"] == 2, done.stdout
+            assert zipfile.is_zipfile(tmp_path / "case.zip")
+            assert await seen(Namespaced(session, server.base, "dev"), *case["pks"]) == case
