@@ -387,6 +387,7 @@ class Persistence:
                 for tenant, changed in changes:
                     tenant.sandbox.changes.give_back(changed)
                 self._blobs.new.clear()
+                self._scenario_revisions.clear()  # their scenarios are encoded again next time
                 raise
             for key, text in notes:
                 self._written.note(key, text)
