@@ -161,6 +161,8 @@ def _tenant_builder(config: Config, pki: PkiMaterial, run: Runner, keys: KeyPool
             sandbox.events.subscribe(listener)
         if commit is not None:
             sandbox.commit = commit
+            sandbox.changes.record()
+            sandbox.changes.everything()  # the start state (a seed file's requests) is saved too
         return Tenant(namespace, sandbox, WebhookDispatcher(sandbox, webhook_settings), book)
 
     return build

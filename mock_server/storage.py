@@ -359,8 +359,14 @@ class Persistence:
         self._blobs.on_disk = referenced
         # Every stored row is known to exist (so that a change can delete it) but not what it holds:
         # the first change to a request writes its rows again, nothing else is rewritten.
+        loaded = set()
         for key in self._dir.row_keys():
             self._written.note(key, _LOADED)
+            if key[0] == "namespaces":
+                loaded.add(key[1])
+        for tenant in tenants.existing():
+            if tenant.namespace in loaded:
+                tenant.sandbox.changes.take()  # what building it changed is what was just read back
         self._unreferenced = referenced
         log.info("data dir: %d namespace(s), %d request(s) restored", len(tenants.existing()), restored)
         return restored

@@ -621,3 +621,42 @@ async def test_what_is_deleted_after_a_restart_stays_deleted(tmp_path):
         with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
             _, listed = await Http(session, server.base).call("GET", f"/api/v1/documents/{pk}")
             assert list(listed["details"]) == [kept], listed
+
+
+async def test_a_seed_files_requests_live_on_in_the_data_dir(tmp_path):
+    """The start state (a seed file's request) is saved like anything else; what a client did to it
+    comes back, and the seed does not put the request back over it."""
+    (tmp_path / "fixed.pdf").write_bytes(blank_pdf(1))
+    seed = tmp_path / "seed.yaml"
+    seed.write_text("requests:\n  - pk: 424242\n    given_name: Seeded\n    surname_1: Person\n"
+                    "    serial_number: 00000000T\n    email: seeded@example.com\n"
+                    "    mobile_phone_number: '+34600999999'\n    documents:\n"
+                    "      - {uid: 22222222-2222-4222-8222-222222222222, file: fixed.pdf}\n")
+    data = tmp_path / "data"
+    options = ("--data-dir", str(data), "--seed-file", str(seed))
+    async with aiohttp.ClientSession() as session:
+        with running_sandbox(tmp_path, *options) as server:
+            http = Http(session, server.base)
+            added = await http.upload(424242, blank_pdf(2))
+            server.process.send_signal(signal.SIGKILL)
+            server.process.wait()
+        with running_sandbox(tmp_path, *options) as server:
+            _, listed = await Http(session, server.base).call("GET", "/api/v1/documents/424242")
+            assert sorted(listed["details"]) == sorted(["22222222-2222-4222-8222-222222222222", added]), listed
+
+
+async def test_a_namespace_first_used_after_a_restart_keeps_its_start_state(tmp_path):
+    """The default namespace, untouched before a restart, is built again at it; its start state (the
+    sandbox tokens) is saved with its first change, so that the next restart still has it."""
+    data = tmp_path / "data"
+    async with aiohttp.ClientSession() as session:
+        with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
+            form = aiohttp.FormData({**IDENTITY, "token": DEFAULT_TOKEN, "given_name": "Elsewhere"})
+            status, body = await Http(session, server.base).call("POST", "/api/v1/request", data=form,
+                                                                 headers={"X-Mock-Namespace": "w1"})
+            assert status == 201, body
+        for _ in range(2):
+            with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
+                await Http(session, server.base).create("Default")
+                server.process.send_signal(signal.SIGKILL)
+                server.process.wait()

@@ -21,22 +21,31 @@ class ChangeSet:
 
 
 class ChangeLog:
-    """Collects what the domain says it changed, until the store takes it."""
+    """Collects what the domain says it changed, until the store takes it; nothing until a store
+    asks for it with :meth:`record` (in memory, the set would only grow)."""
 
     def __init__(self) -> None:
         self._pending = ChangeSet()
+        self._recording = False
+
+    def record(self) -> None:
+        """Keep what changes from now on."""
+        self._recording = True
 
     def request(self, pk: int) -> None:
         """Request ``pk`` (or something kept with it: documents, SMS, webhooks, signing) changed."""
-        self._pending.requests.add(pk)
+        if self._recording:
+            self._pending.requests.add(pk)
 
     def pieces(self, *names: str) -> None:
         """These namespace-wide collections (:data:`PIECES`) changed; all of them without names."""
-        self._pending.pieces.update(names or PIECES)
+        if self._recording:
+            self._pending.pieces.update(names or PIECES)
 
     def everything(self) -> None:
         """The whole namespace changed (a reset)."""
-        self._pending.everything = True
+        if self._recording:
+            self._pending.everything = True
 
     def take(self) -> ChangeSet:
         """What changed since the last call, and start afresh."""

@@ -121,7 +121,7 @@ class Sandbox:
         self.pki = pki
         self.clock = Clock(settings.clock_start)
         self.rng = RandomSource(settings.seed)
-        # What changed since the data dir last saved (nothing reads it in memory).
+        # What changed since the data dir last saved (recorded only with a data dir).
         self.changes = ChangeLog()
         self.otp = OtpDesk(self.rng, self.clock, settings.otp, self.changes)
         self.keys = keys or KeyPool(run, settings.key_pool_size)
