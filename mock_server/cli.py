@@ -170,7 +170,8 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> argpar
 def _move_state(args: argparse.Namespace) -> str | None:
     """``export``/``import``: None once done, else the message to exit with."""
     from mock_server import archive
-    from mock_server.storage import DataDir, DataDirError
+    from mock_server.schema import DataDirError
+    from mock_server.storage import DataDir
     from mock_server.tenancy import NamespaceRefused, check_name
 
     try:
@@ -258,7 +259,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from mock_server.domain.seedfile import SeedFileError
     from mock_server.loop import event_loop_factory
     from mock_server.scenarios import ScenarioError
-    from mock_server.storage import DataDirError
+    from mock_server.schema import DataDirError
 
     try:
         app = create_app(config)

@@ -16,8 +16,9 @@ from mock_server.domain.clock import ClockRangeError, parse_time
 from mock_server.domain.model import SignatureRequest
 from mock_server.domain.service import Sandbox
 from mock_server.errors import CATALOGUE, VendorError, status_line
+from mock_server.rows import load_namespace, namespace_rows
 from mock_server.scenarios import Scenario, ScenarioError, parse_scenario
-from mock_server.storage import DataDirError, load_namespace, namespace_rows
+from mock_server.schema import DataDirError
 from mock_server.webhooks import Attempt, WebhookEvent
 
 PREFIX = "/_mock"
