@@ -142,7 +142,7 @@ async def create_request(request: web.Request) -> web.Response:
 
 
 async def get_request(request: web.Request) -> web.Response:
-    found = _sandbox(request).find_request(request.match_info["pk"], "get_request.404.not_found")
+    found = _sandbox(request).read_request(request.match_info["pk"], "get_request.404.not_found")
     return envelope(await _sandbox(request).request_detail(found))
 
 

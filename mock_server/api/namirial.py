@@ -112,13 +112,13 @@ async def create_request(request: web.Request) -> web.Response:
 
 
 async def get_request(request: web.Request) -> web.Response:
-    found = _sandbox(request).find_request(_pk(request), "get_request.404.not_found")
+    found = _sandbox(request).read_request(_pk(request), "get_request.404.not_found")
     return success("Request retrieved", await _sandbox(request).request_detail(found))
 
 
 async def request_status(request: web.Request) -> web.Response:
     sandbox = _sandbox(request)
-    found = sandbox.find_request(_pk(request), "async_status.404.not_found")
+    found = sandbox.read_request(_pk(request), "async_status.404.not_found")
     return success("Request status", {"status": found.status.value, "async_status": sandbox.async_status(_pk(request))})
 
 

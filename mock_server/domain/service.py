@@ -263,14 +263,21 @@ class Sandbox:
         return views.request_detail(request, await self.trust.rao_certificate(request.rao))
 
     def find_request(self, pk: str | int, not_found_key: str, **values: Any) -> SignatureRequest:
-        """The request ``pk``, or the vendor error ``not_found_key`` of the calling operation."""
+        """The request ``pk`` for a call that may change it, or the vendor error ``not_found_key`` of
+        the calling operation."""
+        request = self.read_request(pk, not_found_key, **values)
+        # The data dir compares the request's rows with what it wrote: a call that changed nothing
+        # writes nothing.
+        self.changes.request(request.pk)
+        return request
+
+    def read_request(self, pk: str | int, not_found_key: str, **values: Any) -> SignatureRequest:
+        """The request ``pk`` for a call that only reads it (as :meth:`find_request`)."""
         request = None
         if str(pk).isdecimal():
             request = self.state.requests.get(int(pk))
         if request is None:
             raise vendor_error(not_found_key, pk=pk, **values)
-        # Whoever looks a request up for a call may change it: the data dir compares its rows.
-        self.changes.request(request.pk)
         return request
 
     # OTP ----------------------------------------------------------------------
@@ -347,7 +354,7 @@ class Sandbox:
         return lock
 
     def list_documents(self, pk: str, operation: str = "list_documents") -> list[Document]:
-        request = self.find_request(pk, f"{operation}.404.not_found")
+        request = self.read_request(pk, f"{operation}.404.not_found")
         if not request.documents:
             raise vendor_error(f"{operation}.404.not_found")
         return list(request.documents.values())
@@ -358,7 +365,7 @@ class Sandbox:
 
     def document_download(self, pk: str, kind: str, uid: str) -> Download:
         """An original or signed document; 404 while a signed one does not exist yet."""
-        request = self.find_request(pk, "retrieve_document.404.not_found")
+        request = self.read_request(pk, "retrieve_document.404.not_found")
         document = request.documents.get(uid)
         if document is None or kind not in ("original", "signed"):
             raise vendor_error("retrieve_document.404.not_found")
@@ -463,11 +470,19 @@ class Sandbox:
                 self.staged_signs.pop(request.pk, None)
 
     def resume(self) -> None:
-        """Restart the asynchronous signings a restored state had acknowledged but not finished."""
-        for pk, params in self.pending_signs.items():
+        """Finish the asynchronous signings a restored state had acknowledged: a result computed and
+        saved before the restart is applied at once (a client may have seen it), the others signed again."""
+        for pk, params in list(self.pending_signs.items()):
             request = self.state.requests[pk]
-            request.signing = True
-            self.spawn(self._sign_in_background(request, params))
+            staged = self.staged_signs.pop(pk, None)
+            if staged is None:
+                request.signing = True
+                self.spawn(self._sign_in_background(request, params))
+                continue
+            self._record(request, staged.contract_job, staged.outcome, staged.at)
+            request.signing = False
+            del self.pending_signs[pk]
+            self.changes.request(pk)
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run ``work`` in the background; :meth:`close` waits for it."""
@@ -482,7 +497,7 @@ class Sandbox:
 
     def async_status(self, pk: str) -> str:
         """Where an asynchronous request stands (see the README for the values)."""
-        request = self.find_request(pk, "async_status.404.not_found")
+        request = self.read_request(pk, "async_status.404.not_found")
         if request.signing:
             return "signing"
         return {
