@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 
 class DataDir:
-    """The SQLite database and blob files under one directory."""
+    """The SQLite database (blobs included) under one directory."""
 
     def __init__(self, root: Path) -> None:
         root.mkdir(parents=True, exist_ok=True)
@@ -60,7 +60,7 @@ class DataDir:
         if version is None:
             self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
-    def rows(self, table: str, order: str = "rowid") -> Iterator[sqlite3.Row]:
+    def rows(self, table: str, order: str = "rowid") -> Iterator[dict[str, Any]]:
         """Every row of ``table`` (one of the schema's), in ``order``."""
         cursor = self._db.execute(f"SELECT * FROM {table} ORDER BY {order}")
         names = [column[0] for column in cursor.description]
