@@ -280,7 +280,10 @@ HERE = Path(__file__).parent
 
 
 def mark(name, value=""):
-    (HERE / name).write_text(value)
+    # Written whole, then renamed: the other worker must never read a file still being written.
+    partial = HERE / f".{name}.partial"
+    partial.write_text(value)
+    partial.replace(HERE / name)
 
 
 def wait_for(name):
