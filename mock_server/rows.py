@@ -150,6 +150,15 @@ class ScenarioTexts:
     def __init__(self) -> None:
         self._texts: dict[str, tuple[int, str]] = {}
 
+    def moved(self, tenant: Tenant) -> bool:
+        """Whether ``tenant``'s scenarios changed since they were last encoded."""
+        known = self._texts.get(tenant.namespace)
+        return known is None or known[0] != tenant.scenarios.revision
+
+    def forget(self) -> None:
+        """Encode every namespace's scenarios again next time (what was encoded was not saved)."""
+        self._texts.clear()
+
     def text(self, tenant: Tenant, blobs: Blobs) -> str:
         book = tenant.scenarios
         known = self._texts.get(tenant.namespace)

@@ -162,7 +162,6 @@ class Persistence:
         self._written = Written()
         self._blobs = Blobs()
         self._scenarios = ScenarioTexts()
-        self._scenario_revisions: dict[str, int] = {}
         # The blobs a restore read, until the stale others are collected.
         self._unreferenced: set[str] | None = None
         self._lock = asyncio.Lock()
@@ -226,7 +225,7 @@ class Persistence:
                 for tenant, changed in changes:
                     tenant.sandbox.changes.give_back(changed)
                 self._blobs.new.clear()
-                self._scenario_revisions.clear()  # their scenarios are encoded again next time
+                self._scenarios.forget()
                 raise
             for key, text in notes:
                 self._written.note(key, text)
@@ -241,8 +240,7 @@ class Persistence:
         """The rows to write for ``changes``, encoded now, on the event loop, so they are consistent."""
         rows = RowBuilder(self._written, self._blobs)
         for tenant, changed in changes:
-            if changed or tenant.scenarios.revision != self._scenario_revisions.get(tenant.namespace):
-                self._scenario_revisions[tenant.namespace] = tenant.scenarios.revision
+            if changed or self._scenarios.moved(tenant):
                 rows.namespace(tenant, changed, self._scenarios)
         rows.write.blobs = dict(self._blobs.new)
         self._blobs.end_round()
