@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -62,9 +63,11 @@ async def reset(request: web.Request) -> web.Response:
 async def export_state(request: web.Request) -> web.Response:
     """The namespace's whole state as a zip (:mod:`mock_server.archive`)."""
     tenant = request[TENANT]
-    tables, blobs = namespace_rows(tenant)
+    tables, blobs = namespace_rows(tenant)  # on the loop: a consistent snapshot
     filename = f"oneshot-mock-{tenant.namespace or 'default'}.zip"
-    return web.Response(body=archive.pack(archive.Archive(tenant.namespace, tables, blobs)),
+    # Zipping every blob takes as long as the namespace is big: not on the loop.
+    body = await asyncio.to_thread(archive.pack, archive.Archive(tenant.namespace, tables, blobs))
+    return web.Response(body=body,
                         content_type=archive.MEDIA_TYPE,
                         headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
@@ -72,7 +75,7 @@ async def export_state(request: web.Request) -> web.Response:
 async def import_state(request: web.Request) -> web.Response:
     """Replace the namespace's state with an archive's; a bad archive changes nothing."""
     try:
-        found = archive.unpack(await request.read())
+        found = await asyncio.to_thread(archive.unpack, await request.read())
         held = load_namespace(request[TENANT], found.tables, found.blobs)
     except (archive.ArchiveError, DataDirError) as refused:
         raise ControlError(400, f"not a usable state archive: {refused}") from None
