@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -185,6 +186,11 @@ class RunningSandbox:
     base: str
     log: Path
     process: subprocess.Popen
+
+    def kill(self) -> None:
+        """``kill -9`` the server (no shutdown runs, nothing more is flushed) and reap it."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
 
 
 @contextlib.contextmanager

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import random
@@ -13,6 +14,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
+from mock_server.bench.inputs import Draws
 from tests.conftest import free_port
 from tests.helpers import DEFAULT_TOKEN, IDENTITY, blank_pdf, eventually, picture, running_sandbox, validate
 from tests.test_videoid import CONTACT
@@ -97,8 +100,7 @@ async def test_restart_brings_everything_back(tmp_path, start_receiver):
             _, sms_before = await http.call("GET", "/_mock/sms")
             workers = children(server.process.pid)
             assert workers, "signing runs in worker processes"
-            server.process.send_signal(signal.SIGKILL)
-            server.process.wait()
+            server.kill()
             await until_gone(workers)
 
         with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
@@ -296,8 +298,7 @@ async def test_a_redirecting_answer_is_stored_before_it_leaves(tmp_path):
             link = URL(created["details"]["videoid_link"]).path
             status, _ = await http.call("POST", f"{link}/complete", allow_redirects=False)
             assert status == 303
-            server.process.send_signal(signal.SIGKILL)  # at once: no background flush gets a chance
-            server.process.wait()
+            server.kill()  # at once: no background flush gets a chance
         with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
             status, detail = await Http(session, server.base).call(
                 "GET", f"/_mock/requests/{created['details']['request_pk']}")
@@ -326,8 +327,7 @@ async def test_an_event_made_again_after_a_kill_keeps_its_webhook_id(tmp_path, s
             status, body = await http.call("POST", f"/api/v1/sign/{pk}", json={"secret": secret})
             assert status == 200, body
             await asyncio.wait_for(issued.wait(), 30)
-            server.process.send_signal(signal.SIGKILL)
-            server.process.wait()
+            server.kill()
         receiver.on_delivery = None
         with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
             http = Http(session, server.base)
@@ -374,8 +374,7 @@ async def test_the_contract_signed_on_its_first_fetch_survives_a_kill_right_afte
             assert status == 200, body
             status, fetched = await http.call("GET", f"/api/v1/document/{pk}/contract")
             assert status == 200 and fetched.startswith(b"%PDF"), fetched[:100]
-            server.process.send_signal(signal.SIGKILL)
-            server.process.wait()
+            server.kill()
         with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
             status, again = await Http(session, server.base).call("GET", f"/api/v1/document/{pk}/contract")
     assert status == 200
@@ -463,24 +462,34 @@ class Seen:
 
 
 class Flows:
-    """Classic flows of one family until the server dies: legacy sync, legacy async, newer sync."""
+    """Classic flows of one family until the server dies: legacy sync, legacy async, newer sync.
 
-    def __init__(self, http: Http, seen: dict[int, Seen], callback: str) -> None:
+    Every flow signs as a signer of its own with a document of its own, drawn as the benchmark
+    draws them (names of seven locales up to the longest common name, four documents, one-off copies).
+    """
+
+    def __init__(self, http: Http, seen: dict[int, Seen], callback: str, draws: Draws,
+                 indexes: Iterator[int]) -> None:
         self.http, self.seen, self.callback = http, seen, callback
+        self.draws, self.indexes = draws, indexes
         self.completed = 0
 
-    async def run(self, kind: str, name: str, pdf: bytes) -> None:
+    async def run(self, kind: str) -> None:
         try:
             while True:
-                await (self._newer if kind == "newer" else self._legacy)(f"{name}F{self.completed}", pdf, kind)
+                draw = self.draws.flow(f"kill-{kind}", next(self.indexes))
+                await (self._newer if kind == "newer" else self._legacy)(draw.identity, draw.document.pdf, kind)
                 self.completed += 1
         except (TimeoutError, aiohttp.ClientError, ConnectionError):
             return
 
-    async def _legacy(self, given: str, pdf: bytes, kind: str) -> None:
+    async def _legacy(self, identity: dict[str, str], pdf: bytes, kind: str) -> None:
         extra = {"useasync": "true", "callback": self.callback} if kind == "async" else {}
-        pk = await self.http.create(given, **extra)
-        seen = self.seen[pk] = Seen(kind, given)
+        form = aiohttp.FormData({"token": DEFAULT_TOKEN, "env": "sandbox", **identity, **extra})
+        status, body = await self.http.call("POST", "/api/v1/request", data=form)
+        assert status == 201, body
+        pk = body["details"]
+        seen = self.seen[pk] = Seen(kind, identity["given_name"])
         uid = await self.http.upload(pk, pdf)
         seen.documents[uid] = hashlib.sha256(pdf).hexdigest()
         status, body = await self.http.call("POST", f"/api/v1/sign/{pk}", json={"secret": await self.http.otp(pk)})
@@ -496,12 +505,12 @@ class Flows:
         assert status == 200
         seen.contract = hashlib.sha256(contract).hexdigest()
 
-    async def _newer(self, given: str, pdf: bytes, kind: str) -> None:
-        form = aiohttp.FormData({**IDENTITY, "token": DEFAULT_TOKEN, "given_name": given})
+    async def _newer(self, identity: dict[str, str], pdf: bytes, kind: str) -> None:
+        form = aiohttp.FormData({"token": DEFAULT_TOKEN, "env": "sandbox", **identity})
         status, body = await self.http.call("POST", "/oneshot/api/v1/create", data=form)
         assert status == 201, body
         pk = body["details"]["request_pk"]
-        seen = self.seen[pk] = Seen(kind, given)
+        seen = self.seen[pk] = Seen(kind, identity["given_name"])
         form = aiohttp.FormData()
         form.add_field("file", pdf, filename="kept.pdf", content_type="application/pdf")
         status, body = await self.http.call("POST", f"/oneshot/api/v1/document/{pk}", data=form)
@@ -561,13 +570,12 @@ async def test_twenty_kills_lose_nothing_acknowledged_in_either_family(tmp_path,
     options = ("--data-dir", str(data), "--retain-requests", "none")
     seen: dict[int, Seen] = {}
     completed = 0
-    pdfs = [blank_pdf(pages) for pages in (1, 2, 3)]
+    draws, indexes = Draws(20261202), itertools.count()
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
-        for round_ in range(kills):
+        for _ in range(kills):
             with running_sandbox(tmp_path, *options, workers=2) as server:
-                flows = Flows(Http(session, server.base), seen, receiver.url)
-                load = [asyncio.create_task(flows.run(kinds[index % 3], f"K{round_}C{index}", pdfs[index % 3]))
-                        for index in range(clients)]
+                flows = Flows(Http(session, server.base), seen, receiver.url, draws, indexes)
+                load = [asyncio.create_task(flows.run(kinds[index % 3])) for index in range(clients)]
                 await asyncio.sleep(rng.uniform(0.5, 2.5))
                 os.kill(server.process.pid, signal.SIGKILL)
                 await asyncio.gather(*load)
@@ -615,8 +623,7 @@ async def test_what_is_deleted_after_a_restart_stays_deleted(tmp_path):
         with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
             http = Http(session, server.base)
             assert (await http.call("DELETE", f"/api/v1/document/{pk}/original/{dropped}"))[0] == 200
-            server.process.send_signal(signal.SIGKILL)
-            server.process.wait()
+            server.kill()
         with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
             _, listed = await Http(session, server.base).call("GET", f"/api/v1/documents/{pk}")
             assert list(listed["details"]) == [kept], listed
@@ -637,8 +644,7 @@ async def test_a_seed_files_requests_live_on_in_the_data_dir(tmp_path):
         with running_sandbox(tmp_path, *options) as server:
             http = Http(session, server.base)
             added = await http.upload(424242, blank_pdf(2))
-            server.process.send_signal(signal.SIGKILL)
-            server.process.wait()
+            server.kill()
         with running_sandbox(tmp_path, *options) as server:
             _, listed = await Http(session, server.base).call("GET", "/api/v1/documents/424242")
             assert sorted(listed["details"]) == sorted(["22222222-2222-4222-8222-222222222222", added]), listed
@@ -657,5 +663,4 @@ async def test_a_namespace_first_used_after_a_restart_keeps_its_start_state(tmp_
         for _ in range(2):
             with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
                 await Http(session, server.base).create("Default")
-                server.process.send_signal(signal.SIGKILL)
-                server.process.wait()
+                server.kill()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import signal
 import subprocess
 import sys
 import zipfile
@@ -85,8 +84,7 @@ async def test_a_namespace_moves_to_another_sandbox_whole(tmp_path):
             assert await seen(dev, *case["pks"]) == case
             _, default = await Http(session, target.base).call("GET", "/_mock/requests")
             assert default["requests"] == [], "the other namespaces are left alone"
-            target.process.send_signal(signal.SIGKILL)
-            target.process.wait()
+            target.kill()
         with running_sandbox(tmp_path, "--data-dir", str(data)) as target:
             assert await seen(Namespaced(session, target.base, "dev"), *case["pks"]) == case, "saved as imported"
 
