@@ -21,9 +21,9 @@ from mock_server import gcpolicy, tenancy
 from mock_server.api import control, dashboard, legacy, namirial, openapi, videoid_page
 from mock_server.api.envelopes import renderer_for
 from mock_server.api.faults import scenario_middleware
-from mock_server.api.keys import CONFIG, REQUEST_PK, TENANT, TENANTS, request_pk_of
+from mock_server.api.keys import CONFIG, READS_NO_STATE, REQUEST_PK, TENANT, TENANTS, request_pk_of
 from mock_server.config import Config
-from mock_server.domain.lifecycle import Event, SandboxReset
+from mock_server.domain.lifecycle import SandboxReset
 from mock_server.domain.retention import RetentionPolicy
 from mock_server.domain.seedfile import SeedData
 from mock_server.domain.service import Runner, Sandbox, SandboxSettings
@@ -141,7 +141,6 @@ def _after_reset(book: ScenarioBook) -> None:
 
 
 def _tenant_builder(config: Config, pki: PkiMaterial, run: Runner, keys: KeyPool,
-                    listeners: list[Callable[[Event], None]],
                     commit: Callable[[], Awaitable[None]] | None = None) -> Callable[[str], Tenant]:
     seed = SeedData.load(config.seed_file) if config.seed_file else None
     scenario_files = [_scenario_file(p) for p in config.scenarios]
@@ -157,8 +156,6 @@ def _tenant_builder(config: Config, pki: PkiMaterial, run: Runner, keys: KeyPool
         sandbox = Sandbox(settings, pki, run, seed, keys)
         book = ScenarioBook(settings.seed, [magic_values(), *scenario_files])
         sandbox.events.subscribe(lambda event: _after_reset(book) if isinstance(event, SandboxReset) else None)
-        for listener in listeners:
-            sandbox.events.subscribe(listener)
         if commit is not None:
             sandbox.commit = commit
             sandbox.changes.record()
@@ -169,16 +166,23 @@ def _tenant_builder(config: Config, pki: PkiMaterial, run: Runner, keys: KeyPool
 
 
 def persistence_middleware(persistence: Persistence) -> Any:
-    """A change is answered only once it is in the data dir, and so is a read during which the
-    domain said it changed something (the contract signed on its first fetch); what other reads
-    change is saved in the background."""
+    """A change is answered only once it is in the data dir; so is a read that shows something not
+    saved yet (the contract it signed on first fetch, a background result, another call's change
+    whose commit is under way), so nothing a client saw is lost to a kill."""
 
-    async def stored(request: web.Request, marks_before: int) -> web.Response | None:
-        """None once the change is committed; the 500 to answer when it could not be."""
-        if request.method in ("GET", "HEAD", "OPTIONS") and persistence.read_changes == marks_before:
+    def unsaved_read(request: web.Request) -> bool:
+        tenant = request.get(TENANT)
+        if tenant is None or getattr(request.match_info.handler, READS_NO_STATE, False):
+            return False
+        return persistence.unsaved(tenant, _shown_pk(request))
+
+    async def stored(request: web.Request) -> web.Response | None:
+        """None once what the call changed or read is committed; the 500 to answer when it could not be."""
+        reads = request.method in ("GET", "HEAD", "OPTIONS")
+        if reads and not unsaved_read(request):
             return None
         tenant = request.get(TENANT)
-        if tenant is not None and request_pk_of(request) is None and request.get(REQUEST_PK) is None:
+        if not reads and tenant is not None and request_pk_of(request) is None and request.get(REQUEST_PK) is None:
             # A change about no request: to tokens, RAOs, images or metadata (compared row by row).
             tenant.sandbox.changes.pieces()
         try:
@@ -190,17 +194,27 @@ def persistence_middleware(persistence: Persistence) -> Any:
 
     @web.middleware
     async def persist(request: web.Request, handler: Any) -> web.StreamResponse:
-        marks_before = persistence.read_changes
         try:
             response = await handler(request)
         except web.HTTPException:  # a raised answer (the link page's 303) acknowledges a change too
-            refused = await stored(request, marks_before)
+            refused = await stored(request)
             if refused is not None:
                 return refused
             raise
-        return await stored(request, marks_before) or response
+        return await stored(request) or response
 
     return persist
+
+
+def _shown_pk(request: web.Request) -> int | None:
+    """The one request whose state a read shows (the URL's pk, or the control API's ``?request=``
+    filter), or None for a read that may show anything of its namespace."""
+    text = request_pk_of(request)
+    if text is None and control.owns(request.path):
+        text = request.query.get("request")
+    if text is None or not (text.isascii() and text.isdigit()) or len(text) > 18:
+        return None
+    return int(text)
 
 
 @web.middleware
@@ -227,9 +241,8 @@ def create_app(config: Config, executor: Executor | None = None) -> web.Applicat
     pki = PkiMaterial.from_dir(config.pki_dir) if config.pki_dir else PkiMaterial.bundled()
     keys = KeyPool(run, sandbox_settings(config).key_pool_size, config.one_shot_key)
     persistence = Persistence(DataDir(config.data_dir)) if config.data_dir else None
-    listeners = [persistence.mark] if persistence is not None else []
     commit = persistence.flush if persistence is not None else None
-    tenants = Tenants(_tenant_builder(config, pki, run, keys, listeners, commit), config.max_namespaces)
+    tenants = Tenants(_tenant_builder(config, pki, run, keys, commit), config.max_namespaces)
 
     middlewares: list[Any] = [access_log_middleware]
     if persistence is not None:

@@ -64,6 +64,8 @@ class Blobs:
         self._seen: dict[int, tuple[bytes, str]] = {}
         self.on_disk: set[str] = set()
         self.new: dict[str, bytes] = {}
+        # Every digest encoded while stale blobs are being looked for: none of them is stale.
+        self.tracked: set[str] | None = None
 
     def put(self, data: bytes) -> str:
         key = id(data)
@@ -72,6 +74,8 @@ class Blobs:
             entry = (data, hashlib.sha256(data).hexdigest())
         self._seen[key] = entry
         digest = entry[1]
+        if self.tracked is not None:
+            self.tracked.add(digest)
         if digest not in self.on_disk:
             self.new[digest] = data
         return digest

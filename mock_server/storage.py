@@ -3,7 +3,8 @@
 A flush writes what the domain says changed (:class:`~mock_server.domain.changes.ChangeLog`): the
 rows of those requests and collections whose JSON differs from what was last written
 (:mod:`mock_server.rows`), in one SQLite transaction (WAL, synchronous=FULL) in a thread. The HTTP
-layer acknowledges a change only after the flush that carries it has committed.
+layer acknowledges a change, and shows one, only after the flush that carries it has committed
+(:meth:`Persistence.unsaved`). Blobs that no row names any more are removed in the background.
 """
 
 from __future__ import annotations
@@ -13,18 +14,22 @@ import contextlib
 import hashlib
 import logging
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from mock_server import codec
 from mock_server.domain.changes import PIECES, ChangeSet
-from mock_server.domain.lifecycle import ContractSigned, Event
 from mock_server.rows import BLOB_REFERENCE, LOADED, Blobs, Loader, Note, RowBuilder, ScenarioTexts, Write, Written
 from mock_server.schema import COLUMNS, NAMESPACE_TABLES, REQUEST_TABLES, SCHEMA, SCHEMA_VERSION, DataDirError, Tables
 from mock_server.tenancy import Tenant, Tenants
 
 _FLUSH_INTERVAL_S = 0.5
+_DATABASE = "state.sqlite3"
+# Stale blobs are looked for at most this often, and at most 1/20 of the time a search takes.
+_COLLECTION_SPACING_S = 5.0
+_COLLECTION_DUTY = 20
 log = logging.getLogger(__name__)
 
 
@@ -35,7 +40,7 @@ class DataDir:
         root.mkdir(parents=True, exist_ok=True)
         self.root = root
         try:
-            self._db = sqlite3.connect(root / "state.sqlite3", check_same_thread=False, isolation_level=None)
+            self._db = sqlite3.connect(root / _DATABASE, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             tables = {name for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -76,15 +81,31 @@ class DataDir:
             raise DataDirError(f"blob {digest} is corrupt")
         return bytes(found[0])
 
-    def collect_garbage(self, referenced: set[str]) -> int:
-        """Remove the blobs no row refers to any more; how many went."""
-        stale = [(digest,) for (digest,) in self._db.execute("SELECT sha256 FROM blobs") if digest not in referenced]
+    def referenced_blobs(self) -> set[str]:
+        """The digests some row names, read in one transaction of a connection of its own, so that
+        commits go on meanwhile."""
+        found: set[str] = set()
+        with contextlib.closing(sqlite3.connect(self.root / _DATABASE, isolation_level=None)) as reader:
+            reader.execute("BEGIN")
+            for table, columns in COLUMNS.items():
+                if table in ("blobs", "meta"):
+                    continue
+                where = " OR ".join(f"instr({column}, 'blob:')" for column in columns)
+                for row in reader.execute(f"SELECT {', '.join(columns)} FROM {table} WHERE {where}"):
+                    found.update(digest for value in row if isinstance(value, str)
+                                 for digest in BLOB_REFERENCE.findall(value))
+            reader.execute("COMMIT")
+        return found
+
+    def collect_garbage(self, referenced: set[str]) -> set[str]:
+        """Remove the blobs not in ``referenced``; the digests that went."""
+        stale = {digest for (digest,) in self._db.execute("SELECT sha256 FROM blobs")} - referenced
         with contextlib.closing(self._db.cursor()) as cursor:
             cursor.execute("BEGIN IMMEDIATE")
-            cursor.executemany("DELETE FROM blobs WHERE sha256 = ?", stale)
+            cursor.executemany("DELETE FROM blobs WHERE sha256 = ?", [(digest,) for digest in stale])
             cursor.execute("COMMIT")
         self._db.execute("PRAGMA incremental_vacuum")
-        return len(stale)
+        return stale
 
     def row_keys(self) -> Iterator[tuple[Any, ...]]:
         """The key of every stored row, as :class:`RowBuilder` names them."""
@@ -162,14 +183,14 @@ class Persistence:
         self._written = Written()
         self._blobs = Blobs()
         self._scenarios = ScenarioTexts()
-        # The blobs a restore read, until the stale others are collected.
-        self._unreferenced: set[str] | None = None
+        # Whether rows went (a delete, a restart's leftovers) since stale blobs were last collected.
+        self._rows_went = False
+        self._next_collection = 0.0
         self._lock = asyncio.Lock()
         self._asked = 0
         self._done = 0
-        # Changes that reads make (the contract signed on its first fetch): such a read is answered
-        # once they are saved. Other events come from writes, saved anyway, or from the background.
-        self.read_changes = 0
+        # What the flush under way took and has not committed yet, by namespace.
+        self._in_flight: dict[str, ChangeSet] = {}
         self._loop_task: asyncio.Task | None = None
 
     def restore(self, tenants: Tenants) -> int:
@@ -199,14 +220,16 @@ class Persistence:
         for tenant in tenants.existing():
             if tenant.namespace in loaded:
                 tenant.sandbox.changes.take()  # what building it changed is what was just read back
-        self._unreferenced = referenced
+        self._rows_went = True  # blobs of what was deleted before the restart
         log.info("data dir: %d namespace(s), %d request(s) restored", len(tenants.existing()), restored)
         return restored
 
-    def mark(self, event: Event) -> None:
-        """Listens to the domain's events: a read that signed the contract is answered once saved."""
-        if isinstance(event, ContractSigned):
-            self.read_changes += 1
+    def unsaved(self, tenant: Tenant, pk: int | None) -> bool:
+        """Whether request ``pk`` of ``tenant`` (anything of it when None) changed since the last commit."""
+        if tenant.sandbox.changes.holds(pk):
+            return True
+        in_flight = self._in_flight.get(tenant.namespace)
+        return in_flight is not None and in_flight.concerns(pk)
 
     async def flush(self) -> None:
         """Return once everything changed before the call is committed (concurrent calls share a commit)."""
@@ -217,6 +240,7 @@ class Persistence:
                 return
             taken = self._asked
             changes = [(tenant, tenant.sandbox.changes.take()) for tenant in self._existing()]
+            self._in_flight = {tenant.namespace: changed for tenant, changed in changes if changed}
             try:
                 write, notes = self._rows(changes)
                 if write:
@@ -227,10 +251,13 @@ class Persistence:
                 self._blobs.new.clear()
                 self._scenarios.forget()
                 raise
+            finally:
+                self._in_flight = {}
             for key, text in notes:
                 self._written.note(key, text)
             self._blobs.on_disk.update(write.blobs)
             self._blobs.new.clear()
+            self._rows_went |= bool(write.deletes)
             self._done = taken
 
     def _existing(self) -> list[Tenant]:
@@ -251,18 +278,35 @@ class Persistence:
         self._loop_task = asyncio.get_running_loop().create_task(self._flush_loop())
 
     async def _flush_loop(self) -> None:
-        if self._unreferenced is not None:
-            # Blobs of what was deleted before the restart: removed once the sandbox answers, not before.
-            async with self._lock:
-                removed = await asyncio.to_thread(self._dir.collect_garbage, self._unreferenced | self._blobs.on_disk)
-            self._unreferenced = None
-            log.info("data dir: %d stale blob(s) removed", removed)
         while True:
             await asyncio.sleep(_FLUSH_INTERVAL_S)
             try:
                 await self.flush()
+                if self._rows_went and time.monotonic() >= self._next_collection:
+                    await self._collect_stale_blobs()
             except Exception:  # a full disk must not end background flushing for good
-                log.exception("background flush to the data dir failed")
+                log.exception("background work on the data dir failed")
+
+    async def _collect_stale_blobs(self) -> None:
+        """Remove the blobs no row names any more, looked for while commits go on."""
+        started = time.monotonic()
+        async with self._lock:  # what is committed from now on is either in the search or tracked
+            self._rows_went = False
+            self._blobs.tracked = set()
+        try:
+            referenced = await asyncio.to_thread(self._dir.referenced_blobs)
+            async with self._lock:
+                removed = await asyncio.to_thread(self._dir.collect_garbage, referenced | self._blobs.tracked)
+                self._blobs.on_disk -= removed
+        except BaseException:
+            self._rows_went = True
+            raise
+        finally:
+            self._blobs.tracked = None
+        took = time.monotonic() - started
+        self._next_collection = time.monotonic() + max(_COLLECTION_SPACING_S, _COLLECTION_DUTY * took)
+        if removed:
+            log.info("data dir: %d stale blob(s) removed in %.2f s", len(removed), took)
 
     async def close(self) -> None:
         """A last flush, then close the database."""

@@ -446,6 +446,81 @@ async def test_a_receiver_only_hears_of_what_is_saved(tmp_path, start_receiver):
     assert status == 200 and body["details"]["status"] == "ISSUED", body
 
 
+async def shown_then_killed(server, http: Http, path: str, shown) -> Any:
+    """Poll ``path`` until ``shown(body)`` holds, kill -9 the sandbox at once, and return that body."""
+    for _ in range(2000):
+        status, body = await http.call("GET", path)
+        assert status == 200, body
+        if shown(body):
+            server.kill()
+            return body
+        await asyncio.sleep(0.002)
+    raise AssertionError(f"{path} never showed what was awaited: {body}")
+
+
+async def test_a_webhook_attempt_shown_in_the_log_survives_a_kill_right_after(tmp_path, start_receiver):
+    """An attempt (made in the background) is in the data dir before the log shows it: the
+    restarted sandbox lists the very attempt seen, not a second delivery made after the restart."""
+    receiver = await start_receiver()
+    data = tmp_path / "data"
+    async with aiohttp.ClientSession() as session:
+        with running_sandbox(tmp_path, "--data-dir", str(data), "--ra-webhook", f"9999={receiver.url}") as server:
+            http = Http(session, server.base)
+            pk = await http.create("Logged")
+            seen = await shown_then_killed(server, http, f"/_mock/webhooks?request={pk}",
+                                           lambda body: body["webhooks"] and all(
+                                               event["state"] == "delivered" for event in body["webhooks"]))
+        with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
+            _, after = await Http(session, server.base).call("GET", f"/_mock/webhooks?request={pk}")
+    after_by_id = {event["id"]: event for event in after["webhooks"]}
+    delivered = [event for event in seen["webhooks"] if event["state"] == "delivered"]
+    for event in delivered:
+        assert after_by_id[event["id"]] == event, "the attempt seen was lost: the event was delivered again"
+    ids = [delivery.headers["webhook-id"] for delivery in receiver.deliveries]
+    assert all(ids.count(event["id"]) == 1 for event in delivered), ids
+
+
+async def test_a_videoid_completed_in_the_background_survives_a_kill_right_after(tmp_path):
+    """The automatic end of an eIDAS identification is saved before any read shows it."""
+    data = tmp_path / "data"
+    body = {**CONTACT, "registration_authority": "9999", "profile": "PFnubeQAFCiudadano", "env": "sandbox"}
+    async with aiohttp.ClientSession() as session:
+        with running_sandbox(tmp_path, "--data-dir", str(data), "--videoid-auto-complete", "0.2") as server:
+            http = Http(session, server.base)
+            status, created = await http.call("POST", "/api/v1/videoid", json=body)
+            assert status == 200, created
+            pk = created["details"]["request_pk"]
+            seen = await shown_then_killed(server, http, f"/api/v1/request/{pk}",
+                                           lambda body: body["details"]["status"] != "VIDEOPENDING")
+        with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
+            _, after = await Http(session, server.base).call("GET", f"/api/v1/request/{pk}")
+    assert after == seen
+
+
+async def test_a_read_while_a_commit_is_under_way_waits_for_it(tmp_path):
+    """Another process holds the database's write lock, so the create's commit cannot finish: a
+    listing made meanwhile is not answered with the request the create has not yet acknowledged."""
+    data = tmp_path / "data"
+    async with aiohttp.ClientSession() as session:
+        with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
+            http = Http(session, server.base)
+            _, before = await http.call("GET", "/_mock/requests")
+            blocker = sqlite3.connect(data / "state.sqlite3", isolation_level=None)
+            blocker.execute("BEGIN IMMEDIATE")
+            create = asyncio.ensure_future(http.create("Unsaved"))
+            await asyncio.sleep(0.3)
+            with contextlib.suppress(TimeoutError):
+                status, listed = await asyncio.wait_for(http.call("GET", "/_mock/requests"), 1.0)
+                assert status == 200, listed
+                shown = {summary["pk"] for summary in listed["requests"]}
+                assert shown == {summary["pk"] for summary in before["requests"]}, "an unsaved request was shown"
+            server.kill()
+            blocker.execute("ROLLBACK")
+            blocker.close()
+            with contextlib.suppress(aiohttp.ClientError, AssertionError):
+                await create
+
+
 # The acceptance run: kill -9 at random through both families, sync and async ---------------------------------
 
 
@@ -627,6 +702,37 @@ async def test_what_is_deleted_after_a_restart_stays_deleted(tmp_path):
         with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
             _, listed = await Http(session, server.base).call("GET", f"/api/v1/documents/{pk}")
             assert list(listed["details"]) == [kept], listed
+
+
+def stored_blobs(data: Path) -> set[str]:
+    with contextlib.closing(sqlite3.connect(data / "state.sqlite3")) as db:
+        return {digest for (digest,) in db.execute("SELECT sha256 FROM blobs")}
+
+
+async def test_the_bytes_of_a_deleted_document_leave_the_disk_while_the_sandbox_runs(tmp_path):
+    """A document deleted is gone from the data dir within seconds, without a restart, each time;
+    the same bytes uploaded again afterwards are stored again, not taken for still there."""
+    data = tmp_path / "data"
+    pdfs = [blank_pdf(10), blank_pdf(11)]  # over 1 KiB: kept as blobs
+    async with aiohttp.ClientSession() as session:
+        with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
+            http = Http(session, server.base)
+            pk = await http.create("Stale")
+            for pdf in pdfs:
+                digest = hashlib.sha256(pdf).hexdigest()
+                uid = await http.upload(pk, pdf)
+                assert digest in stored_blobs(data)
+                assert (await http.call("DELETE", f"/api/v1/document/{pk}/original/{uid}"))[0] == 200
+
+                async def gone(digest: str = digest) -> bool:
+                    return digest not in stored_blobs(data)
+
+                await eventually(gone, "the deleted document's bytes removed from the data dir", timeout=15)
+            again = await http.upload(pk, pdfs[0])
+            server.kill()
+        with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
+            status, body = await Http(session, server.base).call("GET", f"/api/v1/document/{pk}/original/{again}")
+    assert status == 200 and body == pdfs[0]
 
 
 async def test_a_seed_files_requests_live_on_in_the_data_dir(tmp_path):

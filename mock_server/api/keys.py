@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 from aiohttp import web
 
 from mock_server.config import Config
@@ -10,12 +13,23 @@ from mock_server.scenarios import ScenarioBook
 from mock_server.tenancy import Tenant, Tenants
 from mock_server.webhooks import WebhookDispatcher
 
+Handler = TypeVar("Handler", bound=Callable[[web.Request], Awaitable[web.StreamResponse]])
+
 CONFIG = web.AppKey("config", Config)
 TENANTS = web.AppKey("tenants", Tenants)
 # The namespace a call addresses, resolved by the namespace middleware.
 TENANT = web.RequestKey("tenant", Tenant)
 # Set by handlers that learn a request pk the URL does not carry (create), for the access log.
 REQUEST_PK = web.RequestKey("request_pk", int)
+# The attribute of a handler that shows nothing of a namespace's state (``/hello``): a data dir's
+# commit under way does not hold its answer back.
+READS_NO_STATE = "reads_no_state"
+
+
+def reads_no_state(handler: Handler) -> Handler:
+    """Mark ``handler`` as showing nothing of the state (see :data:`READS_NO_STATE`)."""
+    setattr(handler, READS_NO_STATE, True)
+    return handler
 
 
 def request_pk_of(request: web.Request) -> str | None:

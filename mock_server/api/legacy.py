@@ -9,7 +9,7 @@ from aiohttp import web
 
 from mock_server import __version__
 from mock_server.api import parsing
-from mock_server.api.keys import CONFIG, REQUEST_PK, sandbox_of
+from mock_server.api.keys import CONFIG, REQUEST_PK, reads_no_state, sandbox_of
 from mock_server.api.routing import add, download
 from mock_server.domain import accounts, library, views
 from mock_server.domain.service import Sandbox
@@ -44,10 +44,12 @@ def _missing(key: str):
 # Settings -------------------------------------------------------------------
 
 
+@reads_no_state
 async def hello(request: web.Request) -> web.Response:
     return envelope("Hello")
 
 
+@reads_no_state
 async def version(request: web.Request) -> web.Response:
     uname = platform.uname()
     return envelope({

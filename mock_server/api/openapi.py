@@ -24,6 +24,7 @@ from aiohttp import web
 from mock_server import __version__
 from mock_server.api import control, legacy, namirial
 from mock_server.api.envelopes import Renderer, renderer_for
+from mock_server.api.keys import reads_no_state
 from mock_server.errors import CATALOGUE, vendor_error
 
 PATH = "/openapi.json"
@@ -97,6 +98,7 @@ def document() -> dict[str, Any]:
     return json.loads(_document_bytes())
 
 
+@reads_no_state
 async def serve(request: web.Request) -> web.Response:
     return web.Response(body=_document_bytes(), content_type="application/json")
 

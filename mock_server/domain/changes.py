@@ -19,6 +19,12 @@ class ChangeSet:
     def __bool__(self) -> bool:
         return bool(self.requests or self.pieces or self.everything)
 
+    def concerns(self, pk: int | None) -> bool:
+        """Whether request ``pk`` is among the changes (any change at all when ``pk`` is None)."""
+        if pk is None:
+            return bool(self)
+        return self.everything or pk in self.requests
+
 
 class ChangeLog:
     """Collects what the domain says it changed, until the store takes it; nothing until a store
@@ -46,6 +52,10 @@ class ChangeLog:
         """The whole namespace changed (a reset)."""
         if self._recording:
             self._pending.everything = True
+
+    def holds(self, pk: int | None) -> bool:
+        """Whether a change to request ``pk`` (to anything when None) waits to be taken."""
+        return self._pending.concerns(pk)
 
     def take(self) -> ChangeSet:
         """What changed since the last call, and start afresh."""
