@@ -23,6 +23,7 @@ from mock_server.api.envelopes import renderer_for
 from mock_server.api.faults import scenario_middleware
 from mock_server.api.keys import CONFIG, READS_NO_STATE, REQUEST_PK, TENANT, TENANTS, request_pk_of
 from mock_server.config import Config
+from mock_server.domain.ids import parse_number
 from mock_server.domain.lifecycle import SandboxReset
 from mock_server.domain.retention import RetentionPolicy
 from mock_server.domain.seedfile import SeedData
@@ -212,9 +213,7 @@ def _shown_pk(request: web.Request) -> int | None:
     text = request_pk_of(request)
     if text is None and control.owns(request.path):
         text = request.query.get("request")
-    if text is None or not (text.isascii() and text.isdigit()) or len(text) > 18:
-        return None
-    return int(text)
+    return parse_number(text)
 
 
 @web.middleware

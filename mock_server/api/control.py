@@ -14,6 +14,7 @@ from mock_server.api.keys import TENANT, TENANTS, sandbox_of, scenarios_of, webh
 from mock_server.api.routing import add
 from mock_server.domain import views
 from mock_server.domain.clock import ClockRangeError, parse_time
+from mock_server.domain.ids import parse_number
 from mock_server.domain.model import SignatureRequest
 from mock_server.domain.service import Sandbox
 from mock_server.errors import CATALOGUE, VendorError, status_line
@@ -107,7 +108,7 @@ async def list_requests(request: web.Request) -> web.Response:
 
 async def get_request(request: web.Request) -> web.Response:
     pk = request.match_info["pk"]
-    found = sandbox_of(request).state.requests.get(int(pk)) if pk.isdecimal() else None
+    found = sandbox_of(request).state.requests.get(parse_number(pk))
     if found is None:
         raise ControlError(404, f"request {pk} not found")
     return web.json_response({
@@ -120,12 +121,21 @@ async def get_request(request: web.Request) -> web.Response:
     })
 
 
-async def sms(request: web.Request) -> web.Response:
+def _request_filter(request: web.Request) -> int | None:
+    """The ``?request=`` pk a listing is narrowed to, if any."""
     wanted = request.query.get("request")
-    if wanted is not None and not wanted.isdecimal():
+    if wanted is None:
+        return None
+    number = parse_number(wanted)
+    if number is None:
         raise ControlError(400, "request must be a request pk")
+    return number
+
+
+async def sms(request: web.Request) -> web.Response:
+    wanted = _request_filter(request)
     undelivered = request.query.get("include") == "undelivered"
-    messages = sandbox_of(request).otp.messages(int(wanted) if wanted else None, undelivered=undelivered)
+    messages = sandbox_of(request).otp.messages(wanted, undelivered=undelivered)
     return web.json_response({"messages": [views.outbox_message(m) for m in messages]})
 
 
@@ -160,7 +170,10 @@ async def revoke(request: web.Request) -> web.Response:
     serial, pk = body.get("serial"), body.get("request")
     try:
         if pk is not None:
-            certificate = sandbox_of(request).trust.revoke(request_pk=int(pk))
+            number = parse_number(pk)
+            if number is None:
+                raise ValueError(pk)
+            certificate = sandbox_of(request).trust.revoke(request_pk=number)
         elif serial is not None:
             number = serial if isinstance(serial, int) else int(str(serial), 16)
             certificate = sandbox_of(request).trust.revoke(serial=number)
@@ -203,10 +216,7 @@ def _webhook(event: WebhookEvent) -> dict[str, Any]:
 
 
 async def webhooks(request: web.Request) -> web.Response:
-    wanted = request.query.get("request")
-    if wanted is not None and not wanted.isdecimal():
-        raise ControlError(400, "request must be a request pk")
-    events = webhooks_of(request).events(int(wanted) if wanted else None)
+    events = webhooks_of(request).events(_request_filter(request))
     return web.json_response({"webhooks": [_webhook(e) for e in events]})
 
 
@@ -227,8 +237,7 @@ async def identify(request: web.Request) -> web.Response:
     if outcome not in ("complete", "incomplete", "error"):
         raise ControlError(404, "outcome is complete, incomplete or error")
     desk = sandbox_of(request).videoid
-    found = sandbox_of(request).state.requests.get(int(request.match_info["pk"])) if (
-        request.match_info["pk"].isdecimal()) else None
+    found = sandbox_of(request).state.requests.get(parse_number(request.match_info["pk"]))
     if found is None or found.videoid is None:
         raise ControlError(404, f"VideoID request {request.match_info['pk']} not found")
     desk.identify(found, outcome)

@@ -22,6 +22,7 @@ from mock_server.api import control, videoid_page
 from mock_server.api.keys import TENANT, TENANTS, sandbox_of, webhooks_of
 from mock_server.api.routing import add
 from mock_server.domain import views
+from mock_server.domain.ids import parse_number
 from mock_server.domain.model import SignatureRequest, Status
 from mock_server.domain.service import Sandbox
 from mock_server.scenarios import Scenario
@@ -37,7 +38,6 @@ MAX_REFRESH_S = 3600
 # The overview shows the newest entries of the outbox and the webhook log (they keep up to
 # --max-log-entries); the JSON under /_mock/sms and /_mock/webhooks has them all.
 OVERVIEW_ROWS = 50
-_PK = re.compile(r"[0-9]{1,18}")  # ASCII digits only: int() of a huge or exotic string must not be reached
 _REFRESH = re.compile(r"[0-9]{1,4}")
 _FAILED = {Status.CANCELLED, Status.VIDEOERROR}
 _STYLE = """
@@ -412,7 +412,7 @@ async def show_request(request: web.Request) -> web.Response:
     """A request's page; an HTML 404 when the namespace has no such request."""
     view, tenants = view_of(request), request.app[TENANTS].existing()
     pk = request.match_info["pk"]
-    found = sandbox_of(request).state.requests.get(int(pk)) if _PK.fullmatch(pk) else None
+    found = sandbox_of(request).state.requests.get(parse_number(pk))
     if found is None:
         return _html(not_found_page(view, tenants, f"Request {pk}"), status=404)
     replayed = webhooks_of(request).event(request.query.get("replayed", ""))

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from mock_server.api.keys import REQUEST_PK, request_pk_of, sandbox_of, scenarios_of
 from mock_server.api.parsing import media_type
+from mock_server.domain.ids import parse_number
 from mock_server.domain.model import Status
 from mock_server.errors import vendor_error
 from mock_server.scenarios import CURRENT_EFFECTS, HEADER, Call, Effects, effects_of
@@ -65,8 +66,7 @@ async def scenario_middleware(request: web.Request, handler: Any) -> web.StreamR
 
 
 async def _call(request: web.Request, operation: str, with_body: bool) -> Call:
-    pk_text = request_pk_of(request) or ""
-    pk = int(pk_text) if pk_text.isdecimal() else None
+    pk = parse_number(request_pk_of(request))
     fields: dict[str, str] = {}
     sandbox = sandbox_of(request)
     found = sandbox.state.requests.get(pk) if pk is not None else None

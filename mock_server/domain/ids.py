@@ -5,6 +5,19 @@ from __future__ import annotations
 import random
 import uuid
 
+# More digits than any pk, RA or serial the sandbox hands out: such a string names nothing.
+_MAX_DIGITS = 18
+
+
+def parse_number(text: object) -> int | None:
+    """``text`` as a non-negative integer when it is ASCII digits that could name something (a pk,
+    an RA), else None: a huge or exotic string never reaches ``int()`` and its digit limit."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        return text if 0 <= text < 10**_MAX_DIGITS else None
+    if not isinstance(text, str) or not (0 < len(text) <= _MAX_DIGITS and text.isascii() and text.isdigit()):
+        return None
+    return int(text)
+
 
 class RandomSource:
     """Deterministic for a given seed; :meth:`reset` replays the same sequence."""

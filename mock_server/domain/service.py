@@ -17,7 +17,7 @@ from mock_server.domain import accounts, library, lifecycle, validation, views
 from mock_server.domain.changes import ChangeLog
 from mock_server.domain.clock import Clock
 from mock_server.domain.hashfile import parse_hash_file
-from mock_server.domain.ids import RandomSource
+from mock_server.domain.ids import RandomSource, parse_number
 from mock_server.domain.lifecycle import (
     CertificateRevoked,
     ContractSigned,
@@ -273,9 +273,8 @@ class Sandbox:
 
     def read_request(self, pk: str | int, not_found_key: str, **values: Any) -> SignatureRequest:
         """The request ``pk`` for a call that only reads it (as :meth:`find_request`)."""
-        request = None
-        if str(pk).isdecimal():
-            request = self.state.requests.get(int(pk))
+        number = parse_number(pk)
+        request = self.state.requests.get(number) if number is not None else None
         if request is None:
             raise vendor_error(not_found_key, pk=pk, **values)
         return request

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mock_server.domain.countries import ISO_3166_ALPHA_2
+from mock_server.domain.ids import parse_number
 from mock_server.domain.model import Identity
 from mock_server.errors import vendor_error
 
@@ -84,7 +85,8 @@ def validate_create_request(
     if not profile:
         missing.append("profile")
     ra = (fields.get("registration_authority") or defaults.registration_authority).strip()
-    if not ra.isdecimal():
+    ra_number = parse_number(ra)
+    if ra_number is None:
         missing.append("registration_authority")
     language = (fields.get("communication_language") or "ES").strip().upper()
     if language not in LANGUAGES:
@@ -106,4 +108,4 @@ def validate_create_request(
     if callback is not None and not _URL.match(callback):
         raise vendor_error("create_request.400.invalid_callback", url=callback)
     async_mode = fields.get("useasync", "").strip().lower() in ("true", "1", "yes")
-    return ValidatedRequest(identity, profile, int(ra), env, language, async_mode, callback)
+    return ValidatedRequest(identity, profile, ra_number, env, language, async_mode, callback)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from mock_server.domain import accounts, validation
 from mock_server.domain.evidences import review_evidences
+from mock_server.domain.ids import parse_number
 from mock_server.domain.model import SignatureRequest, Status, Upload, VideoId
 from mock_server.errors import vendor_error
 from mock_server.fakes import fake_identity
@@ -41,7 +42,8 @@ class VideoIdDesk:
         takes the sandbox's default profile when it is left out)."""
         sandbox = self._sandbox
         ra = (fields.get("registration_authority") or sandbox.request_defaults().registration_authority).strip()
-        authority = sandbox.registration_authority(int(ra)) if ra.isdecimal() else {}
+        number = parse_number(ra)
+        authority = sandbox.registration_authority(number) if number is not None else {}
         if not authority:
             raise vendor_error("create_videoid.404.ra_not_found")
         mode = authority.get("videoid_mode", "disabled")

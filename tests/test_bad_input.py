@@ -1,0 +1,57 @@
+"""Every bad input gets the family's envelope and a clear message: no 500, no side effect."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.helpers import DEFAULT_TOKEN, IDENTITY
+
+HUGE_NUMBER = "9" * 5000  # beyond Python's int() digit limit
+_PARAMETER = re.compile(r"\{[^}]+\}")
+
+
+def parameterised_routes(app) -> list[tuple[str, str]]:
+    """(method, path) of every route with a path parameter, in all three APIs."""
+    found = set()
+    for route in app.router.routes():
+        path = route.resource.canonical if route.resource is not None else ""
+        if route.method != "HEAD" and _PARAMETER.search(path) and not path.endswith("/"):
+            found.add((route.method, path))
+    return sorted(found)
+
+
+async def test_a_number_too_long_for_int_in_any_path_parameter_is_not_a_500(sandbox):
+    routes = parameterised_routes(sandbox.http.server.app)
+    assert len(routes) > 40
+    assert {prefix for prefix in ("/api/v1/", "/oneshot/api/v1/", "/_mock/")
+            if any(path.startswith(prefix) for _, path in routes)} == {"/api/v1/", "/oneshot/api/v1/", "/_mock/"}
+    failures = []
+    for method, path in routes:
+        pieces = _PARAMETER.split(path)
+        count = len(pieces) - 1
+        # One value at a time is huge (all of them would pass the HTTP parser's line limit).
+        variants = [([HUGE_NUMBER if i == huge else "1" for i in range(count)], "") for huge in range(count)]
+        variants.append((["1"] * count, f"?request={HUGE_NUMBER}"))
+        for values, query in variants:
+            url = "".join(piece + value for piece, value in zip(pieces, [*values, ""], strict=True))
+            answer = await sandbox.call(method, url + query, json={})
+            if answer.status >= 500 or (answer.content_type != "application/json" and answer.status >= 400
+                                        and not path.startswith(("/_mock/dashboard", "/videoid/"))):
+                failures.append((method, path, query[:12], answer.status, answer.raw[:120]))
+    assert not failures, failures
+
+
+@pytest.mark.parametrize("path", ["/_mock/sms", "/_mock/webhooks"])
+async def test_a_listing_narrowed_to_a_huge_pk_is_a_400(sandbox, path):
+    answer = await sandbox.call("GET", f"{path}?request={HUGE_NUMBER}")
+    assert answer.status == 400 and answer.body["error"] == "request must be a request pk"
+
+
+async def test_a_registration_authority_too_long_for_int_is_the_vendors_412(sandbox):
+    fields = {**IDENTITY, "token": DEFAULT_TOKEN, "registration_authority": HUGE_NUMBER}
+    answer = await sandbox.create_request_raw(fields)
+    assert answer.status == 412, answer.body
+    assert "registration_authority" in answer.body["details"]
+
