@@ -55,3 +55,20 @@ async def test_a_registration_authority_too_long_for_int_is_the_vendors_412(sand
     assert answer.status == 412, answer.body
     assert "registration_authority" in answer.body["details"]
 
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/api/v1/sign/{pk}", {"signature_format": {"text_format": 5}}),
+    ("/api/v1/sign/{pk}", {"signature_format": {"text_format": ["Signed", {"by": "me"}]}}),
+    ("/oneshot/api/v1/sign/{pk}", {"signature_format": {"text_format": 5}}),
+    ("/oneshot/api/v1/sign/{pk}", {"signature_format": "large", "signature": {"appearance": {"text": ["Signed"]}}}),
+    ("/oneshot/api/v1/sign/{pk}", {"signature_format": [1], "signature": {"appearance": {"date": "dd/MM/yyyy"}}}),
+])
+async def test_a_sign_body_of_the_wrong_shape_is_a_400_and_spends_no_otp(sandbox, path, body):
+    pk = await sandbox.create_request()
+    await sandbox.upload_pdf(pk)
+    secret = await sandbox.otp(pk)
+    answer = await sandbox.call("POST", path.format(pk=pk), json={"secret": secret, **body})
+    assert answer.status == 400, answer.body
+    assert "text_format" in str(answer.body) or "signature_format must be an object" in str(answer.body)
+    assert (await sandbox.sign(pk, {"secret": secret})).status == 200  # the OTP still works

@@ -157,8 +157,9 @@ def _legacy_sign_body(body: dict[str, Any]) -> dict[str, Any]:
         text_format["date_format"] = appearance["date"]
     if appearance.get("timezone"):
         text_format["timezone"] = appearance["timezone"]
-    if text_format:
-        translated["signature_format"] = {**(body.get("signature_format") or {}), **text_format}
+    given = body.get("signature_format")
+    if text_format and (isinstance(given, dict) or not given):
+        translated["signature_format"] = {**(given or {}), **text_format}  # else refused as legacy would
     return translated
 
 

@@ -193,6 +193,9 @@ def _text_template(body: dict[str, Any]) -> TextTemplate | None:
     lines = fmt.get("text_format") or DEFAULT_TEXT
     if isinstance(lines, str):
         lines = [lines]
+    if not isinstance(lines, list | tuple) or not all(isinstance(line, str) for line in lines):
+        raise vendor_error("sign.400.invalid_options",
+                           {"signature_format": "text_format must be a string or a list of strings"})
     timezone = _text(fmt.get("timezone")) or DEFAULT_TIMEZONE
     try:
         ZoneInfo(timezone)
