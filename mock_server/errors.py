@@ -217,6 +217,9 @@ _ENTRIES: list[ErrorSpec] = [
     ErrorSpec("upload_image.400.missing_image", 400, "Missing required parameter: 'image'"),
     ErrorSpec("upload_image.413.too_large", 413, "File {filename} exceeds the upload limit of {limit} bytes"),
     ErrorSpec("upload_image.415.unsupported", 415, "Image file type not supported: {type}"),
+    # The sandbox's own: the vendor documents no pixel limit.
+    ErrorSpec("upload_image.413.too_many_pixels", 413,
+              "Image {filename} declares {size} pixels; the sandbox takes at most {limit}"),
     ErrorSpec("retrieve_image.400.missing_uid", 400, "Missing required parameters: Image uid not specified"),
     ErrorSpec("retrieve_image.404.not_found", 404, "Image with uid {uid} not found"),
     ErrorSpec("delete_image.400.missing_uid", 400, "Missing required parameters: No image uid specified"),

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import re
+import struct
+import zlib
 
+import aiohttp
 import pytest
 
 from tests.helpers import DEFAULT_TOKEN, IDENTITY
@@ -72,3 +77,35 @@ async def test_a_sign_body_of_the_wrong_shape_is_a_400_and_spends_no_otp(sandbox
     assert answer.status == 400, answer.body
     assert "text_format" in str(answer.body) or "signature_format must be an object" in str(answer.body)
     assert (await sandbox.sign(pk, {"secret": secret})).status == 200  # the OTP still works
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A valid PNG header (and one tiny IDAT) that declares ``width`` by ``height`` pixels."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(
+        b"IEND", b"")
+
+
+@pytest.mark.parametrize("size", [(20_000, 20_000), (6_000, 6_000)])
+@pytest.mark.parametrize("path", ["/api/v1/image", "/oneshot/api/v1/image"])
+async def test_an_image_declaring_too_many_pixels_is_a_413_and_not_stored(sandbox, path, size):
+    form = aiohttp.FormData()
+    form.add_field("image", png_declaring(*size), filename="bomb.png", content_type="image/png")
+    answer = await sandbox.call("POST", path, data=form)
+    assert answer.status == 413, answer.body
+    assert "declares" in json.dumps(answer.body) and "25000000" in json.dumps(answer.body)
+    listed = await sandbox.call("GET", "/api/v1/images")
+    assert "bomb.png" not in json.dumps(listed.body)
+
+
+async def test_an_inline_signature_image_declaring_too_many_pixels_is_the_sign_400(sandbox):
+    pk = await sandbox.create_request()
+    uid = await sandbox.upload_pdf(pk)
+    secret = await sandbox.otp(pk)
+    options = {uid: {"position": "10, 10, 200, 80", "page": 0,
+                     "b64_image": base64.b64encode(png_declaring(20_000, 20_000)).decode()}}
+    answer = await sandbox.sign(pk, {"secret": secret, "options": options})
+    assert answer.status == 400 and "pixels" in json.dumps(answer.body), answer.body

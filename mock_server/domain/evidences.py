@@ -88,5 +88,5 @@ def _decodable_image(value: Any) -> bool:
         with Image.open(io.BytesIO(base64.b64decode(str(value), validate=True))) as picture:
             picture.verify()
             return picture.format in ("PNG", "JPEG")
-    except (binascii.Error, ValueError, UnidentifiedImageError, OSError):
+    except (binascii.Error, ValueError, UnidentifiedImageError, OSError, Image.DecompressionBombError):
         return False

@@ -16,6 +16,12 @@ from mock_server.domain.store import State
 from mock_server.errors import vendor_error
 
 IMAGE_TYPES = {"PNG": ("image/png", ".png"), "JPEG": ("image/jpeg", ".jpg")}
+# A signature stamp needs far fewer: a file declaring more would take gigabytes to draw.
+MAX_IMAGE_PIXELS = 25_000_000
+
+
+class ImageTooLarge(ValueError):
+    """An image that declares more than :data:`MAX_IMAGE_PIXELS` pixels."""
 
 
 def update_settings(state: State, changes: Mapping[str, Any]) -> None:
@@ -89,7 +95,11 @@ def delete_metadata(state: State, uid: str) -> None:
 def add_image(state: State, rng: RandomSource, upload: Upload, now: datetime,
               uid: str | None = None) -> Image:
     """Store a PNG or JPEG; anything else is the vendor's 415 (bytes sniffed, not names)."""
-    kind, width, height = sniff_image(upload.data)
+    try:
+        kind, width, height = sniff_image(upload.data)
+    except ImageTooLarge as refused:
+        raise vendor_error("upload_image.413.too_many_pixels", filename=upload.filename or "image",
+                           size=str(refused), limit=MAX_IMAGE_PIXELS) from None
     if kind is None:
         shown = upload.content_type or upload.filename or "unknown"
         raise vendor_error("upload_image.415.unsupported", type=shown)
@@ -101,13 +111,20 @@ def add_image(state: State, rng: RandomSource, upload: Upload, now: datetime,
 
 
 def sniff_image(data: bytes) -> tuple[str | None, int, int]:
-    """``data``'s kind (a key of :data:`IMAGE_TYPES`, None for anything else), width and height."""
+    """``data``'s kind (a key of :data:`IMAGE_TYPES`, None for anything else), width and height;
+    :class:`ImageTooLarge` for more pixels than :data:`MAX_IMAGE_PIXELS` (only the header is read)."""
     try:
         with PilImage.open(io.BytesIO(data)) as picture:
             kind, (width, height) = picture.format, picture.size
+    except PilImage.DecompressionBombError:
+        raise ImageTooLarge(f"more than {2 * (PilImage.MAX_IMAGE_PIXELS or 0)}") from None
     except (UnidentifiedImageError, OSError):
         return None, 0, 0
-    return (kind, width, height) if kind in IMAGE_TYPES else (None, 0, 0)
+    if kind not in IMAGE_TYPES:
+        return None, 0, 0
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ImageTooLarge(f"{width}x{height} = {width * height}")
+    return kind, width, height
 
 
 def get_image(state: State, uid: str, operation: str = "retrieve_image") -> Image:

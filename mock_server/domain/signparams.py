@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from mock_server.domain.library import sniff_image
+from mock_server.domain.library import MAX_IMAGE_PIXELS, ImageTooLarge, sniff_image
 from mock_server.errors import vendor_error
 from mock_server.pki.signing import TextTemplate
 
@@ -173,7 +173,12 @@ def _inline_image(value: Any) -> bytes | None:
         data = base64.b64decode(str(value), validate=True)
     except (binascii.Error, ValueError):
         raise vendor_error("sign.400.invalid_options", {"b64_image": "not valid base64"}) from None
-    if sniff_image(data)[0] is None:
+    try:
+        kind = sniff_image(data)[0]
+    except ImageTooLarge as refused:
+        raise vendor_error("sign.400.invalid_options",
+                           {"b64_image": f"{refused} pixels: at most {MAX_IMAGE_PIXELS} are taken"}) from None
+    if kind is None:
         raise vendor_error("sign.400.invalid_options", {"b64_image": "not a PNG or JPEG image"})
     return data
 
