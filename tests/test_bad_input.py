@@ -109,3 +109,32 @@ async def test_an_inline_signature_image_declaring_too_many_pixels_is_the_sign_4
                      "b64_image": base64.b64encode(png_declaring(20_000, 20_000)).decode()}}
     answer = await sandbox.sign(pk, {"secret": secret, "options": options})
     assert answer.status == 400 and "pixels" in json.dumps(answer.body), answer.body
+
+
+@pytest.mark.parametrize(("field", "value", "status", "shown"), [
+    ("given_name", "A" * 65, 412, "common name would take"),
+    ("given_name", "Ñ" * 40, 412, "common name would take"),  # 40 characters, 80 bytes of UTF-8
+    ("surname_2", "Lopez-" * 10, 412, "surname_2"),
+    ("given_name", "\ud800", 400, "not valid Unicode"),
+    ("surname_1", "Ok\udfffay", 400, "not valid Unicode"),
+])
+async def test_a_name_no_certificate_can_hold_is_refused_at_create(sandbox, field, value, status, shown):
+    before = await sandbox.call("GET", "/_mock/requests")
+    answer = await sandbox.call("POST", "/api/v1/request",
+                                json={**IDENTITY, "token": DEFAULT_TOKEN, field: value})
+    assert answer.status == status, answer.body
+    assert shown in answer.body["details"], answer.body
+    assert (await sandbox.call("GET", "/_mock/requests")).body == before.body
+
+
+async def test_the_longest_names_a_certificate_holds_sign(sandbox):
+    pk = await sandbox.create_request(given_name="A" * 30, surname_1="B" * 16, surname_2="C" * 16)  # 64 bytes
+    await sandbox.upload_pdf(pk)
+    answer = await sandbox.sign(pk, {"secret": await sandbox.otp(pk)})
+    assert answer.status == 200, answer.body
+
+
+async def test_a_lone_surrogate_is_refused_by_the_newer_family_too(sandbox):
+    answer = await sandbox.call("POST", "/oneshot/api/v1/create",
+                                json={**IDENTITY, "token": DEFAULT_TOKEN, "given_name": "\ud800"})
+    assert answer.status == 400 and "not valid Unicode" in answer.body["message"], answer.body

@@ -58,19 +58,36 @@ async def read_json(request: web.Request, invalid_json_key: str = "api.400.malfo
         raise vendor_error(invalid_json_key, error="nested too deeply") from None
     if not isinstance(value, dict):
         raise vendor_error(invalid_json_key, error="expected a JSON object")
-    if _depth(value) > MAX_JSON_DEPTH:
-        raise vendor_error(invalid_json_key, error=f"nested more than {MAX_JSON_DEPTH} levels deep")
+    fault = _shape_fault(value)
+    if fault:
+        raise vendor_error(invalid_json_key, error=fault)
     return value
 
 
-def _depth(value: Any) -> int:
-    deepest, pending = 0, [(value, 1)]
+def _shape_fault(value: Any) -> str | None:
+    """Why a parsed body cannot be kept: nested too deep, or text that is not Unicode (a lone
+    surrogate such as ``"\\ud800"``, which no PDF, certificate or data dir can hold)."""
+    pending = [(value, 1)]
     while pending:
         item, level = pending.pop()
-        deepest = max(deepest, level)
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
-        pending.extend((child, level + 1) for child in children if isinstance(child, dict | list))
-    return deepest
+        if level > MAX_JSON_DEPTH:
+            return f"nested more than {MAX_JSON_DEPTH} levels deep"
+        texts = item.items() if isinstance(item, dict) else enumerate(item)
+        for key, child in texts:
+            for text in (key, child):
+                if isinstance(text, str) and not text.isascii() and not _is_unicode(text):
+                    return f"{text.encode('ascii', 'backslashreplace').decode()[:40]!r} is not valid Unicode text"
+            if isinstance(child, dict | list):
+                pending.append((child, level + 1))
+    return None
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 async def read_fields(request: web.Request, invalid_json_key: str) -> dict[str, str]:

@@ -10,6 +10,7 @@ from mock_server.domain.countries import ISO_3166_ALPHA_2
 from mock_server.domain.ids import parse_number
 from mock_server.domain.model import Identity
 from mock_server.errors import vendor_error
+from mock_server.pki.authority import COMMON_NAME_MAX_BYTES, common_name
 
 ID_DOCUMENT_TYPES = ("IDC", "PAS", "PNO", "TIN", "CI", "CE")
 SANDBOX_ENVIRONMENTS = ("sandbox", "test")
@@ -20,6 +21,8 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^(\+|00)[1-9][0-9 ]{6,17}$")
 _URL = re.compile(r"^https?://[^\s/?#]+[^\s]*$")
 IDENTITY_FIELDS = ("given_name", "surname_1", "serial_number")
+# The names the one-shot certificate's common name is made of.
+NAME_FIELDS = ("given_name", "surname_1", "surname_2")
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,11 @@ def validate_create_request(
     language = (fields.get("communication_language") or "ES").strip().upper()
     if language not in LANGUAGES:
         missing.append("communication_language")
+    names = [fields.get(name, "").strip() for name in NAME_FIELDS]
+    name_bytes = len(common_name(*names).encode())
+    if name_bytes > COMMON_NAME_MAX_BYTES:
+        missing.append(f"{', '.join(n for n, v in zip(NAME_FIELDS, names, strict=True) if v)} (the certificate's "
+                       f"common name would take {name_bytes} bytes, at most {COMMON_NAME_MAX_BYTES})")
     if missing:
         raise vendor_error("create_request.412.invalid_fields", fields=", ".join(missing))
 
