@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
 import struct
+import time
 import zlib
 
 import aiohttp
 import pytest
 
-from tests.helpers import DEFAULT_TOKEN, IDENTITY
+from tests.helpers import DEFAULT_TOKEN, IDENTITY, multipart_body
 
 HUGE_NUMBER = "9" * 5000  # beyond Python's int() digit limit
 _PARAMETER = re.compile(r"\{[^}]+\}")
@@ -138,3 +140,23 @@ async def test_a_lone_surrogate_is_refused_by_the_newer_family_too(sandbox):
     answer = await sandbox.call("POST", "/oneshot/api/v1/create",
                                 json={**IDENTITY, "token": DEFAULT_TOKEN, "given_name": "\ud800"})
     assert answer.status == 400 and "not valid Unicode" in answer.body["message"], answer.body
+
+
+async def test_a_body_of_forty_thousand_parts_is_refused_without_holding_other_calls_back(sandbox):
+    boundary = "many-parts"
+    body = multipart_body(boundary, [(f"f{i}", None, "text/plain", b"x") for i in range(40_000)])
+
+    async def hello_while_posting() -> float:
+        await asyncio.sleep(0.05)
+        started = time.perf_counter()
+        assert (await sandbox.call("GET", "/api/v1/hello")).status == 200
+        return time.perf_counter() - started
+
+    posted, waited = await asyncio.gather(
+        sandbox.call("POST", "/api/v1/request", data=body,
+                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}),
+        hello_while_posting())
+    assert posted.status == 413, posted.body
+    assert posted.body == {"status": "413 Request Entity Too Large", "details": "Request body has more than 256 parts"}
+    assert waited < 0.5, f"hello waited {waited:.2f} s behind the parts"
+    assert (await sandbox.call("GET", "/_mock/requests")).body == {"requests": []}

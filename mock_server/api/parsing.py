@@ -24,6 +24,9 @@ _CHUNK = 256 * 1024
 # The deepest body the vendor documents nests four levels (settings' registration authorities);
 # a state nested hundreds deep could be kept in memory but not written to a data dir.
 MAX_JSON_DEPTH = 32
+# Clients send a dozen fields and a few files; each part costs the event loop about 0.1 ms to parse,
+# so 40,000 tiny parts would hold every other call back for seconds.
+MAX_PARTS = 256
 _DEFAULT_MEDIA_TYPE = "application/octet-stream"
 
 
@@ -112,7 +115,11 @@ async def _read_multipart(request: web.Request, file_limit: int, too_large_key: 
     form = Form()
     try:
         reader = await request.multipart()
+        count = 0
         while (part := await reader.next()) is not None:
+            count += 1
+            if count > MAX_PARTS:
+                raise vendor_error("api.413.too_many_parts", limit=MAX_PARTS)
             if not isinstance(part, BodyPartReader):
                 raise ValueError("nested multipart bodies are not supported")
             name, filename = _part_names(part)
