@@ -160,3 +160,17 @@ async def test_a_body_of_forty_thousand_parts_is_refused_without_holding_other_c
     assert posted.body == {"status": "413 Request Entity Too Large", "details": "Request body has more than 256 parts"}
     assert waited < 0.5, f"hello waited {waited:.2f} s behind the parts"
     assert (await sandbox.call("GET", "/_mock/requests")).body == {"requests": []}
+
+
+@pytest.mark.parametrize("path", ["/api/v1/hello", "/oneshot/api/v1/tokens", "/_mock/errors", "/openapi.json"])
+async def test_head_on_a_get_route_answers_its_headers_without_a_body(sandbox, path):
+    got = await sandbox.call("GET", path)
+    async with sandbox.http.request("HEAD", path) as head:
+        assert head.status == got.status and await head.read() == b""
+        assert head.content_type == got.content_type
+        assert int(head.headers["Content-Length"]) == len(got.raw)
+
+
+async def test_head_on_a_route_without_get_is_still_a_405(sandbox):
+    async with sandbox.http.request("HEAD", "/api/v1/sign/1") as head:
+        assert head.status == 405 and head.content_type == "application/json"

@@ -77,9 +77,12 @@ def documented_operations(document: dict[str, Any]) -> dict[tuple[str, str], str
 
 
 def routed_operations(app) -> set[tuple[str, str]]:
-    """(method, canonical path) of every route; the trailing-slash twins are the same operation."""
+    """(method, canonical path) of every route; the trailing-slash twins and a GET's HEAD twin are
+    the same operation."""
     routed = set()
     for route in app.router.routes():
+        if route.method == "HEAD":
+            continue
         path = route.resource.canonical
         routed.add((route.method, path.rstrip("/") if len(path) > 1 else path))
     return routed

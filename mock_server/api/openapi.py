@@ -25,6 +25,7 @@ from mock_server import __version__
 from mock_server.api import control, legacy, namirial
 from mock_server.api.envelopes import Renderer, renderer_for
 from mock_server.api.keys import reads_no_state
+from mock_server.api.routing import add
 from mock_server.errors import CATALOGUE, vendor_error
 
 PATH = "/openapi.json"
@@ -104,4 +105,4 @@ async def serve(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_route("GET", PATH, serve)
+    add(app, "GET", PATH, serve)

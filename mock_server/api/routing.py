@@ -10,9 +10,12 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def add(app: web.Application, method: str, path: str, handler: Handler) -> None:
-    """Register ``path`` with and without a trailing slash (clients send both)."""
-    app.router.add_route(method, path, handler)
-    app.router.add_route(method, path + "/", handler)
+    """Register ``path`` with and without a trailing slash (clients send both); a GET answers HEAD
+    too (RFC 9110: the same headers, no body; aiohttp leaves the body out)."""
+    methods = (method, "HEAD") if method == "GET" else (method,)
+    for variant in (path, path + "/"):
+        for each in methods:
+            app.router.add_route(each, variant, handler)
 
 
 def download(data: bytes, content_type: str, filename: str) -> web.Response:
