@@ -25,6 +25,7 @@ from mock_server.api.keys import CONFIG, READS_NO_STATE, REQUEST_PK, TENANT, TEN
 from mock_server.config import Config
 from mock_server.domain.ids import parse_number
 from mock_server.domain.lifecycle import SandboxReset
+from mock_server.domain.pkspace import PkSpace
 from mock_server.domain.retention import RetentionPolicy
 from mock_server.domain.seedfile import SeedData
 from mock_server.domain.service import Runner, Sandbox, SandboxSettings
@@ -144,6 +145,7 @@ def _after_reset(book: ScenarioBook) -> None:
 def _tenant_builder(config: Config, pki: PkiMaterial, run: Runner, keys: KeyPool,
                     commit: Callable[[], Awaitable[None]] | None = None) -> Callable[[str], Tenant]:
     seed = SeedData.load(config.seed_file) if config.seed_file else None
+    pks = PkSpace()
     scenario_files = [_scenario_file(p) for p in config.scenarios]
     webhook_settings = WebhookSettings(
         secret=config.webhook_secret,
@@ -154,7 +156,7 @@ def _tenant_builder(config: Config, pki: PkiMaterial, run: Runner, keys: KeyPool
 
     def build(namespace: str) -> Tenant:
         settings = replace(sandbox_settings(config), seed=namespace_seed(config.seed, namespace), namespace=namespace)
-        sandbox = Sandbox(settings, pki, run, seed, keys)
+        sandbox = Sandbox(settings, pki, run, seed, keys, pks)
         book = ScenarioBook(settings.seed, [magic_values(), *scenario_files])
         sandbox.events.subscribe(lambda event: _after_reset(book) if isinstance(event, SandboxReset) else None)
         if commit is not None:

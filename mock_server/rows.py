@@ -406,6 +406,7 @@ class Loader:
             tenant = restore(namespace)
             self._around_requests(tenant, requests.get(namespace, {}))
             tenant.sandbox.retention.reset(state.requests.values())
+            tenant.sandbox.hold_pks()
             restored += len(state.requests)
         return restored
 

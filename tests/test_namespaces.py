@@ -9,6 +9,7 @@ from cryptography import x509
 from cryptography.x509.oid import AuthorityInformationAccessOID
 from yarl import URL
 
+from mock_server.domain.pkspace import BLOCK_SIZE, PkSpace
 from tests.helpers import SandboxClient, blank_pdf, validate
 from tests.test_videoid import EIDAS, create_videoid, request_detail
 
@@ -123,3 +124,34 @@ async def test_bad_namespaces_are_refused_in_the_envelope(make_client):
     answer = await sandbox.call("GET", "/api/v1/hello", headers={"X-Mock-Namespace": "three"})
     assert answer.status == 400 and "too many namespaces (limit 3)" in answer.body["details"]
     assert (await sandbox.call("GET", "/api/v1/hello", headers={"X-Mock-Namespace": "one"})).status == 200
+
+
+async def test_no_two_namespaces_hand_out_the_same_pk(make_client):
+    """Namespace w274's first pk and w175's second were both 40361: pks now come from blocks each
+    namespace owns, and the same namespace replays the same pks on another server."""
+    sandbox = await make_client(max_namespaces=400)
+    pks: dict[int, str] = {}
+    first: dict[str, int] = {}
+    for index in range(300):
+        namespace = f"w{index}"
+        for _ in range(2):
+            pk = await sandbox.in_namespace(namespace).create_request()
+            assert pk not in pks, f"{namespace} and {pks[pk]} both handed out {pk}"
+            assert 0 < pk < 2**31
+            pks[pk] = namespace
+            first.setdefault(namespace, pk)
+    again = await make_client(max_namespaces=400)
+    for namespace in ("w274", "w175", "w0"):
+        assert await again.in_namespace(namespace).create_request() == first[namespace]
+    default = await sandbox.create_request()
+    assert 10_000 <= default <= 60_000 and default not in pks  # the default namespace's, as before
+
+
+def test_a_namespace_whose_block_is_taken_goes_on_in_a_free_one():
+    space = PkSpace()
+    start = PkSpace.first_pk(False, 42, 12_345)
+    assert space.allocate("a", start) == start
+    moved = space.allocate("b", start + 1)  # b's seed put it in a's block
+    assert moved // BLOCK_SIZE != start // BLOCK_SIZE and moved % BLOCK_SIZE == 0
+    assert space.allocate("a", start + 1) == start + 1
+    assert space.allocate("b", moved + 1) == moved + 1

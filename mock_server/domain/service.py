@@ -38,6 +38,7 @@ from mock_server.domain.model import (
     Upload,
 )
 from mock_server.domain.pdfchecks import CheckedPdfs
+from mock_server.domain.pkspace import PkSpace
 from mock_server.domain.retention import FINISHED, Retention, RetentionPolicy
 from mock_server.domain.seedfile import SeedData
 from mock_server.domain.signparams import DocumentOptions, SignParams, parse_sign_body
@@ -116,8 +117,10 @@ class Sandbox:
     """The whole sandbox behind the HTTP adapters."""
 
     def __init__(self, settings: SandboxSettings, pki: PkiMaterial, run: Runner,
-                 seed: SeedData | None = None, keys: KeyPool | None = None) -> None:
+                 seed: SeedData | None = None, keys: KeyPool | None = None, pks: PkSpace | None = None) -> None:
         self.settings = settings
+        # Shared by every namespace of a server, so that no two hand out the same pk.
+        self.pks = pks or PkSpace()
         self.pki = pki
         self.clock = Clock(settings.clock_start)
         self.rng = RandomSource(settings.seed)
@@ -174,14 +177,21 @@ class Sandbox:
         return entry if isinstance(entry, dict) else {}
 
     def _first_pk(self) -> int:
-        return self.rng.integer(10_000, 60_000)
+        draw = self.rng.integer(10_000, 60_000)
+        return PkSpace.first_pk(not self.settings.namespace, self.settings.seed, draw)
 
     def allocate_pk(self) -> int:
-        """The next free request pk."""
-        while self.next_pk in self.state.requests:
-            self.next_pk += 1
-        pk, self.next_pk = self.next_pk, self.next_pk + 1
-        return pk
+        """The next request pk free here and in no other namespace's blocks."""
+        while True:
+            pk = self.pks.allocate(self.settings.namespace, self.next_pk)
+            self.next_pk = pk + 1
+            if pk not in self.state.requests:
+                return pk
+
+    def hold_pks(self) -> None:
+        """Claim the pk blocks of the requests a data dir or an archive brought back."""
+        for pk in self.state.requests:
+            self.pks.hold(self.settings.namespace, pk)
 
     # Requests -----------------------------------------------------------------
 
