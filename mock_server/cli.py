@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -75,8 +76,9 @@ def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     defaults = Config()
     serve.add_argument("--host", default=defaults.host, help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=defaults.port)
-    serve.add_argument("--seed", type=int, default=defaults.seed,
-                       help="seed of every random value (pks, uids, OTPs)")
+    serve.add_argument("--seed", type=int, default=None,
+                       help=f"seed of every random value (pks, uids, OTPs); default {defaults.seed}, or drawn "
+                            "at random (and logged) with --admin-token, so that nobody can replay its OTPs")
     serve.add_argument("--otp", default=None, metavar="CODE", help="fixed OTP code instead of random ones")
     serve.add_argument("--otp-ttl", type=float, default=defaults.otp_ttl_seconds, metavar="SECONDS",
                        help="OTP lifetime (default 300)")
@@ -204,9 +206,17 @@ def serve_config(argv: Sequence[str] = (), environ: Mapping[str, str] | None = N
     return _config(parse_args(["serve", *argv], os.environ if environ is None else environ))
 
 
+def _seed(args: argparse.Namespace) -> int:
+    """``--seed``; without it the default, unless an admin token guards the sandbox: the default
+    seed's OTPs could then be foretold by replaying the same calls on any other sandbox."""
+    if args.seed is not None:
+        return args.seed
+    return secrets.randbits(48) if args.admin_token else Config.seed
+
+
 def _config(args: argparse.Namespace) -> Config:
     return Config(
-        host=args.host, port=args.port, seed=args.seed, otp=args.otp, otp_ttl_seconds=args.otp_ttl,
+        host=args.host, port=args.port, seed=_seed(args), otp=args.otp, otp_ttl_seconds=args.otp_ttl,
         otp_resend_seconds=args.otp_resend, pki_dir=args.pki_dir, seed_file=args.seed_file,
         log_format=args.log_format, workers=max(args.workers, 1), one_shot_key=args.one_shot_key,
         signing_priority=args.signing_priority,
@@ -267,6 +277,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(f"oneshot-mock: {fault}")
     log = logging.getLogger("mock_server")
     log.info("oneshot-mock %s on http://%s:%s", __version__, config.host, config.port)
+    if args.seed is None and config.admin_token:
+        log.info("seed %d drawn at random (--admin-token without --seed): pass --seed %d to replay this run",
+                 config.seed, config.seed)
     if config.control_api and not config.admin_token and config.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("the control API (/_mock/) is open to the network on %s: set --admin-token or "
                     "--no-control-api", config.host)

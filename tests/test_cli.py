@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import yaml
 from mock_server.app import create_app
 from mock_server.config import Config
 from tests.conftest import free_port
-from tests.helpers import DEFAULT_TOKEN, SandboxClient, blank_pdf, pdfsig, picture, running_sandbox, validate
+from tests.helpers import DEFAULT_TOKEN, IDENTITY, SandboxClient, blank_pdf, pdfsig, picture, running_sandbox, validate
 
 
 def curl(*args: str) -> str:
@@ -181,3 +182,28 @@ async def test_generated_pki_replaces_the_bundled_one(aiohttp_client, executor, 
     pdf = await client.signed(pk, uid)
     assert (await validate(pdf, root=pki / "root.pem")).trusted
     assert not (await validate(pdf)).trusted, "the bundled root must not vouch for another CA"
+
+
+def _first_request_and_otp(base: str, token: str) -> tuple[int, str]:
+    """Create a request and send its OTP, as a client would; the pk and the OTP the outbox shows."""
+    auth = {"Authorization": f"Bearer {token}"}
+    created = json.loads(curl("-X", "POST", f"{base}/api/v1/request", "-F", f"token={DEFAULT_TOKEN}",
+                              *[part for key, value in IDENTITY.items() for part in ("-F", f"{key}={value}")]))
+    pk = created["details"]
+    curl("-X", "POST", f"{base}/api/v1/otp/{pk}")
+    outbox = json.loads(curl("-H", f"Authorization: {auth['Authorization']}", f"{base}/_mock/sms?request={pk}"))
+    return pk, outbox["messages"][-1]["otp"]
+
+
+def test_an_admin_token_without_a_seed_draws_one_at_random_and_logs_it(tmp_path):
+    """With the default seed, anyone who replays the same calls on another sandbox knows the OTPs."""
+    with running_sandbox(tmp_path) as plain:
+        foreseeable = _first_request_and_otp(plain.base, "unused")
+    with running_sandbox(tmp_path, "--admin-token", "s3cret") as guarded:
+        drawn = _first_request_and_otp(guarded.base, "s3cret")
+    logged = re.search(r"seed (\d+) drawn at random", guarded.log.read_text())
+    assert logged, "the drawn seed is logged"
+    assert drawn != foreseeable
+    with running_sandbox(tmp_path, "--admin-token", "s3cret", "--seed", logged.group(1)) as replayed:
+        assert _first_request_and_otp(replayed.base, "s3cret") == drawn
+    assert "drawn at random" not in replayed.log.read_text()
