@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import sqlite3
@@ -276,6 +277,8 @@ def create_app(config: Config, executor: Executor | None = None) -> web.Applicat
         yield
         if warming is not None:
             warming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await warming  # retrieved, so a stop during start-up logs no "never retrieved"
         await tenants.close()
         if persistence is not None:
             await persistence.close()

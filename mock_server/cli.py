@@ -276,7 +276,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (SeedFileError, ScenarioError, DataDirError, FileNotFoundError) as fault:
         sys.exit(f"oneshot-mock: {fault}")
     log = logging.getLogger("mock_server")
-    log.info("oneshot-mock %s on http://%s:%s", __version__, config.host, config.port)
     if args.seed is None and config.admin_token:
         log.info("seed %d drawn at random (--admin-token without --seed): pass --seed %d to replay this run",
                  config.seed, config.seed)
@@ -284,5 +283,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         log.warning("the control API (/_mock/) is open to the network on %s: set --admin-token or "
                     "--no-control-api", config.host)
     gcpolicy.install()
-    web.run_app(app, host=config.host, port=config.port, access_log=None, print=None,
-                loop=event_loop_factory()())
+
+    def listening(_: str) -> None:  # aiohttp calls it once the socket is bound, not before
+        log.info("oneshot-mock %s on http://%s:%s", __version__, config.host, config.port)
+
+    try:
+        web.run_app(app, host=config.host, port=config.port, access_log=None, print=listening,
+                    loop=event_loop_factory()())
+    except OSError as fault:  # the port is taken, or the address is not this machine's
+        sys.exit(f"oneshot-mock: cannot listen on {config.host}:{config.port}: {fault.strerror or fault}")

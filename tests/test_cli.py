@@ -207,3 +207,26 @@ def test_an_admin_token_without_a_seed_draws_one_at_random_and_logs_it(tmp_path)
     with running_sandbox(tmp_path, "--admin-token", "s3cret", "--seed", logged.group(1)) as replayed:
         assert _first_request_and_otp(replayed.base, "s3cret") == drawn
     assert "drawn at random" not in replayed.log.read_text()
+
+
+@pytest.mark.parametrize("after_s", [0.7, 1.2, 2.0, 3.5])
+def test_a_sigterm_at_any_moment_of_start_up_stops_cleanly(tmp_path, after_s):
+    log = tmp_path / "serve.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen([sys.executable, "-m", "mock_server", "serve", "--port", str(free_port())],
+                                   stdout=sink, stderr=subprocess.STDOUT)
+    time.sleep(after_s)
+    process.terminate()
+    assert process.wait(timeout=60) in (0, -15)  # -15: terminated before Python's own start-up was done
+    text = log.read_text()
+    assert "Traceback" not in text and "never retrieved" not in text and "ERROR" not in text, text
+
+
+def test_a_port_in_use_is_one_clear_line_and_exit_status_1(tmp_path):
+    with running_sandbox(tmp_path) as server:
+        port = server.base.rsplit(":", 1)[1]
+        taken = subprocess.run([sys.executable, "-m", "mock_server", "serve", "--port", port],
+                               capture_output=True, text=True, timeout=60)
+    assert taken.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in taken.stderr and "address already in use" in taken.stderr
+    assert "Traceback" not in taken.stderr and "on http://" not in taken.stderr, taken.stderr
