@@ -270,6 +270,7 @@ _ENTRIES: list[ErrorSpec] = [
     ErrorSpec("identify.412.invalid_status", 412, "Request in {status} status: identification cannot be marked {outcome}"),
     # sandbox: transport-level answers, in the envelope of the API family asked
     ErrorSpec("api.400.malformed_body", 400, "Could not parse request body: {error}"),
+    ErrorSpec("api.400.malformed_http", 400, "Malformed HTTP request: {error}"),
     ErrorSpec("api.400.bad_namespace", 400, "{reason}"),
     ErrorSpec("api.404.unknown_route", 404, "Not found: {method} {path}"),
     ErrorSpec("api.405.method_not_allowed", 405, "Method {method} not allowed on {path}"),

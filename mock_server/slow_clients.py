@@ -18,6 +18,10 @@ What aiohttp (3.14) gives, and what is added here:
   middleware answers the ``api.408.body_timeout`` envelope and the connection is closed. A body nobody
   reads is drained and dropped by aiohttp (``lingering_time``), which treats the timeout as "give up".
 
+- **Malformed requests**: a request line, header or chunking aiohttp's parser refuses is answered by
+  ``RequestHandler.handle_error``; overridden here to answer the ``api.400.malformed_http`` envelope
+  of the family the request line's path names, with one WARNING line instead of a traceback.
+
 Private aiohttp API used, because aiohttp offers no hook for these (each is a long-standing internal,
 and tests/test_slow_clients.py fails if one changes): ``Application._make_handler`` (the one place every
 runner gets its protocol factory from), ``Server._loop``/``Server._kwargs`` (to build the handler as
@@ -31,14 +35,21 @@ import asyncio
 import logging
 import warnings
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.streams import StreamReader
 
+from mock_server.api.envelopes import renderer_for
 from mock_server.config import Config
 from mock_server.errors import VendorError, vendor_error
 
 log = logging.getLogger("mock_server.slow_clients")
+# aiohttp's own limit on a request line, and the bytes kept to find its path.
+_HEAD_KEPT = 8190
+# How much of a refused request's reason and path is shown.
+_SHOWN = 160
 
 
 class BodyTimeout(VendorError, TimeoutError):
@@ -75,6 +86,9 @@ class GuardedRequestHandler(web.RequestHandler):
         self._body: StreamReader | None = None
         self._body_timer: asyncio.TimerHandle | None = None
         self._body_progress = 0.0
+        # The first bytes of the latest request head, for the envelope of a head the parser refuses.
+        self._head_start = b""
+        self._head_of = -1
 
     # --- the request head -------------------------------------------------------------------------
 
@@ -83,6 +97,10 @@ class GuardedRequestHandler(web.RequestHandler):
         self._arm_head_timer()
 
     def data_received(self, data: bytes) -> None:
+        # The first bytes of a head: on a new connection (before aiohttp awaits its first message) or
+        # while aiohttp waits for the next one (a body arriving meanwhile is no head).
+        if data and self._head_of != self._request_count and (self._request_count == 0 or self._waiting_for_head()):
+            self._head_start, self._head_of = bytes(data[:_HEAD_KEPT]), self._request_count
         if self._body is not None:
             self._body_progress = self._guard_loop.time()
         if self._head_timer is None and data and self._waiting_for_head():
@@ -91,6 +109,20 @@ class GuardedRequestHandler(web.RequestHandler):
         if self._head_timer is not None and self._request_count != self._heads_parsed:
             self._head_timer.cancel()
             self._head_timer = None
+
+    def handle_error(self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        """A request the HTTP parser refused (bad request line, headers or chunking): one WARNING
+        line, and the 400 in the envelope of the family its path names; anything else as aiohttp does."""
+        if not isinstance(exc, HttpProcessingError) or request.writer.output_size > 0:
+            return super().handle_error(request, status, exc, message)
+        reason = (exc.message or type(exc).__name__).splitlines()[0].rstrip(":")[:_SHOWN]
+        path = request_path(self._head_start)
+        log.warning("malformed HTTP request from %s to %s: %s", request.remote,
+                    path[:_SHOWN] if path else "an unknown path", reason)
+        response = renderer_for(path or "/")(vendor_error("api.400.malformed_http", error=reason))
+        response.force_close()
+        return response
 
     def connection_lost(self, exc: BaseException | None) -> None:
         for timer in (self._head_timer, self._body_timer):
@@ -152,6 +184,15 @@ class GuardedRequestHandler(web.RequestHandler):
         log.info("request body from %s stalled for %gs: abandoned", self.peername, self._body_timeout)
         self._body = None
         payload.set_exception(BodyTimeout(self._body_timeout))
+
+
+def request_path(head: bytes) -> str | None:
+    """The path of the request line ``head`` starts with (RFC 9112: method, target, version, single
+    spaces), when the target is a path; only to choose the envelope of a request refused as malformed."""
+    parts = head.split(b"\r\n", 1)[0].split(b" ")
+    if len(parts) < 2 or not parts[1].startswith(b"/"):
+        return None
+    return urlsplit(parts[1].decode("latin-1")).path
 
 
 class GuardedServer(web.Server):

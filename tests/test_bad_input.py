@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import re
 import struct
 import time
@@ -174,3 +175,35 @@ async def test_head_on_a_get_route_answers_its_headers_without_a_body(sandbox, p
 async def test_head_on_a_route_without_get_is_still_a_405(sandbox):
     async with sandbox.http.request("HEAD", "/api/v1/sign/1") as head:
         assert head.status == 405 and head.content_type == "application/json"
+
+
+PROTOCOL_FAULTS = {
+    "request line": (b"GARBAGE\r\n\r\n", "legacy"),
+    "header": (b"GET /oneshot/api/v1/tokens HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n", "newer"),
+    "header too long": (b"GET /api/v1/hello HTTP/1.1\r\nHost: x\r\nX-A: " + b"a" * 10_000 + b"\r\n\r\n", "legacy"),
+    "chunk size": (b"POST /oneshot/api/v1/sign/1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n", "newer"),
+    "content length": (b"POST /api/v1/sign/1 HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n{}", "legacy"),
+    "length and chunked": (b"POST /oneshot/api/v1/otp/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+                           b"Transfer-Encoding: chunked\r\n\r\n{}", "newer"),
+    "version": (b"GET /api/v1/hello HTTP/9.9\r\nHost: x\r\n\r\n", "legacy"),
+}
+
+
+@pytest.mark.parametrize("fault", PROTOCOL_FAULTS)
+async def test_a_protocol_fault_is_the_familys_400_and_one_warning_line(sandbox, caplog, fault):
+    raw, family = PROTOCOL_FAULTS[fault]
+    reader, writer = await asyncio.open_connection(sandbox.http.host, sandbox.http.port)
+    writer.write(raw)
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.") and b" 400 " in head.split(b"\r\n")[0], answer[:200]
+    assert b"application/json" in head
+    details = json.loads(body)
+    if family == "legacy":
+        assert details["status"] == "400 Bad Request" and details["details"].startswith("Malformed HTTP request: ")
+    else:
+        assert details["status"] == "error" and details["message"].startswith("Malformed HTTP request: ")
+    records = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(records) == 1 and records[0].levelno == logging.WARNING and records[0].exc_info is None, records
