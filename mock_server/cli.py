@@ -134,6 +134,9 @@ def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
                             "byte, else the connection is closed (default 10)")
     serve.add_argument("--body-timeout", type=_seconds, default=defaults.body_timeout, metavar="SECONDS",
                        help="a request body receiving no data for SECONDS is abandoned with a 408 (default 30)")
+    serve.add_argument("--body-deadline", type=_seconds, default=defaults.body_deadline, metavar="SECONDS",
+                       help="a request body not complete SECONDS after its head, however it trickles, is "
+                            "abandoned with a 408 (default 300)")
     serve.add_argument("--idle-timeout", type=_seconds, default=defaults.idle_timeout, metavar="SECONDS",
                        help="an idle keep-alive connection is closed after SECONDS (default 20)")
     env_options.document(serve)
@@ -228,6 +231,7 @@ def _config(args: argparse.Namespace) -> Config:
         control_api=not args.no_control_api, max_namespaces=max(args.max_namespaces, 1),
         data_dir=args.data_dir, retain_requests=args.retain_requests, retain_for=args.retain_for,
         header_timeout=args.header_timeout, body_timeout=args.body_timeout, idle_timeout=args.idle_timeout,
+        body_deadline=args.body_deadline,
     )
 
 

@@ -42,6 +42,7 @@ class Config:
     retain_for: timedelta | None = None
     header_timeout: float = 10.0
     body_timeout: float = 30.0
+    body_deadline: float = 300.0
     # Above aiohttp's client pool expiry (15 s), so such clients drop an idle connection before we do.
     idle_timeout: float = 20.0
 

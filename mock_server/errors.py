@@ -275,6 +275,7 @@ _ENTRIES: list[ErrorSpec] = [
     ErrorSpec("api.404.unknown_route", 404, "Not found: {method} {path}"),
     ErrorSpec("api.405.method_not_allowed", 405, "Method {method} not allowed on {path}"),
     ErrorSpec("api.408.body_timeout", 408, "Request body not received: no data for {seconds} seconds"),
+    ErrorSpec("api.408.body_deadline", 408, "Request body not received within {seconds} seconds"),
     ErrorSpec("api.413.body_too_large", 413, "Request body exceeds the limit of {limit} bytes"),
     ErrorSpec("api.413.too_many_parts", 413, "Request body has more than {limit} parts"),
     ErrorSpec("api.500.not_stored", 500,

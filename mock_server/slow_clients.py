@@ -17,6 +17,8 @@ What aiohttp (3.14) gives, and what is added here:
   which every body read in the application (JSON, forms, multipart, raw) then raises: the error
   middleware answers the ``api.408.body_timeout`` envelope and the connection is closed. A body nobody
   reads is drained and dropped by aiohttp (``lingering_time``), which treats the timeout as "give up".
+  A body still incomplete ``body_deadline`` seconds after it started, however it trickles, fails the
+  same way (``api.408.body_deadline``); time the server spent not reading does not count.
 
 - **Malformed requests**: a request line, header or chunking aiohttp's parser refuses is answered by
   ``RequestHandler.handle_error``; overridden here to answer the ``api.400.malformed_http`` envelope
@@ -57,8 +59,8 @@ class BodyTimeout(VendorError, TimeoutError):
     envelope; a :class:`TimeoutError`, so that aiohttp's draining of an unread body gives up on it
     quietly instead of logging an unhandled exception."""
 
-    def __init__(self, seconds: float) -> None:
-        error = vendor_error("api.408.body_timeout", seconds=f"{seconds:g}")
+    def __init__(self, seconds: float, key: str = "api.408.body_timeout") -> None:
+        error = vendor_error(key, seconds=f"{seconds:g}")
         super().__init__(error.spec, error.details)
 
 
@@ -69,6 +71,7 @@ def handler_args(config: Config) -> dict[str, Any]:
         "keepalive_timeout": config.idle_timeout,
         "header_timeout": config.header_timeout,
         "body_timeout": config.body_timeout,
+        "body_deadline": config.body_deadline,
     }
 
 
@@ -76,11 +79,13 @@ class GuardedRequestHandler(web.RequestHandler):
     """aiohttp's protocol plus a request-head deadline and a request-body progress watchdog."""
 
     def __init__(self, manager: web.Server, *, loop: asyncio.AbstractEventLoop, header_timeout: float | None = None,
-                 body_timeout: float | None = None, **kwargs: Any) -> None:
+                 body_timeout: float | None = None, body_deadline: float | None = None, **kwargs: Any) -> None:
         super().__init__(manager, loop=loop, **kwargs)
         self._guard_loop = loop
         self._header_timeout = header_timeout
         self._body_timeout = body_timeout
+        self._body_deadline = body_deadline
+        self._body_started = self._body_checked = 0.0
         self._head_timer: asyncio.TimerHandle | None = None
         self._heads_parsed = 0
         self._body: StreamReader | None = None
@@ -157,16 +162,16 @@ class GuardedRequestHandler(web.RequestHandler):
             self._body_timer.cancel()
             self._body_timer = None
         self._body = None
-        if not self._body_timeout or payload.is_eof() or payload.exception() is not None:
+        if not (self._body_timeout or self._body_deadline) or payload.is_eof() or payload.exception() is not None:
             return
         self._body = payload
-        self._body_progress = self._guard_loop.time()
+        self._body_progress = self._body_started = self._body_checked = self._guard_loop.time()
         self._schedule_body_check()
 
     def _schedule_body_check(self) -> None:
-        assert self._body_timeout
         # Checked a few times per period, so that time spent paused by the server is not the client's.
-        self._body_timer = self._guard_loop.call_later(min(self._body_timeout / 4, 1.0), self._check_body)
+        period = min(limit for limit in (self._body_timeout, self._body_deadline) if limit)
+        self._body_timer = self._guard_loop.call_later(min(period / 4, 1.0), self._check_body)
 
     def _check_body(self) -> None:
         self._body_timer = None
@@ -174,11 +179,18 @@ class GuardedRequestHandler(web.RequestHandler):
         if payload is None or transport is None or payload.is_eof() or payload.exception() is not None:
             self._body = None
             return
-        assert self._body_timeout
         now = self._guard_loop.time()
         if not transport.is_reading():  # type: ignore[attr-defined]
-            self._body_progress = now  # the application is not consuming: the server is the slow one
-        if now - self._body_progress < self._body_timeout:
+            # The application is not consuming: the server is the slow one, not the client.
+            self._body_progress = now
+            self._body_started += now - self._body_checked
+        self._body_checked = now
+        if self._body_deadline and now - self._body_started >= self._body_deadline:
+            log.info("request body from %s not complete after %gs: abandoned", self.peername, self._body_deadline)
+            self._body = None
+            payload.set_exception(BodyTimeout(self._body_deadline, "api.408.body_deadline"))
+            return
+        if not self._body_timeout or now - self._body_progress < self._body_timeout:
             self._schedule_body_check()
             return
         log.info("request body from %s stalled for %gs: abandoned", self.peername, self._body_timeout)

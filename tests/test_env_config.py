@@ -54,6 +54,7 @@ CASES: dict[str, tuple[list[str], str]] = {
     "--max-upload-mb": (["5"], "5"),
     "--header-timeout": (["3"], "3"),
     "--body-timeout": (["4"], "4"),
+    "--body-deadline": (["40"], "40"),
     "--idle-timeout": (["6"], "6"),
 }
 

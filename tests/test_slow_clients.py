@@ -7,6 +7,7 @@ connection loses the connection after the configured time; everyone else is serv
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import urllib.request
@@ -308,3 +309,28 @@ def test_serve_flags_set_the_timeouts(tmp_path):
         # A normal client over urllib still works.
         with urllib.request.urlopen(server.base + "/api/v1/tokens", timeout=5) as answer:
             assert DEFAULT_TOKEN in json.load(answer)["details"]
+
+
+async def test_a_body_trickled_past_the_deadline_gets_a_408_though_bytes_keep_coming(make_client, connect):
+    """A byte every fifth of the body timeout never stalls, so only the overall deadline ends it."""
+    deadline = 1.5
+    _, port = await fast_sandbox(make_client, body_deadline=deadline)
+    reader, writer = await connect(port)
+    writer.write(b"POST /oneshot/api/v1/token HTTP/1.1\r\nHost: sandbox\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: 100000\r\n\r\n{")
+    started = time.monotonic()
+
+    async def trickle() -> None:
+        with contextlib.suppress(ConnectionError):
+            while time.monotonic() - started < deadline + SLACK:
+                await asyncio.sleep(BODY / 5)
+                writer.write(b" ")
+                await writer.drain()
+
+    trickling = asyncio.ensure_future(trickle())
+    status, _, answer = await read_response(reader)
+    waited = time.monotonic() - started
+    trickling.cancel()
+    assert status == 408, answer
+    assert json.loads(answer)["message"] == f"Request body not received within {deadline:g} seconds"
+    assert deadline * 0.9 <= waited <= deadline + SLACK, waited
