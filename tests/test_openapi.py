@@ -465,6 +465,8 @@ def test_schemathesis_finds_no_server_error_and_no_undocumented_answer(tmp_path)
         with urllib.request.urlopen(server.base + "/_mock/webhooks", timeout=10) as answer:
             webhooks = json.load(answer)["webhooks"]
     print(f"\n{report.summary()}")
+    log = server.log.read_text()
+    assert "Traceback" not in log and " ERROR " not in log, "the sandbox logged an error:\n" + log[-3000:]
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "schemathesis.json").write_text(json.dumps({
         "schemathesis": schemathesis.__version__, "seed": SEED, "max_examples": MAX_EXAMPLES,
