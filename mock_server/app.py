@@ -21,7 +21,7 @@ from aiohttp import web
 from mock_server import gcpolicy, tenancy
 from mock_server.api import control, dashboard, legacy, namirial, openapi, videoid_page
 from mock_server.api.envelopes import renderer_for
-from mock_server.api.faults import scenario_middleware
+from mock_server.api.faults import known_operations, scenario_middleware
 from mock_server.api.keys import CONFIG, READS_NO_STATE, REQUEST_PK, TENANT, TENANTS, request_pk_of
 from mock_server.config import Config
 from mock_server.domain.ids import parse_number
@@ -34,7 +34,7 @@ from mock_server.errors import VendorError, vendor_error
 from mock_server.pki.authority import PkiMaterial
 from mock_server.pki.keypool import KeyPool
 from mock_server.pki.signing import warm_up
-from mock_server.scenarios import ScenarioBook, ScenarioError, magic_values, parse_scenario
+from mock_server.scenarios import ScenarioBook, ScenarioError, check_operations, magic_values, parse_scenario
 from mock_server.slow_clients import SandboxApplication, handler_args
 from mock_server.sms import OtpPolicy
 from mock_server.storage import DataDir, Persistence
@@ -144,10 +144,10 @@ def _after_reset(book: ScenarioBook) -> None:
 
 
 def _tenant_builder(config: Config, pki: PkiMaterial, run: Runner, keys: KeyPool,
+                    scenario_files: list[tuple[dict[str, Any], str]],
                     commit: Callable[[], Awaitable[None]] | None = None) -> Callable[[str], Tenant]:
     seed = SeedData.load(config.seed_file) if config.seed_file else None
     pks = PkSpace()
-    scenario_files = [_scenario_file(p) for p in config.scenarios]
     webhook_settings = WebhookSettings(
         secret=config.webhook_secret,
         default_format=config.webhook_format,
@@ -240,11 +240,12 @@ def create_app(config: Config, executor: Executor | None = None) -> web.Applicat
     async def run(fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
+    scenario_files = [_scenario_file(p) for p in config.scenarios]
     pki = PkiMaterial.from_dir(config.pki_dir) if config.pki_dir else PkiMaterial.bundled()
     keys = KeyPool(run, sandbox_settings(config).key_pool_size, config.one_shot_key)
     persistence = Persistence(DataDir(config.data_dir)) if config.data_dir else None
     commit = persistence.flush if persistence is not None else None
-    tenants = Tenants(_tenant_builder(config, pki, run, keys, commit), config.max_namespaces)
+    tenants = Tenants(_tenant_builder(config, pki, run, keys, scenario_files, commit), config.max_namespaces)
 
     middlewares: list[Any] = [access_log_middleware]
     if persistence is not None:
@@ -264,6 +265,9 @@ def create_app(config: Config, executor: Executor | None = None) -> web.Applicat
         dashboard.setup(app)
     videoid_page.setup(app)
     openapi.setup(app)
+    operations = known_operations(app)
+    for document, source in scenario_files:
+        check_operations(document, source, operations)
 
     async def background(app: web.Application):
         keys.start()

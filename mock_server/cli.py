@@ -1,4 +1,9 @@
-"""The ``oneshot-mock`` command: ``serve`` and ``generate-pki``."""
+"""oneshot-mock: an offline sandbox of the Uanataca / Namirial One-Shot Signature API.
+
+Commands: serve (run the sandbox), generate-pki (a test PKI of your own), error-scenarios (one scenario
+file per catalogue error), fake-evidences (a VideoID evidences body), export and import (move a
+namespace of a data dir). ``oneshot-mock COMMAND --help`` tells more.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import NoReturn
 
 from mock_server import __version__, env_options
 from mock_server.config import Config
@@ -66,16 +72,34 @@ def _duration(value: str) -> timedelta | None:
     return timedelta(seconds=float(match.group(1)) * _DURATION_UNITS[match.group(2)])
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line (the option and what was wrong), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a TCP port from 1 to 65535, got {value!r}")
+    return port
+
+
 def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     """The ``oneshot-mock`` parser and its ``serve`` subparser."""
-    parser = argparse.ArgumentParser(prog="oneshot-mock", description=__doc__)
+    parser = _Parser(prog="oneshot-mock", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=__version__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the sandbox")
     defaults = Config()
     serve.add_argument("--host", default=defaults.host, help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=defaults.port)
+    serve.add_argument("--port", type=_port, default=defaults.port,
+                       help=f"TCP port to listen on, 1-65535 (default {defaults.port})")
     serve.add_argument("--seed", type=int, default=None,
                        help=f"seed of every random value (pks, uids, OTPs); default {defaults.seed}, or drawn "
                             "at random (and logged) with --admin-token, so that nobody can replay its OTPs")
@@ -87,7 +111,8 @@ def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     serve.add_argument("--pki-dir", type=Path, default=None,
                        help="your own CA: directory with root.pem, issuing.pem/.key, tsa.pem/.key")
     serve.add_argument("--seed-file", type=Path, default=None, help="YAML file of tokens, RAOs, images, requests")
-    serve.add_argument("--log-format", choices=("text", "json"), default=defaults.log_format)
+    serve.add_argument("--log-format", choices=("text", "json"), default=defaults.log_format,
+                       help="log lines as text (default) or one JSON object each")
     serve.add_argument("--workers", type=int, default=defaults.workers,
                        help="signing worker processes (default: one per core)")
     serve.add_argument("--signing-priority", choices=SIGNING_PRIORITIES, default=defaults.signing_priority,
@@ -150,6 +175,7 @@ def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
 
     generate = commands.add_parser("generate-pki", help="write a fresh test PKI (PEM files) to DIR")
     generate.add_argument("directory", type=Path)
+    generate.add_argument("--force", action="store_true", help="replace the PKI DIR already holds, root key included")
 
     for name, text in (("export", "write a namespace of a data dir to FILE (a zip; the sandbox stopped)"),
                        ("import", "replace a namespace of a data dir with FILE's (the sandbox stopped)")):
@@ -184,24 +210,24 @@ def _move_state(args: argparse.Namespace) -> str | None:
         if args.command == "import":
             found = archive.unpack(args.file.read_bytes())
             if not args.data_dir.is_dir():
-                return f"oneshot-mock: {args.data_dir} is not a data dir"
+                return f"--data-dir {args.data_dir}: not a data dir"
             DataDir(args.data_dir).import_namespace(found.namespace if namespace is None else namespace,
                                                     found.tables, found.blobs)
             print(f"{found.requests} request(s) imported into namespace {namespace or found.namespace or '(default)'!r}"
                   f" of {args.data_dir}")
             return None
         if not (args.data_dir / "state.sqlite3").is_file():
-            return f"oneshot-mock: {args.data_dir} is not a data dir"
+            return f"--data-dir {args.data_dir}: not a data dir"
         namespace = namespace or ""
         tables, blobs = DataDir(args.data_dir).export_namespace(namespace)
         if not tables:
-            return f"oneshot-mock: no namespace {namespace!r} in {args.data_dir}"
+            return f"no namespace {namespace!r} in {args.data_dir}"
         taken = archive.Archive(namespace, tables, blobs)
         args.file.write_bytes(archive.pack(taken))
         print(f"{taken.requests} request(s) of namespace {namespace or '(default)'!r} written to {args.file}")
         return None
     except (OSError, archive.ArchiveError, DataDirError, NamespaceRefused) as fault:
-        return f"oneshot-mock: {fault}"
+        return str(fault)
 
 
 def serve_config(argv: Sequence[str] = (), environ: Mapping[str, str] | None = None) -> Config:
@@ -235,13 +261,32 @@ def _config(args: argparse.Namespace) -> Config:
     )
 
 
+def _fail(message: str) -> NoReturn:
+    """One line on stderr and exit status 2: what was asked cannot be done as given."""
+    print(f"oneshot-mock: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _print(text: str) -> None:
+    """``text`` on stdout; a reader that went away (``| head``) ends the command quietly."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        # Python would report the pipe again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the console script."""
     args = parse_args(argv, os.environ)
     if args.command == "fake-evidences":
         from mock_server.fakes import fake_evidences
 
-        print(json.dumps(fake_evidences(args.seed, args.locale), indent=2, ensure_ascii=False))
+        try:
+            evidences = fake_evidences(args.seed, args.locale)
+        except AttributeError:  # Faker's answer to a locale it does not know
+            _fail(f"--locale {args.locale}: not a locale Faker knows (e.g. es_ES, en_GB, pt_BR)")
+        _print(json.dumps(evidences, indent=2, ensure_ascii=False))
         return
     if args.command == "error-scenarios":
         import yaml
@@ -257,12 +302,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "generate-pki":
         from mock_server.pki.generate import generate_test_pki
 
-        generate_test_pki(args.directory)
+        try:
+            generate_test_pki(args.directory, force=args.force)
+        except OSError as fault:
+            _fail(str(fault) if fault.strerror is None else f"{args.directory}: {fault.strerror}")
         print(f"test PKI written to {args.directory}")
         return
 
     if args.command in ("export", "import"):
-        sys.exit(_move_state(args))
+        refused = _move_state(args)
+        if refused:
+            _fail(refused)
+        return
 
     config = _config(args)
     configure_logging(config.log_format)
@@ -277,8 +328,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     try:
         app = create_app(config)
-    except (SeedFileError, ScenarioError, DataDirError, FileNotFoundError) as fault:
-        sys.exit(f"oneshot-mock: {fault}")
+    except (SeedFileError, ScenarioError, DataDirError, OSError) as fault:
+        _fail(str(fault))
     log = logging.getLogger("mock_server")
     if args.seed is None and config.admin_token:
         log.info("seed %d drawn at random (--admin-token without --seed): pass --seed %d to replay this run",
@@ -295,4 +346,4 @@ def main(argv: Sequence[str] | None = None) -> None:
         web.run_app(app, host=config.host, port=config.port, access_log=None, print=listening,
                     loop=event_loop_factory()())
     except OSError as fault:  # the port is taken, or the address is not this machine's
-        sys.exit(f"oneshot-mock: cannot listen on {config.host}:{config.port}: {fault.strerror or fault}")
+        _fail(f"cannot listen on {config.host}:{config.port}: {fault.strerror or fault}")

@@ -9,6 +9,7 @@ Effects travel in a context variable, so background work started by the call see
 from __future__ import annotations
 
 import contextvars
+import difflib
 import json
 import random
 import re
@@ -123,6 +124,17 @@ def check_scenario(document: Any, source: str) -> None:
                 re.compile(pattern)
             except re.error as fault:
                 raise ScenarioError(f"{source}: rules[{index}].{name}: bad regular expression ({fault})") from None
+
+
+def check_operations(document: dict[str, Any], source: str, known: frozenset[str]) -> None:
+    """Refuse a rule naming an operation no route has (``sing`` would never fire), with the closest names."""
+    for index, rule in enumerate(document["rules"]):
+        operation = rule.get("match", {}).get("operation", "*")
+        if operation == "*" or operation in known:
+            continue
+        close = difflib.get_close_matches(operation, sorted(known), n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else " (the operationIds of GET /openapi.json)"
+        raise ScenarioError(f"{source}: rules[{index}].match.operation: no operation {operation!r}{hint}")
 
 
 def _where(path: Any) -> str:

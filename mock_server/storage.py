@@ -37,7 +37,10 @@ class DataDir:
     """The SQLite database (blobs included) under one directory."""
 
     def __init__(self, root: Path) -> None:
-        root.mkdir(parents=True, exist_ok=True)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as fault:
+            raise DataDirError(f"{root}: cannot be a data dir ({fault.strerror})") from None
         self.root = root
         try:
             self._db = sqlite3.connect(root / _DATABASE, check_same_thread=False, isolation_level=None)

@@ -222,11 +222,79 @@ def test_a_sigterm_at_any_moment_of_start_up_stops_cleanly(tmp_path, after_s):
     assert "Traceback" not in text and "never retrieved" not in text and "ERROR" not in text, text
 
 
-def test_a_port_in_use_is_one_clear_line_and_exit_status_1(tmp_path):
+def test_a_port_in_use_is_one_clear_line_and_exit_status_2(tmp_path):
     with running_sandbox(tmp_path) as server:
         port = server.base.rsplit(":", 1)[1]
         taken = subprocess.run([sys.executable, "-m", "mock_server", "serve", "--port", port],
                                capture_output=True, text=True, timeout=60)
-    assert taken.returncode == 1
+    assert taken.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in taken.stderr and "address already in use" in taken.stderr
     assert "Traceback" not in taken.stderr and "on http://" not in taken.stderr, taken.stderr
+
+
+def oneshot(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mock_server", *args], capture_output=True, text=True,
+                          timeout=60, **kwargs)
+
+
+def misspelt_scenario_text() -> str:
+    return "name: misspelt\nrules:\n- match: {operation: sing}\n  then: {error: sign.403.invalid_otp}\n"
+
+
+def misspelt_scenario(tmp_path: Path) -> Path:
+    path = tmp_path / "misspelt.yaml"
+    path.write_text(misspelt_scenario_text())
+    return path
+
+
+@pytest.mark.parametrize(("args", "shown"), [
+    (["serve", "--port", "99999"], "argument --port: expected a TCP port from 1 to 65535, got '99999'"),
+    (["serve", "--port", "-1"], "argument --port: expected a TCP port from 1 to 65535, got '-1'"),
+    (["serve", "--port", "{port}", "--data-dir", "{file}"], "cannot be a data dir"),
+    (["serve", "--port", "{port}", "--data-dir", "{file}/under"], "cannot be a data dir"),
+    (["serve", "--port", "{port}", "--scenario", "{scenario}"],
+     "rules[0].match.operation: no operation 'sing' (did you mean sign"),
+    (["fake-evidences", "--locale", "xx_XX"], "--locale xx_XX: not a locale Faker knows"),
+])
+def test_a_bad_command_line_is_one_line_and_exit_status_2(tmp_path, args, shown):
+    (tmp_path / "a-file").write_text("not a directory")
+    filled = [arg.format(port=free_port(), file=tmp_path / "a-file", scenario=misspelt_scenario(tmp_path))
+              for arg in args]
+    done = oneshot(*filled)
+    assert done.returncode == 2, done
+    assert shown in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+async def test_a_scenario_naming_no_operation_is_refused_with_the_closest_names(sandbox):
+    answer = await sandbox.call("POST", "/_mock/scenarios", data=misspelt_scenario_text())
+    assert answer.status == 400
+    assert "no operation 'sing' (did you mean sign" in answer.body["error"], answer.body
+
+
+def test_generate_pki_keeps_an_existing_pki_unless_forced_and_its_keys_are_private(tmp_path):
+    target = tmp_path / "pki"
+    assert oneshot("generate-pki", str(target)).returncode == 0
+    root_key = (target / "root.key").read_bytes()
+    assert {path.name: path.stat().st_mode & 0o777 for path in target.iterdir()} == {
+        "root.pem": 0o644, "issuing.pem": 0o644, "tsa.pem": 0o644, "root.key": 0o600, "issuing.key": 0o600,
+        "tsa.key": 0o600}
+    again = oneshot("generate-pki", str(target))
+    assert again.returncode == 2 and "pass --force to replace it" in again.stderr and again.stderr.count("\n") == 1
+    assert (target / "root.key").read_bytes() == root_key
+    assert oneshot("generate-pki", "--force", str(target)).returncode == 0
+    assert (target / "root.key").read_bytes() != root_key and (target / "root.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_fake_evidences_into_a_pipe_closed_early_says_nothing(tmp_path):
+    done = subprocess.run(f"{sys.executable} -m mock_server fake-evidences | head -1", shell=True,
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout == "{\n" and done.stderr == "", done.stderr
+
+
+def test_the_top_level_help_names_every_command():
+    shown = oneshot("--help").stdout
+    for command in ("serve", "generate-pki", "error-scenarios", "fake-evidences", "export", "import"):
+        assert command in shown.split("Commands:")[1], shown
+    serve_help = oneshot("serve", "--help").stdout
+    assert "TCP port to listen on" in serve_help and "one JSON object each" in serve_help

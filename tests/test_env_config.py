@@ -138,7 +138,7 @@ def test_empty_variable_counts_as_unset():
 
 
 @pytest.mark.parametrize(("variable", "value", "complaint"), [
-    ("ONESHOT_MOCK_PORT", "eighty", "invalid int value: 'eighty'"),
+    ("ONESHOT_MOCK_PORT", "eighty", "expected a TCP port from 1 to 65535, got 'eighty'"),
     ("ONESHOT_MOCK_OTP_TTL", "5m", "invalid float value: '5m'"),
     ("ONESHOT_MOCK_HEADER_TIMEOUT", "0", "expected a positive number of seconds, got '0'"),
     ("ONESHOT_MOCK_LOG_FORMAT", "xml", "invalid choice: 'xml'"),
@@ -172,7 +172,7 @@ def test_bad_variable_stops_the_process():
     result = subprocess.run([sys.executable, "-m", "mock_server", "serve"], capture_output=True, text=True,
                             env=environment_without_oneshot(ONESHOT_MOCK_PORT="eighty"), timeout=60)
     assert result.returncode == 2
-    assert "environment variable ONESHOT_MOCK_PORT: invalid int value: 'eighty'" in result.stderr
+    assert "environment variable ONESHOT_MOCK_PORT: expected a TCP port from 1 to 65535, got 'eighty'" in result.stderr
 
 
 def call(method: str, url: str, body: dict[str, Any] | None = None) -> Any:

@@ -169,8 +169,8 @@ def test_newer_data_dir_is_refused(tmp_path):
     with sqlite3.connect(data / "state.sqlite3") as db:
         db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         db.execute("INSERT INTO meta VALUES ('schema_version', '99')")
-    done = subprocess.run([sys.executable, "-m", "mock_server", "serve", "--port", "0", "--data-dir", str(data)],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-m", "mock_server", "serve", "--port", str(free_port()),
+                           "--data-dir", str(data)], capture_output=True, text=True, timeout=60)
     assert done.returncode != 0
     assert "newer oneshot-mock (data schema 99)" in done.stderr
 
@@ -268,8 +268,8 @@ def test_a_pickled_data_dir_is_refused_with_the_way_out(tmp_path):
         db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
         db.execute("INSERT INTO rows VALUES ('', 'sandbox', 'next_pk', ?)", (b"\x80\x05K\x01.",))
         db.commit()
-    done = subprocess.run([sys.executable, "-m", "mock_server", "serve", "--port", "0", "--data-dir", str(data)],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-m", "mock_server", "serve", "--port", str(free_port()),
+                           "--data-dir", str(data)], capture_output=True, text=True, timeout=60)
     assert done.returncode != 0
     assert "data schema 1 (pickled rows" in done.stderr and "empty --data-dir" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr

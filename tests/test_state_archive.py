@@ -149,14 +149,15 @@ def test_the_command_line_says_what_is_wrong(tmp_path):
     (tmp_path / "junk.zip").write_bytes(b"junk")
     (tmp_path / "empty").mkdir()
     for args, message in [
-        (("export", "--data-dir", str(tmp_path / "missing"), str(tmp_path / "out.zip")), "is not a data dir"),
+        (("export", "--data-dir", str(tmp_path / "missing"), str(tmp_path / "out.zip")), "not a data dir"),
         (("import", "--data-dir", str(tmp_path / "empty"), str(tmp_path / "junk.zip")), "not a zip archive"),
         (("import", "--data-dir", str(tmp_path / "empty"), str(tmp_path / "absent.zip")), "No such file"),
         (("export", "--data-dir", str(tmp_path / "empty"), "--namespace", "bad name!", str(tmp_path / "o.zip")),
          "invalid X-Mock-Namespace"),
     ]:
         done = cli(*args)
-        assert done.returncode != 0 and message in done.stderr, (args, done.stderr)
+        assert done.returncode == 2 and message in done.stderr, (args, done.stderr)
+        assert done.stderr.count("\n") == 1, done.stderr  # one line
         assert "Traceback" not in done.stderr
     assert not Path(tmp_path / "out.zip").exists()
 

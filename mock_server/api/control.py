@@ -10,6 +10,7 @@ from aiohttp import web
 
 from mock_server import __version__, archive
 from mock_server.api import parsing
+from mock_server.api.faults import known_operations
 from mock_server.api.keys import TENANT, TENANTS, sandbox_of, scenarios_of, webhooks_of
 from mock_server.api.routing import add
 from mock_server.domain import views
@@ -19,7 +20,7 @@ from mock_server.domain.model import SignatureRequest
 from mock_server.domain.service import Sandbox
 from mock_server.errors import CATALOGUE, VendorError, status_line
 from mock_server.rows import load_namespace, namespace_rows
-from mock_server.scenarios import Scenario, ScenarioError, parse_scenario
+from mock_server.scenarios import Scenario, ScenarioError, check_operations, parse_scenario
 from mock_server.schema import DataDirError
 from mock_server.webhooks import Attempt, WebhookEvent
 
@@ -303,6 +304,7 @@ async def load_scenario(request: web.Request) -> web.Response:
     text = (await request.read()).decode("utf-8", errors="replace")
     try:
         document = parse_scenario(text, "request body")
+        check_operations(document, "request body", known_operations(request.app))
     except ScenarioError as bad:
         raise ControlError(400, str(bad)) from None
     return web.json_response(_scenario(scenarios_of(request).add(document, "POST /_mock/scenarios")), status=201)

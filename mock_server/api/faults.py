@@ -23,6 +23,12 @@ _SLOW_CHUNKS = 10
 _SLOW_PAUSE_S = 0.2
 
 
+def known_operations(app: web.Application) -> frozenset[str]:
+    """What a scenario rule's ``match.operation`` can name: the handler of each route outside ``/_mock``."""
+    return frozenset(route.handler.__name__ for route in app.router.routes()
+                     if route.resource is not None and not route.resource.canonical.startswith("/_mock"))
+
+
 @web.middleware
 async def scenario_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     """Fire the loaded scenarios' rules for this call, then answer or hand effects to the domain."""

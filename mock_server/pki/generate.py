@@ -1,10 +1,11 @@
 """Generate a fresh test PKI (root CA, issuing CA, TSA) as PEM files.
 
-Run ``oneshot-mock generate-pki fixtures/pki`` to regenerate the committed one.
+Run ``oneshot-mock generate-pki --force fixtures/pki`` to regenerate the committed one.
 """
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -75,8 +76,20 @@ def _certificate(
     return builder.sign(issuer_key, hashes.SHA256())
 
 
+PKI_FILES = ("root.pem", "root.key", "issuing.pem", "issuing.key", "tsa.pem", "tsa.key")
+
+
+class PkiExists(FileExistsError):
+    """``generate-pki`` would replace a PKI (its root key included) without being told to."""
+
+
 def _write(directory: Path, name: str, data: bytes) -> None:
-    (directory / name).write_bytes(data)
+    path = directory / name
+    path.unlink(missing_ok=True)
+    # Private keys readable by their owner alone, from the moment they exist.
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if name.endswith(".key") else 0o644)
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(data)
 
 
 def _key_pem(key: rsa.RSAPrivateKey) -> bytes:
@@ -91,9 +104,14 @@ def _cert_pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def generate_test_pki(directory: Path) -> None:
-    """Write root.pem/.key, issuing.pem/.key and tsa.pem/.key into ``directory``."""
+def generate_test_pki(directory: Path, force: bool = False) -> None:
+    """Write root.pem/.key, issuing.pem/.key and tsa.pem/.key into ``directory``; :class:`PkiExists`
+    if one of them is there already, unless ``force``."""
     directory.mkdir(parents=True, exist_ok=True)
+    present = [name for name in PKI_FILES if (directory / name).exists()]
+    if present and not force:
+        raise PkiExists(f"{directory} already holds a PKI ({', '.join(present)}): pass --force to replace it, "
+                        "root key included")
     root_key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
     issuing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     tsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
