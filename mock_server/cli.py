@@ -152,7 +152,7 @@ def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     serve.add_argument("--retain-for", type=_duration, default=defaults.retain_for, metavar="DURATION",
                        help="and none finished longer ago than DURATION in sandbox time (90s, 30m, 12h, 7d; "
                             "default none)")
-    serve.add_argument("--max-upload-mb", type=float, default=defaults.max_upload_mb,
+    serve.add_argument("--max-upload-mb", type=float, default=defaults.max_upload_mb, metavar="MIB",
                        help="per-file upload limit in MiB (default 20)")
     serve.add_argument("--header-timeout", type=_seconds, default=defaults.header_timeout, metavar="SECONDS",
                        help="a request head must be complete within SECONDS of the connection or of its first "
