@@ -7,6 +7,7 @@ import hashlib
 import io
 import shutil
 import subprocess
+import urllib.parse
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
@@ -440,6 +441,29 @@ async def test_ocsp_unknown_for_issued_serial_under_impostor_ca(sandbox):
 async def test_ocsp_garbage_is_malformed_request(sandbox):
     response = await ocsp_answer(sandbox, b"this is not an OCSPRequest")
     assert response.response_status == ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+
+
+async def ocsp_by_get(sandbox: SandboxClient, der: bytes, *, quote: bool = True) -> ocsp.OCSPResponse:
+    """RFC 6960 appendix A.1: the request's base64 in the path, URL-encoded (as NSS sends it) or not."""
+    text = base64.b64encode(der).decode()
+    answer = await sandbox.call("GET", "/_mock/pki/ocsp/" + (urllib.parse.quote(text, safe="") if quote else text))
+    assert answer.status == 200 and answer.content_type == "application/ocsp-response", answer.body
+    return ocsp.load_der_ocsp_response(answer.raw)
+
+
+async def test_ocsp_get_form_answers_as_the_post_form(sandbox):
+    pk, _ = await signed_request(sandbox)
+    issuing = await issuing_ca(sandbox)
+    query = ocsp.OCSPRequestBuilder().add_certificate(await issued_certificate(sandbox, pk), issuing, hashes.SHA1())
+    der = query.build().public_bytes(serialization.Encoding.DER)
+    for quote in (True, False):
+        assert (await ocsp_by_get(sandbox, der, quote=quote)).certificate_status == ocsp.OCSPCertStatus.GOOD
+    await revoke(sandbox, {"request": pk})
+    response = await ocsp_by_get(sandbox, der)
+    assert response.certificate_status == ocsp.OCSPCertStatus.REVOKED
+    assert response.certificate_status == (await ocsp_answer(sandbox, der)).certificate_status
+    garbage = await sandbox.call("GET", "/_mock/pki/ocsp/not*base64")
+    assert ocsp.load_der_ocsp_response(garbage.raw).response_status == ocsp.OCSPResponseStatus.MALFORMED_REQUEST
 
 
 async def test_revoked_certificate_agrees_in_crl_ocsp_and_api(sandbox):

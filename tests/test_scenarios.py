@@ -479,10 +479,12 @@ async def test_transition_after_sandbox_seconds(sandbox):
     await eventually(cancelled, f"request {pk} CANCELLED", timeout=5)
 
 
-async def test_expired_signer_artefact(sandbox):
+async def test_expired_signer_artefact(sandbox, nss_db, tmp_path):
     await load(sandbox, scenario("expired", rule({"artefact": "expired_signer"}, {"operation": "sign"})))
     _, pdf = await signed_pdf(sandbox)
     await check_expired_signer(pdf)
+    report = await pdfsig(pdf, nss_db, tmp_path)  # NSS, which asks the sandbox's OCSP responder by GET
+    assert "Signature is Valid" in report and "Certificate has Expired" in report, report
 
 
 async def test_revoked_signer_artefact(sandbox, nss_db, tmp_path):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import json
 from typing import Any
 
@@ -163,6 +165,16 @@ async def crl(request: web.Request) -> web.Response:
 
 async def ocsp(request: web.Request) -> web.Response:
     reply = await sandbox_of(request).trust.ocsp(await request.read())
+    return web.Response(body=reply, content_type="application/ocsp-response")
+
+
+async def ocsp_get(request: web.Request) -> web.Response:
+    """RFC 6960 A.1: the DER request as base64 in the path (aiohttp has undone its URL encoding)."""
+    try:
+        der = base64.b64decode(request.match_info["request"], validate=True)
+    except (binascii.Error, ValueError):
+        der = b""  # the responder's malformedRequest answer
+    reply = await sandbox_of(request).trust.ocsp(der)
     return web.Response(body=reply, content_type="application/ocsp-response")
 
 
@@ -337,6 +349,7 @@ def setup(app: web.Application) -> None:
     add(app, "GET", PREFIX + "/pki/ca.pem", ca_pem)
     add(app, "GET", PREFIX + "/pki/crl", crl)
     add(app, "POST", PREFIX + "/pki/ocsp", ocsp)
+    add(app, "GET", PREFIX + "/pki/ocsp/{request:.+}", ocsp_get)
     add(app, "POST", PREFIX + "/pki/revoke", revoke)
     add(app, "GET", PREFIX + "/pki/certificates", certificates)
     add(app, "POST", PREFIX + "/tsa", tsa)
