@@ -255,10 +255,14 @@ def misspelt_scenario(tmp_path: Path) -> Path:
     (["serve", "--port", "{port}", "--scenario", "{scenario}"],
      "rules[0].match.operation: no operation 'sing' (did you mean sign"),
     (["fake-evidences", "--locale", "xx_XX"], "--locale xx_XX: not a locale Faker knows"),
+    (["serve", "--port", "{port}", "--seed-file", "{seed}"],
+     "tokens[0]: field 'uid' is the number 1: quote it"),
 ])
 def test_a_bad_command_line_is_one_line_and_exit_status_2(tmp_path, args, shown):
     (tmp_path / "a-file").write_text("not a directory")
-    filled = [arg.format(port=free_port(), file=tmp_path / "a-file", scenario=misspelt_scenario(tmp_path))
+    seed = tmp_path / "seed.yaml"
+    seed.write_text("tokens:\n  - {uid: 00000000000000000000000000000001, username: '5550001'}\n")
+    filled = [arg.format(port=free_port(), file=tmp_path / "a-file", scenario=misspelt_scenario(tmp_path), seed=seed)
               for arg in args]
     done = oneshot(*filled)
     assert done.returncode == 2, done

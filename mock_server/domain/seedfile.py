@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 _SECTIONS = {"settings", "raos", "tokens", "images", "requests"}
 
 
+# Ids written as hex digits: unquoted, YAML takes the all-digit ones for numbers and drops their zeros.
+_TEXT_IDS = ("uid", "token")
+
+
 class SeedFileError(ValueError):
     """A seed file that cannot be applied, naming the file, entry and field."""
 
@@ -120,6 +124,10 @@ class _Where:
         for key in required:
             if entry.get(key) in (None, ""):
                 raise self.fail(name, f"field '{key}' is required")
+        for key in _TEXT_IDS:
+            if isinstance(entry.get(key), int) and not isinstance(entry[key], bool):
+                raise self.fail(name, f"field '{key}' is the number {entry[key]}: quote it (YAML reads "
+                                      f"00000000000000000000000000000001 as 1)")
         return {k: str(v) for k, v in entry.items() if not isinstance(v, (list, dict))}
 
     def number(self, fields: dict[str, str], name: str, key: str, default: int) -> int:
