@@ -204,6 +204,12 @@ def running_sandbox(tmp_path: Path, *args: str, workers: int = 1) -> Iterator[Ru
         yield RunningSandbox(base, log, process)
 
 
+def oneshot_mock(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """``oneshot-mock ARGS`` (as ``python -m mock_server``) run to its end, its output captured as text."""
+    return subprocess.run([sys.executable, "-m", "mock_server", *args], capture_output=True, text=True, timeout=120,
+                          **kwargs)
+
+
 def environment_without_oneshot(**extra: str) -> dict[str, str]:
     """This process's environment minus any ``ONESHOT_MOCK_*`` variable (a developer's own must not leak in)."""
     clean = {name: value for name, value in os.environ.items() if not name.startswith("ONESHOT_MOCK_")}

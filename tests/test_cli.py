@@ -19,7 +19,17 @@ import yaml
 from mock_server.app import create_app
 from mock_server.config import Config
 from tests.conftest import free_port
-from tests.helpers import DEFAULT_TOKEN, IDENTITY, SandboxClient, blank_pdf, pdfsig, picture, running_sandbox, validate
+from tests.helpers import (
+    DEFAULT_TOKEN,
+    IDENTITY,
+    SandboxClient,
+    blank_pdf,
+    oneshot_mock,
+    pdfsig,
+    picture,
+    running_sandbox,
+    validate,
+)
 
 
 def curl(*args: str) -> str:
@@ -166,8 +176,7 @@ async def test_seed_file_fixed_ids(make_client, tmp_path):
 def test_bad_seed_file_is_refused_at_start(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"requests": [{"given_name": "No pk"}]}))
-    result = subprocess.run([sys.executable, "-m", "mock_server", "serve", "--seed-file", str(bad),
-                             "--port", str(free_port())], capture_output=True, text=True, timeout=60)
+    result = oneshot_mock("serve", "--seed-file", str(bad), "--port", str(free_port()))
     assert result.returncode != 0
     assert "requests[0]" in result.stderr and "'pk'" in result.stderr
 
@@ -225,16 +234,10 @@ def test_a_sigterm_at_any_moment_of_start_up_stops_cleanly(tmp_path, after_s):
 def test_a_port_in_use_is_one_clear_line_and_exit_status_2(tmp_path):
     with running_sandbox(tmp_path) as server:
         port = server.base.rsplit(":", 1)[1]
-        taken = subprocess.run([sys.executable, "-m", "mock_server", "serve", "--port", port],
-                               capture_output=True, text=True, timeout=60)
+        taken = oneshot_mock("serve", "--port", port)
     assert taken.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in taken.stderr and "address already in use" in taken.stderr
     assert "Traceback" not in taken.stderr and "on http://" not in taken.stderr, taken.stderr
-
-
-def oneshot(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mock_server", *args], capture_output=True, text=True,
-                          timeout=60, **kwargs)
 
 
 def misspelt_scenario_text() -> str:
@@ -264,7 +267,7 @@ def test_a_bad_command_line_is_one_line_and_exit_status_2(tmp_path, args, shown)
     seed.write_text("tokens:\n  - {uid: 00000000000000000000000000000001, username: '5550001'}\n")
     filled = [arg.format(port=free_port(), file=tmp_path / "a-file", scenario=misspelt_scenario(tmp_path), seed=seed)
               for arg in args]
-    done = oneshot(*filled)
+    done = oneshot_mock(*filled)
     assert done.returncode == 2, done
     assert shown in done.stderr and done.stderr.count("\n") == 1, done.stderr
     assert "Traceback" not in done.stderr
@@ -278,15 +281,15 @@ async def test_a_scenario_naming_no_operation_is_refused_with_the_closest_names(
 
 def test_generate_pki_keeps_an_existing_pki_unless_forced_and_its_keys_are_private(tmp_path):
     target = tmp_path / "pki"
-    assert oneshot("generate-pki", str(target)).returncode == 0
+    assert oneshot_mock("generate-pki", str(target)).returncode == 0
     root_key = (target / "root.key").read_bytes()
     assert {path.name: path.stat().st_mode & 0o777 for path in target.iterdir()} == {
         "root.pem": 0o644, "issuing.pem": 0o644, "tsa.pem": 0o644, "root.key": 0o600, "issuing.key": 0o600,
         "tsa.key": 0o600}
-    again = oneshot("generate-pki", str(target))
+    again = oneshot_mock("generate-pki", str(target))
     assert again.returncode == 2 and "pass --force to replace it" in again.stderr and again.stderr.count("\n") == 1
     assert (target / "root.key").read_bytes() == root_key
-    assert oneshot("generate-pki", "--force", str(target)).returncode == 0
+    assert oneshot_mock("generate-pki", "--force", str(target)).returncode == 0
     assert (target / "root.key").read_bytes() != root_key and (target / "root.key").stat().st_mode & 0o777 == 0o600
 
 
@@ -297,8 +300,8 @@ def test_fake_evidences_into_a_pipe_closed_early_says_nothing(tmp_path):
 
 
 def test_the_top_level_help_names_every_command():
-    shown = oneshot("--help").stdout
+    shown = oneshot_mock("--help").stdout
     for command in ("serve", "generate-pki", "error-scenarios", "fake-evidences", "export", "import"):
         assert command in shown.split("Commands:")[1], shown
-    serve_help = oneshot("serve", "--help").stdout
+    serve_help = oneshot_mock("serve", "--help").stdout
     assert "TCP port to listen on" in serve_help and "one JSON object each" in serve_help

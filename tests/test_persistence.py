@@ -12,8 +12,6 @@ import os
 import random
 import signal
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +23,17 @@ from yarl import URL
 
 from mock_server.bench.inputs import Draws
 from tests.conftest import free_port
-from tests.helpers import DEFAULT_TOKEN, IDENTITY, blank_pdf, eventually, picture, running_sandbox, validate
+from tests.helpers import (
+    DEFAULT_TOKEN,
+    IDENTITY,
+    RunningSandbox,
+    blank_pdf,
+    eventually,
+    oneshot_mock,
+    picture,
+    running_sandbox,
+    validate,
+)
 from tests.test_videoid import CONTACT
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -34,8 +42,8 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 class Http:
     """Plain JSON calls against a running sandbox."""
 
-    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
-        self.session, self.base = session, base
+    def __init__(self, session: aiohttp.ClientSession, base: str, server: RunningSandbox | None = None) -> None:
+        self.session, self.base, self.server = session, base, server
 
     async def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
         async with self.session.request(method, self.base + path, **kwargs) as response:
@@ -62,12 +70,19 @@ class Http:
         return outbox["messages"][-1]["otp"]
 
 
+@contextlib.contextmanager
+def on_data_dir(session: aiohttp.ClientSession, tmp_path: Path, data: Path,
+                *args: str) -> Iterator[Http]:
+    """Plain JSON calls to a sandbox started on the data dir ``data`` (each use a restart)."""
+    with running_sandbox(tmp_path, "--data-dir", str(data), *args) as server:
+        yield Http(session, server.base, server)
+
+
 async def test_restart_brings_everything_back(tmp_path, start_receiver):
     data = tmp_path / "data"
     dead_port = free_port()
     async with aiohttp.ClientSession() as session:
-        with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
-            http = Http(session, server.base)
+        with on_data_dir(session, tmp_path, data) as http:
             signed_pk = await http.create("Kept")
             pdf = blank_pdf(2)
             uid = await http.upload(signed_pk, pdf)
@@ -98,13 +113,12 @@ async def test_restart_brings_everything_back(tmp_path, start_receiver):
             hooked = body["details"]
             _, before = await http.call("GET", "/_mock/webhooks", params={"request": str(hooked)})
             _, sms_before = await http.call("GET", "/_mock/sms")
-            workers = children(server.process.pid)
+            workers = children(http.server.process.pid)
             assert workers, "signing runs in worker processes"
-            server.kill()
+            http.server.kill()
             await until_gone(workers)
 
-        with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
-            http = Http(session, server.base)
+        with on_data_dir(session, tmp_path, data) as http:
             status, detail = await http.call("GET", f"/api/v1/request/{signed_pk}")
             assert status == 200 and detail["details"]["status"] == "ISSUED", detail
             status, original = await http.call("GET", f"/api/v1/document/{signed_pk}/original/{uid}")
@@ -169,8 +183,7 @@ def test_newer_data_dir_is_refused(tmp_path):
     with sqlite3.connect(data / "state.sqlite3") as db:
         db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         db.execute("INSERT INTO meta VALUES ('schema_version', '99')")
-    done = subprocess.run([sys.executable, "-m", "mock_server", "serve", "--port", str(free_port()),
-                           "--data-dir", str(data)], capture_output=True, text=True, timeout=60)
+    done = oneshot_mock("serve", "--port", str(free_port()), "--data-dir", str(data))
     assert done.returncode != 0
     assert "newer oneshot-mock (data schema 99)" in done.stderr
 
@@ -195,8 +208,7 @@ async def signed_flow(http: Http, given: str) -> tuple[int, str]:
 async def test_the_data_dir_is_tables_of_plain_columns_and_json(tmp_path):
     data = tmp_path / "data"
     async with aiohttp.ClientSession() as session:
-        with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
-            http = Http(session, server.base)
+        with on_data_dir(session, tmp_path, data) as http:
             pk, uid = await signed_flow(http, "Tabled")
             form = aiohttp.FormData()
             form.add_field("image", picture(), filename="stamp.png", content_type="image/png")
@@ -234,8 +246,7 @@ async def test_the_data_dir_is_tables_of_plain_columns_and_json(tmp_path):
 async def test_a_call_writes_the_rows_of_what_it_changed_only(tmp_path):
     data = tmp_path / "data"
     async with aiohttp.ClientSession() as session:
-        with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
-            http = Http(session, server.base)
+        with on_data_dir(session, tmp_path, data) as http:
             earlier = [(await signed_flow(http, f"Earlier{index}"))[0] for index in range(12)]
             waiting = await http.create("Waiting")
             with contextlib.closing(sqlite3.connect(data / "state.sqlite3")) as db:
@@ -268,8 +279,7 @@ def test_a_pickled_data_dir_is_refused_with_the_way_out(tmp_path):
         db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
         db.execute("INSERT INTO rows VALUES ('', 'sandbox', 'next_pk', ?)", (b"\x80\x05K\x01.",))
         db.commit()
-    done = subprocess.run([sys.executable, "-m", "mock_server", "serve", "--port", str(free_port()),
-                           "--data-dir", str(data)], capture_output=True, text=True, timeout=60)
+    done = oneshot_mock("serve", "--port", str(free_port()), "--data-dir", str(data))
     assert done.returncode != 0
     assert "data schema 1 (pickled rows" in done.stderr and "empty --data-dir" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
@@ -291,14 +301,13 @@ async def test_a_redirecting_answer_is_stored_before_it_leaves(tmp_path):
     data = tmp_path / "data"
     body = {**CONTACT, "registration_authority": "9999", "profile": "PFnubeQAFCiudadano", "env": "sandbox"}
     async with aiohttp.ClientSession() as session:
-        with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
-            http = Http(session, server.base)
+        with on_data_dir(session, tmp_path, data) as http:
             status, created = await http.call("POST", "/api/v1/videoid", json=body)
             assert status == 200, created
             link = URL(created["details"]["videoid_link"]).path
             status, _ = await http.call("POST", f"{link}/complete", allow_redirects=False)
             assert status == 303
-            server.kill()  # at once: no background flush gets a chance
+            http.server.kill()  # at once: no background flush gets a chance
         with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
             status, detail = await Http(session, server.base).call(
                 "GET", f"/_mock/requests/{created['details']['request_pk']}")
@@ -312,8 +321,7 @@ async def test_an_event_made_again_after_a_kill_keeps_its_webhook_id(tmp_path, s
     receiver = await start_receiver()
     data = tmp_path / "data"
     async with aiohttp.ClientSession() as session:
-        with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
-            http = Http(session, server.base)
+        with on_data_dir(session, tmp_path, data) as http:
             issued = asyncio.Event()
 
             async def note_issued(delivery) -> None:
@@ -327,10 +335,9 @@ async def test_an_event_made_again_after_a_kill_keeps_its_webhook_id(tmp_path, s
             status, body = await http.call("POST", f"/api/v1/sign/{pk}", json={"secret": secret})
             assert status == 200, body
             await asyncio.wait_for(issued.wait(), 30)
-            server.kill()
+            http.server.kill()
         receiver.on_delivery = None
-        with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
-            http = Http(session, server.base)
+        with on_data_dir(session, tmp_path, data) as http:
 
             async def all_delivered() -> bool:
                 _, body = await http.call("GET", f"/_mock/webhooks?request={pk}")
@@ -350,8 +357,7 @@ async def test_a_body_nested_too_deep_fails_alone_and_later_writes_go_on(tmp_pat
         nested = {"level": nested}
     data = tmp_path / "data"
     async with aiohttp.ClientSession() as session:
-        with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
-            http = Http(session, server.base)
+        with on_data_dir(session, tmp_path, data) as http:
             for path in ("/api/v1/settings", "/oneshot/api/v1/settings"):
                 status, body = await http.call("POST", path, json={"general": nested})
                 assert status == 400 and body["status"] in ("Invalid JSON", "error"), body  # each family's envelope
@@ -366,15 +372,14 @@ async def test_a_body_nested_too_deep_fails_alone_and_later_writes_go_on(tmp_pat
 async def test_the_contract_signed_on_its_first_fetch_survives_a_kill_right_after(tmp_path):
     data = tmp_path / "data"
     async with aiohttp.ClientSession() as session:
-        with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
-            http = Http(session, server.base)
+        with on_data_dir(session, tmp_path, data) as http:
             pk = await http.create("Contract")
             await http.upload(pk, blank_pdf())
             status, body = await http.call("POST", f"/api/v1/sign/{pk}", json={"secret": await http.otp(pk)})
             assert status == 200, body
             status, fetched = await http.call("GET", f"/api/v1/document/{pk}/contract")
             assert status == 200 and fetched.startswith(b"%PDF"), fetched[:100]
-            server.kill()
+            http.server.kill()
         with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
             status, again = await Http(session, server.base).call("GET", f"/api/v1/document/{pk}/contract")
     assert status == 200
@@ -388,8 +393,7 @@ async def test_an_asynchronous_signature_seen_before_a_kill_is_the_one_after_it(
     receiver = await start_receiver()
     data = tmp_path / "data"
     async with aiohttp.ClientSession() as session:
-        with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
-            http = Http(session, server.base)
+        with on_data_dir(session, tmp_path, data) as http:
             pk = await http.create("Async", useasync="true", callback=receiver.url)
             uid = await http.upload(pk, blank_pdf())
             seen: dict[str, bytes] = {}
@@ -400,7 +404,7 @@ async def test_an_asynchronous_signature_seen_before_a_kill_is_the_one_after_it(
                     status, pdf = await http.call("GET", f"/api/v1/document/{pk}/signed/{uid}")
                     assert status == 200, pdf
                     seen["pdf"] = pdf
-                    server.process.send_signal(signal.SIGKILL)
+                    http.server.process.send_signal(signal.SIGKILL)
                     killed.set()
 
             receiver.on_delivery = download_then_kill
@@ -408,7 +412,7 @@ async def test_an_asynchronous_signature_seen_before_a_kill_is_the_one_after_it(
                 status, body = await http.call("POST", f"/api/v1/sign/{pk}", json={"secret": await http.otp(pk)})
                 assert status == 200, body
             await asyncio.wait_for(killed.wait(), 60)
-            server.process.wait()
+            http.server.process.wait()
         receiver.on_delivery = None
         with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
             # At once: the result was saved before it showed, so the restarted sandbox applies it
@@ -424,13 +428,12 @@ async def test_a_receiver_only_hears_of_what_is_saved(tmp_path, start_receiver):
     receiver = await start_receiver()
     data = tmp_path / "data"
     async with aiohttp.ClientSession() as session:
-        with running_sandbox(tmp_path, "--data-dir", str(data), "--ra-webhook", f"9999={receiver.url}") as server:
-            http = Http(session, server.base)
+        with on_data_dir(session, tmp_path, data, "--ra-webhook", f"9999={receiver.url}") as http:
             killed = asyncio.Event()
 
             async def kill_on_issued(delivery) -> None:
                 if json.loads(delivery.body).get("status") == "ISSUED":
-                    server.process.send_signal(signal.SIGKILL)
+                    http.server.process.send_signal(signal.SIGKILL)
                     killed.set()
 
             receiver.on_delivery = kill_on_issued
@@ -439,20 +442,20 @@ async def test_a_receiver_only_hears_of_what_is_saved(tmp_path, start_receiver):
             with contextlib.suppress(aiohttp.ServerDisconnectedError):
                 await http.call("POST", f"/api/v1/sign/{pk}", json={"secret": await http.otp(pk)})
             await asyncio.wait_for(killed.wait(), 60)
-            server.process.wait()
+            http.server.process.wait()
         receiver.on_delivery = None
         with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
             status, body = await Http(session, server.base).call("GET", f"/api/v1/request/{pk}")
     assert status == 200 and body["details"]["status"] == "ISSUED", body
 
 
-async def shown_then_killed(server, http: Http, path: str, shown) -> Any:
+async def shown_then_killed(http: Http, path: str, shown) -> Any:
     """Poll ``path`` until ``shown(body)`` holds, kill -9 the sandbox at once, and return that body."""
     for _ in range(2000):
         status, body = await http.call("GET", path)
         assert status == 200, body
         if shown(body):
-            server.kill()
+            http.server.kill()
             return body
         await asyncio.sleep(0.002)
     raise AssertionError(f"{path} never showed what was awaited: {body}")
@@ -464,10 +467,9 @@ async def test_a_webhook_attempt_shown_in_the_log_survives_a_kill_right_after(tm
     receiver = await start_receiver()
     data = tmp_path / "data"
     async with aiohttp.ClientSession() as session:
-        with running_sandbox(tmp_path, "--data-dir", str(data), "--ra-webhook", f"9999={receiver.url}") as server:
-            http = Http(session, server.base)
+        with on_data_dir(session, tmp_path, data, "--ra-webhook", f"9999={receiver.url}") as http:
             pk = await http.create("Logged")
-            seen = await shown_then_killed(server, http, f"/_mock/webhooks?request={pk}",
+            seen = await shown_then_killed(http, f"/_mock/webhooks?request={pk}",
                                            lambda body: body["webhooks"] and all(
                                                event["state"] == "delivered" for event in body["webhooks"]))
         with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
@@ -485,12 +487,11 @@ async def test_a_videoid_completed_in_the_background_survives_a_kill_right_after
     data = tmp_path / "data"
     body = {**CONTACT, "registration_authority": "9999", "profile": "PFnubeQAFCiudadano", "env": "sandbox"}
     async with aiohttp.ClientSession() as session:
-        with running_sandbox(tmp_path, "--data-dir", str(data), "--videoid-auto-complete", "0.2") as server:
-            http = Http(session, server.base)
+        with on_data_dir(session, tmp_path, data, "--videoid-auto-complete", "0.2") as http:
             status, created = await http.call("POST", "/api/v1/videoid", json=body)
             assert status == 200, created
             pk = created["details"]["request_pk"]
-            seen = await shown_then_killed(server, http, f"/api/v1/request/{pk}",
+            seen = await shown_then_killed(http, f"/api/v1/request/{pk}",
                                            lambda body: body["details"]["status"] != "VIDEOPENDING")
         with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
             _, after = await Http(session, server.base).call("GET", f"/api/v1/request/{pk}")
@@ -502,8 +503,7 @@ async def test_a_read_while_a_commit_is_under_way_waits_for_it(tmp_path):
     listing made meanwhile is not answered with the request the create has not yet acknowledged."""
     data = tmp_path / "data"
     async with aiohttp.ClientSession() as session:
-        with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
-            http = Http(session, server.base)
+        with on_data_dir(session, tmp_path, data) as http:
             _, before = await http.call("GET", "/_mock/requests")
             blocker = sqlite3.connect(data / "state.sqlite3", isolation_level=None)
             blocker.execute("BEGIN IMMEDIATE")
@@ -514,7 +514,7 @@ async def test_a_read_while_a_commit_is_under_way_waits_for_it(tmp_path):
                 assert status == 200, listed
                 shown = {summary["pk"] for summary in listed["requests"]}
                 assert shown == {summary["pk"] for summary in before["requests"]}, "an unsaved request was shown"
-            server.kill()
+            http.server.kill()
             blocker.execute("ROLLBACK")
             blocker.close()
             with contextlib.suppress(aiohttp.ClientError, AssertionError):
@@ -691,14 +691,12 @@ async def test_what_is_deleted_after_a_restart_stays_deleted(tmp_path):
     """Rows read back at start are known to the store: deleting them later deletes them on disk too."""
     data = tmp_path / "data"
     async with aiohttp.ClientSession() as session:
-        with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
-            http = Http(session, server.base)
+        with on_data_dir(session, tmp_path, data) as http:
             pk = await http.create("Restarted")
             kept, dropped = await http.upload(pk, blank_pdf(1)), await http.upload(pk, blank_pdf(2))
-        with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
-            http = Http(session, server.base)
+        with on_data_dir(session, tmp_path, data) as http:
             assert (await http.call("DELETE", f"/api/v1/document/{pk}/original/{dropped}"))[0] == 200
-            server.kill()
+            http.server.kill()
         with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
             _, listed = await Http(session, server.base).call("GET", f"/api/v1/documents/{pk}")
             assert list(listed["details"]) == [kept], listed
@@ -715,8 +713,7 @@ async def test_the_bytes_of_a_deleted_document_leave_the_disk_while_the_sandbox_
     data = tmp_path / "data"
     pdfs = [blank_pdf(10), blank_pdf(11)]  # over 1 KiB: kept as blobs
     async with aiohttp.ClientSession() as session:
-        with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
-            http = Http(session, server.base)
+        with on_data_dir(session, tmp_path, data) as http:
             pk = await http.create("Stale")
             for pdf in pdfs:
                 digest = hashlib.sha256(pdf).hexdigest()
@@ -729,7 +726,7 @@ async def test_the_bytes_of_a_deleted_document_leave_the_disk_while_the_sandbox_
 
                 await eventually(gone, "the deleted document's bytes removed from the data dir", timeout=15)
             again = await http.upload(pk, pdfs[0])
-            server.kill()
+            http.server.kill()
         with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
             status, body = await Http(session, server.base).call("GET", f"/api/v1/document/{pk}/original/{again}")
     assert status == 200 and body == pdfs[0]

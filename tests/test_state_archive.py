@@ -6,7 +6,6 @@ import io
 import json
 import shutil
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.helpers import blank_pdf, picture, running_sandbox
+from tests.helpers import blank_pdf, oneshot_mock, picture, running_sandbox
 from tests.test_persistence import Http
 
 SCENARIO = {"name": "carried-scenario", "rules": [{"match": {"operation": "version"},
@@ -125,20 +124,16 @@ async def test_a_bad_archive_is_refused_and_changes_nothing(tmp_path):
                 assert (await http.call("GET", f"/api/v1/request/{pk}"))[0] == 200
 
 
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mock_server", *args], capture_output=True, text=True, timeout=120)
-
-
 async def test_export_and_import_on_the_command_line(tmp_path):
     first, second, file = tmp_path / "first", tmp_path / "second", tmp_path / "case.zip"
     async with aiohttp.ClientSession() as session:
         with running_sandbox(tmp_path, "--data-dir", str(first)) as server:
             case = await make_a_case(Http(session, server.base))
-        exported = cli("export", "--data-dir", str(first), str(file))
+        exported = oneshot_mock("export", "--data-dir", str(first), str(file))
         assert exported.returncode == 0, exported.stderr
         assert exported.stdout.strip() == f"2 request(s) of namespace '(default)' written to {file}"
         second.mkdir()
-        imported = cli("import", "--data-dir", str(second), "--namespace", "copy", str(file))
+        imported = oneshot_mock("import", "--data-dir", str(second), "--namespace", "copy", str(file))
         assert imported.returncode == 0, imported.stderr
         assert imported.stdout.strip() == f"2 request(s) imported into namespace 'copy' of {second}"
         with running_sandbox(tmp_path, "--data-dir", str(second)) as server:
@@ -155,7 +150,7 @@ def test_the_command_line_says_what_is_wrong(tmp_path):
         (("export", "--data-dir", str(tmp_path / "empty"), "--namespace", "bad name!", str(tmp_path / "o.zip")),
          "invalid X-Mock-Namespace"),
     ]:
-        done = cli(*args)
+        done = oneshot_mock(*args)
         assert done.returncode == 2 and message in done.stderr, (args, done.stderr)
         assert done.stderr.count("\n") == 1, done.stderr  # one line
         assert "Traceback" not in done.stderr
