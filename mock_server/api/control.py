@@ -164,8 +164,7 @@ async def crl(request: web.Request) -> web.Response:
 
 
 async def ocsp(request: web.Request) -> web.Response:
-    reply = await sandbox_of(request).trust.ocsp(await request.read())
-    return web.Response(body=reply, content_type="application/ocsp-response")
+    return await _ocsp_reply(request, await request.read())
 
 
 async def ocsp_get(request: web.Request) -> web.Response:
@@ -174,6 +173,10 @@ async def ocsp_get(request: web.Request) -> web.Response:
         der = base64.b64decode(request.match_info["request"], validate=True)
     except (binascii.Error, ValueError):
         der = b""  # the responder's malformedRequest answer
+    return await _ocsp_reply(request, der)
+
+
+async def _ocsp_reply(request: web.Request, der: bytes) -> web.Response:
     reply = await sandbox_of(request).trust.ocsp(der)
     return web.Response(body=reply, content_type="application/ocsp-response")
 
