@@ -10,7 +10,13 @@ from mock_server.domain.countries import ISO_3166_ALPHA_2
 from mock_server.domain.ids import parse_number
 from mock_server.domain.model import Identity
 from mock_server.errors import vendor_error
-from mock_server.pki.authority import COMMON_NAME_MAX_BYTES, common_name
+from mock_server.pki.authority import (
+    COMMON_NAME_MAX_BYTES,
+    PRINTABLE_STRING,
+    SERIAL_NUMBER_MAX,
+    common_name,
+    etsi_serial_number,
+)
 
 ID_DOCUMENT_TYPES = ("IDC", "PAS", "PNO", "TIN", "CI", "CE")
 SANDBOX_ENVIRONMENTS = ("sandbox", "test")
@@ -21,9 +27,6 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^(\+|00)[1-9][0-9 ]{6,17}$")
 _URL = re.compile(r"^https?://[^\s/?#]+[^\s]*$")
 IDENTITY_FIELDS = ("given_name", "surname_1", "serial_number")
-# X.520's serialNumber: a PrintableString of at most 64 characters.
-_PRINTABLE = re.compile(r"[A-Za-z0-9 '()+,\-./:=?]+")
-SERIAL_NUMBER_MAX = 64
 # The names the one-shot certificate's common name is made of.
 NAME_FIELDS = ("given_name", "surname_1", "surname_2")
 
@@ -98,10 +101,11 @@ def validate_create_request(
     if language not in LANGUAGES:
         missing.append("communication_language")
     serial = fields.get("serial_number", "").strip()
-    etsi_length = len(id_type) + len(country) + 1 + len(serial)  # the certificate's IDCES-12345678Z
-    if serial and (not _PRINTABLE.fullmatch(serial) or etsi_length > SERIAL_NUMBER_MAX):
+    in_certificate = etsi_serial_number(id_type, country, serial)
+    if not PRINTABLE_STRING.fullmatch(serial) or len(in_certificate) > SERIAL_NUMBER_MAX:
         missing.append(f"serial_number (letters, digits, spaces and '()+,-./:=? only, at most "
-                       f"{SERIAL_NUMBER_MAX - etsi_length + len(serial)} characters: the certificate's serialNumber)")
+                       f"{SERIAL_NUMBER_MAX - len(in_certificate) + len(serial)} characters: the certificate's "
+                       "serialNumber)")
     names = [fields.get(name, "").strip() for name in NAME_FIELDS]
     name_bytes = len(common_name(*names).encode())
     if name_bytes > COMMON_NAME_MAX_BYTES:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib import resources
@@ -88,6 +89,16 @@ def parsed(material: PkiMaterial) -> ParsedPki:
 COMMON_NAME_MAX_BYTES = 64
 
 
+# X.520's serialNumber: a PrintableString of at most 64 characters.
+SERIAL_NUMBER_MAX = 64
+PRINTABLE_STRING = re.compile(r"[A-Za-z0-9 '()+,\-./:=?]*")
+
+
+def etsi_serial_number(id_document_type: str, id_document_country: str, serial_number: str) -> str:
+    """ETSI EN 319 412-1 semantics identifier of a certificate's serialNumber, e.g. ``IDCES-12345678Z``."""
+    return f"{id_document_type}{id_document_country}-{serial_number}"
+
+
 def common_name(given_name: str, surname_1: str, surname_2: str = "") -> str:
     """The CN of a one-shot certificate: the names, space-joined, upper-cased (which can lengthen them)."""
     return " ".join(p for p in (given_name, surname_1, surname_2) if p).upper()
@@ -115,8 +126,7 @@ class SignerIdentity:
 
     @property
     def etsi_serial_number(self) -> str:
-        """ETSI EN 319 412-1 semantics identifier, e.g. ``IDCES-12345678Z``."""
-        return f"{self.id_document_type}{self.id_document_country}-{self.serial_number}"
+        return etsi_serial_number(self.id_document_type, self.id_document_country, self.serial_number)
 
 
 @dataclass(frozen=True)
