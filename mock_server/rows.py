@@ -13,6 +13,7 @@ import base64
 import hashlib
 import json
 import re
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -46,6 +47,8 @@ _REQUEST_FIELDS_APART = ("pk", "status", "created_at", "profile", "identity", "d
                          "certificate", "rao")
 _JSON = {"ensure_ascii": False, "separators": (",", ":"), "sort_keys": True}
 BLOB_REFERENCE = re.compile(r"blob:([0-9a-f]{64})")
+# How long the digest of bytes no longer encoded is remembered (and the bytes kept alive by it).
+DIGESTS_KEPT_S = 2.0
 
 
 class RowSource(Protocol):
@@ -55,13 +58,16 @@ class RowSource(Protocol):
 
 
 class Blobs:
-    """The blob side of encoding: digests of bytes seen (by identity, so documents are hashed once)
-    and the new bytes a flush must write."""
+    """The blob side of encoding: digests of bytes seen (by identity, so each is hashed once while
+    its request is being worked on) and the new bytes a flush must write."""
 
     def __init__(self) -> None:
-        # The digests of the bytes the last flush and this one encoded, by identity.
-        self._known: dict[int, tuple[bytes, str]] = {}
-        self._seen: dict[int, tuple[bytes, str]] = {}
+        # By identity: bytes encoded in the last few seconds, their digest, and when last encoded.
+        # A request's contract (~30 KB) is encoded again at each of its changes, with other requests'
+        # flushes in between under load; hashing it again each time was half of what encoding cost
+        # the event loop.
+        self._digests: dict[int, tuple[bytes, str, float]] = {}
+        self._round_at = self._swept_at = time.monotonic()
         self.on_disk: set[str] = set()
         self.new: dict[str, bytes] = {}
         # Every digest encoded while stale blobs are being looked for: none of them is stale.
@@ -69,11 +75,9 @@ class Blobs:
 
     def put(self, data: bytes) -> str:
         key = id(data)
-        entry = self._seen.get(key) or self._known.get(key)
-        if entry is None or entry[0] is not data:
-            entry = (data, hashlib.sha256(data).hexdigest())
-        self._seen[key] = entry
-        digest = entry[1]
+        entry = self._digests.get(key)
+        digest = entry[1] if entry is not None and entry[0] is data else hashlib.sha256(data).hexdigest()
+        self._digests[key] = (data, digest, self._round_at)
         if self.tracked is not None:
             self.tracked.add(digest)
         if digest not in self.on_disk:
@@ -81,8 +85,13 @@ class Blobs:
         return digest
 
     def end_round(self) -> None:
-        """Forget the bytes the last two flushes did not encode: the cache keeps no document alive for long."""
-        self._known, self._seen = self._seen, {}
+        """Forget, now and then, the bytes not encoded for :data:`DIGESTS_KEPT_S`: the cache keeps
+        no document alive for long after its request let go of it."""
+        self._round_at = now = time.monotonic()
+        if now - self._swept_at >= DIGESTS_KEPT_S / 2:
+            self._swept_at = now
+            stale = now - DIGESTS_KEPT_S
+            self._digests = {key: entry for key, entry in self._digests.items() if entry[2] >= stale}
 
 
 @dataclass
@@ -152,7 +161,8 @@ class ScenarioTexts:
     """Each namespace's scenarios as JSON, encoded again only when their book's revision moved."""
 
     def __init__(self) -> None:
-        self._texts: dict[str, tuple[int, str]] = {}
+        # By namespace: the book's revision, its JSON, and that JSON's fingerprint.
+        self._texts: dict[str, tuple[int, str, bytes]] = {}
 
     def moved(self, tenant: Tenant) -> bool:
         """Whether ``tenant``'s scenarios changed since they were last encoded."""
@@ -163,12 +173,14 @@ class ScenarioTexts:
         """Encode every namespace's scenarios again next time (what was encoded was not saved)."""
         self._texts.clear()
 
-    def text(self, tenant: Tenant, blobs: Blobs) -> str:
+    def text(self, tenant: Tenant, blobs: Blobs) -> tuple[str, bytes]:
+        """``tenant``'s scenarios as JSON, and its fingerprint."""
         book = tenant.scenarios
         known = self._texts.get(tenant.namespace)
         if known is None or known[0] != book.revision:
-            known = self._texts[tenant.namespace] = (book.revision, _dump(book.scenarios, dict[str, Scenario], blobs))
-        return known[1]
+            text = _dump(book.scenarios, dict[str, Scenario], blobs)
+            known = self._texts[tenant.namespace] = (book.revision, text, _fingerprint(text))
+        return known[1], known[2]
 
 
 def _rng_text(state: tuple[Any, ...]) -> str:
@@ -197,9 +209,12 @@ class RowBuilder:
         sandbox, name = tenant.sandbox, tenant.namespace
         state = sandbox.state
         settings = json.dumps(state.settings, **_JSON)
+        scenario_text, scenario_fingerprint = scenarios.text(tenant, self._blobs)
         row = (name, sandbox.next_pk, sandbox.clock.offset.total_seconds(), _rng_text(sandbox.rng.getstate()),
-               settings, scenarios.text(tenant, self._blobs))
-        self._row("namespaces", (name,), row, "\x00".join(map(str, row[1:])))
+               settings, scenario_text)
+        # The scenarios (the magic values' alone are tens of KB) stand in by their fingerprint: this
+        # row is looked at on every flush.
+        self._row("namespaces", (name,), row, "\x00".join(map(str, (*row[1:-1], scenario_fingerprint.hex()))))
         pks = changed.requests
         if changed.everything:
             pks = set(state.requests) | self._written.requests_of(name)
