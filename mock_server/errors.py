@@ -294,7 +294,7 @@ def vendor_error(key: str, details: Any = None, **values: Any) -> VendorError:
 
 
 def markdown_table() -> str:
-    """The catalogue as the README's table."""
+    """The catalogue as the table of docs/scenarios.md."""
     rows = ["| key | HTTP | details |", "|---|---|---|"]
     for spec in CATALOGUE.values():
         details = spec.details if isinstance(spec.details, str) else (

@@ -261,6 +261,6 @@ def error_scenario(key: str) -> dict[str, Any]:
 
 
 def magic_values() -> tuple[dict[str, Any], str]:
-    """The built-in scenario behind the magic values of the README."""
+    """The built-in scenario behind the magic values (docs/scenarios.md)."""
     text = (resources.files("mock_server") / "magic.yaml").read_text()
     return parse_scenario(text, "magic.yaml"), "magic.yaml (built in)"

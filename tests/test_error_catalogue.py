@@ -73,7 +73,7 @@ async def test_catalogue_is_served(sandbox):
     assert served["update_settings.400.invalid_json"]["status"] == "Invalid JSON"
 
 
-def test_readme_table_is_the_catalogue():
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    table = readme.split("<!-- error-table:start -->\n")[1].split("\n<!-- error-table:end -->")[0]
-    assert table == markdown_table(), "regenerate the README table from mock_server.errors.markdown_table()"
+def test_the_documented_table_is_the_catalogue():
+    page = (Path(__file__).resolve().parents[1] / "docs" / "scenarios.md").read_text()
+    table = page.split("<!-- error-table:start -->\n")[1].split("\n<!-- error-table:end -->")[0]
+    assert table == markdown_table(), "regenerate docs/scenarios.md's table from mock_server.errors.markdown_table()"

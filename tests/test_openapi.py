@@ -120,7 +120,7 @@ def _examples(node: Any, path: tuple[str, ...] = ()):
 
 
 def test_every_example_fits_its_schema():
-    """Examples are what readers copy: the vendor's, the README's and the catalogue's rendered errors."""
+    """Examples are what readers copy: the vendor's, the documentation's and the catalogue's rendered errors."""
     document = openapi.document()
     checked, wrong = 0, []
     for value, schema_path, where in _examples(document):

@@ -122,7 +122,7 @@ def test_signing_workers_run_at_the_chosen_priority(tmp_path, args, expected):
 
 @pytest.mark.parametrize("persisted", [False, True], ids=["in-memory", "data-dir"])
 def test_benchmark_runs_every_phase(tmp_path, persisted):
-    # The README shows both: the benchmark as it comes, and with --data-dir DIR for persistence's cost.
+    # docs/benchmark.md shows both: the benchmark as it comes, and with --data-dir DIR for persistence's cost.
     data_dir = ["--data-dir", str(tmp_path / "data")] if persisted else []
     done = subprocess.run(
         [sys.executable, "-m", "mock_server.bench", "--duration", "1", "--clients", "4",

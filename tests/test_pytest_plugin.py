@@ -365,10 +365,9 @@ def test_every_test_gets_a_clean_sandbox(project, ini, args, servers):
 
 
 def readme_examples() -> str:
-    """The Python examples of the README's pytest section, as one test module."""
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Testing a client app with pytest\n", 1)[1].split("\n## ", 1)[0]
-    return "\n\n".join(block.split("\n```", 1)[0] for block in section.split("```python\n")[1:])
+    """The Python examples of the pytest plugin's page, as one test module."""
+    page = (Path(__file__).resolve().parents[1] / "docs" / "pytest-plugin.md").read_text(encoding="utf-8")
+    return "\n\n".join(block.split("\n```", 1)[0] for block in page.split("```python\n")[1:])
 
 
 def test_the_readme_examples_pass_under_xdist_with_warnings_as_errors(project):

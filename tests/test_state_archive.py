@@ -157,20 +157,21 @@ def test_the_command_line_says_what_is_wrong(tmp_path):
     assert not Path(tmp_path / "out.zip").exists()
 
 
-def readme_commands() -> str:
-    """The shell block of the README's section on moving a namespace."""
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    section = readme.split("### Moving a namespace: export and import\n", 1)[1].split("\n### ", 1)[0]
-    return section.split("```sh\n", 1)[1].split("```", 1)[0]
+def documented_commands() -> str:
+    """The shell block of the persistence page's section on moving a namespace, its ``H`` left to the caller."""
+    page = (Path(__file__).resolve().parents[1] / "docs" / "persistence.md").read_text(encoding="utf-8")
+    section = page.split("## Moving a namespace: export and import\n", 1)[1]
+    block = section.split("```sh runnable\n", 1)[1].split("```", 1)[0]
+    return "\n".join(line for line in block.splitlines() if not line.startswith("H="))
 
 
-async def test_the_readme_curl_commands_move_a_namespace(tmp_path):
+async def test_the_documented_curl_commands_move_a_namespace(tmp_path):
     if shutil.which("curl") is None:
         pytest.skip("curl not installed")
     async with aiohttp.ClientSession() as session:
         with running_sandbox(tmp_path) as server:
             case = await make_a_case(Namespaced(session, server.base, "qa"))
-            commands = readme_commands().replace("http://127.0.0.1:8080", server.base)
+            commands = f"H={server.base}\n" + documented_commands()
             done = subprocess.run(["bash", "-euc", commands], cwd=tmp_path, capture_output=True, text=True,
                                   timeout=60)
             assert done.returncode == 0, done.stderr

@@ -231,7 +231,7 @@ async def create_videoid(request: web.Request) -> web.Response:
     created = _sandbox(request).videoid.create(fields, webhook_format="new", profile_required=True)
     request[REQUEST_PK] = created.pk
     answer = views.videoid_created(created, request.app[CONFIG].base_url)
-    # The documented example spells the key with three s (a vendor quirk kept: see the README).
+    # The documented example spells the key with three s (a vendor quirk kept: see docs/vendor-quirks.md).
     return success(f"VideoID created with pk {answer['videoid_pk']}", answer, key="detail", message_key="messsage")
 
 

@@ -505,7 +505,7 @@ class Sandbox:
             await asyncio.gather(*self._background, return_exceptions=True)
 
     def async_status(self, pk: str) -> str:
-        """Where an asynchronous request stands (see the README for the values)."""
+        """Where an asynchronous request stands (docs/api-families.md lists the values)."""
         request = self.read_request(pk, "async_status.404.not_found")
         if request.signing:
             return "signing"
