@@ -259,7 +259,7 @@ def misspelt_scenario(tmp_path: Path) -> Path:
      "rules[0].match.operation: no operation 'sing' (did you mean sign"),
     (["fake-evidences", "--locale", "xx_XX"], "--locale xx_XX: not a locale Faker knows"),
     (["serve", "--port", "{port}", "--seed-file", "{seed}"],
-     "tokens[0]: field 'uid' is the number 1: quote it"),
+     "tokens[0].uid: 1 is a number: quote it"),
 ])
 def test_a_bad_command_line_is_one_line_and_exit_status_2(tmp_path, args, shown):
     (tmp_path / "a-file").write_text("not a directory")

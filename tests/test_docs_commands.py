@@ -264,3 +264,5 @@ def test_the_seed_file_example_loads_and_its_token_creates_requests(tmp_path):
         with urllib.request.urlopen(created, timeout=30) as answer:
             assert answer.status == 201, "the seeded token is the one the example names"
         assert "11111111-1111-4111-8111-111111111111" in json.dumps(get("/api/v1/images"))
+        assert get("/api/v1/request/515151")["details"]["status"] == "VIDEOPENDING"
+        assert "00000000000000000000000000000042" in json.dumps(get("/api/v1/metadata"))

@@ -61,11 +61,12 @@ def _check_authorities(authorities: Any) -> None:
             raise invalid(f"RA {ra}: videoid_mode is eidas, external or disabled")
 
 
-def add_metadata(state: State, rng: RandomSource, fields: Mapping[str, Any]) -> Metadata:
+def add_metadata(state: State, rng: RandomSource, fields: Mapping[str, Any], uid: str | None = None) -> Metadata:
+    """Store a metadata blob under ``uid`` (a seed file's) or a new one."""
     metadata, oid = fields.get("metadata"), fields.get("metadata_oid")
     if not metadata or not oid:
         raise vendor_error("upload_metadata.400.missing_parameters")
-    entry = Metadata(rng.hex_uid(), str(oid), str(metadata))
+    entry = Metadata(uid or rng.hex_uid(), str(oid), str(metadata))
     state.metadata[entry.uid] = entry
     return entry
 

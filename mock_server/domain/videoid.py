@@ -35,11 +35,14 @@ class VideoIdDesk:
     # Creation and identification ------------------------------------------------
 
     def create(self, fields: Mapping[str, str], webhook_format: str | None = None,
-               profile_required: bool = False) -> SignatureRequest:
+               profile_required: bool = False, *, pk: int | None = None, videoid_pk: int | None = None,
+               link_id: str | None = None) -> SignatureRequest:
         """A VIDEOPENDING request; eIDAS RAs get a link page, external RAs an empty link.
 
         ``profile_required``: the newer family documents ``profile`` as required (the legacy one
-        takes the sandbox's default profile when it is left out)."""
+        takes the sandbox's default profile when it is left out). ``pk``, ``videoid_pk`` and
+        ``link_id`` are a seed file's fixed ids; a seeded identification waits to be completed, even
+        with ``--videoid-auto-complete`` (the seed is applied before anything runs)."""
         sandbox = self._sandbox
         ra = (fields.get("registration_authority") or sandbox.request_defaults().registration_authority).strip()
         number = parse_number(ra)
@@ -60,14 +63,15 @@ class VideoIdDesk:
         checked = validation.validate_create_request(
             {**fields, "registration_authority": ra}, sandbox.request_defaults(), require_identity=False
         )
-        request = sandbox.new_request(checked, rao=None)
+        request = sandbox.new_request(checked, rao=None, pk=pk)
         request.webhook_format = webhook_format
         request.videoid = VideoId(
-            pk=sandbox.rng.integer(100, 99_999), link_id=sandbox.rng.hex_uid(), mode=mode, webhook_url=webhook_url
+            pk=videoid_pk if videoid_pk is not None else sandbox.rng.integer(100, 99_999),
+            link_id=link_id or sandbox.rng.hex_uid(), mode=mode, webhook_url=webhook_url,
         )
         sandbox.store_request(request, Status.VIDEOPENDING)
         delay = sandbox.settings.videoid_auto_complete
-        if mode == "eidas" and delay is not None:
+        if mode == "eidas" and delay is not None and pk is None:
             sandbox.spawn(self._complete_later(request, delay))
         return request
 
