@@ -2,7 +2,8 @@
 #   docker build -t oneshot-mock .
 #   docker run --rm -p 8080:8080 oneshot-mock
 # Configure it with ONESHOT_MOCK_* variables, one per `oneshot-mock serve` option (-e ONESHOT_MOCK_OTP=123456).
-FROM python:3.11-slim
+# Debian 12 (bookworm) named, so a rebuild does not move to the next Debian release unnoticed.
+FROM python:3.11-slim-bookworm
 
 # A fixed numeric uid, so that Kubernetes' runAsNonRoot can check it; /data is created here, owned by that
 # user, because a volume starts as a copy of the image's directory (changes after VOLUME would be lost).
@@ -10,9 +11,10 @@ RUN groupadd --gid 10001 oneshot \
  && useradd --create-home --uid 10001 --gid 10001 oneshot \
  && mkdir /data && chown 10001:10001 /data
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY mock_server ./mock_server
 COPY fixtures ./fixtures
+COPY scenarios ./scenarios
 RUN pip install --no-cache-dir .
 
 # Reachable from outside the container (the server warns: the control API is open without an admin token).

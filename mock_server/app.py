@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from mock_server import gcpolicy, tenancy
+from mock_server import gcpolicy, scenario_library, tenancy
 from mock_server.api import control, dashboard, legacy, namirial, openapi, videoid_page
 from mock_server.api.envelopes import renderer_for
 from mock_server.api.faults import known_operations, scenario_middleware
@@ -114,6 +114,7 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
 
 
 def _scenario_file(path: Path) -> tuple[dict[str, Any], str]:
+    path = scenario_library.source(str(path))  # a name of the library the package ships, where no such file is
     try:
         return parse_scenario(path.read_text(encoding="utf-8"), str(path)), str(path)
     except OSError as fault:

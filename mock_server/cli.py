@@ -135,8 +135,9 @@ def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
                        help="complete eIDAS identifications by themselves after SECONDS")
     serve.add_argument("--clock-start", type=_iso_time, default=None, metavar="ISO-TIME",
                        help="start the sandbox clock at this time (e.g. 2030-01-01T09:00:00Z)")
-    serve.add_argument("--scenario", action=env_options.Repeatable, type=Path, default=[], metavar="FILE",
-                       help="scenario file (YAML or JSON) to load at start (repeatable)")
+    serve.add_argument("--scenario", action=env_options.Repeatable, type=Path, default=[],
+                       metavar="FILE|NAME", help="scenario file (YAML or JSON) to load at start, or the name of "
+                       "one the package ships (sms-outage, errors/sign.403.invalid_otp, ...; repeatable)")
     serve.add_argument("--admin-token", default=None, metavar="TOKEN",
                        help="require 'Authorization: Bearer TOKEN' on the control API (/_mock/)")
     serve.add_argument("--no-control-api", action="store_true", help="serve no control API at all")

@@ -31,6 +31,7 @@ class ScenarioError(ValueError):
     """A scenario that cannot be loaded, naming the source, the rule and the field."""
 
 
+
 @dataclass
 class Rule:
     """One rule of a scenario, with how often it matched and fired."""

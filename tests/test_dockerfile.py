@@ -111,6 +111,21 @@ def seconds(duration: str) -> float:
     return sum(float(number) * units[unit] for number, unit in parts)
 
 
+def test_the_base_image_names_its_debian_release():
+    [base] = [arguments for keyword, arguments in instructions((REPO / "Dockerfile").read_text()) if keyword == "FROM"]
+    assert re.fullmatch(r"python:3\.\d+(\.\d+)?-slim-(bookworm|trixie)", base), base
+
+
+def test_the_build_context_is_what_the_dockerfile_copies():
+    """``.dockerignore`` leaves out everything but the COPY sources, so a checkout's virtualenvs, data
+    dirs and test artefacts neither slow the build nor end up in the image."""
+    lines = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert lines[0] == "**", "everything is left out first"
+    let_in = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
+    assert let_in == {source.rstrip("/") for sources, _ in IMAGE.copies for source in sources}
+
+
 def test_runs_as_a_user_it_creates_not_root():
     assert IMAGE.user, "no USER: the container would run as root"
     user, _, group = IMAGE.user.partition(":")
