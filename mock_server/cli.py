@@ -2,7 +2,7 @@
 
 Commands: serve (run the sandbox), generate-pki (a test PKI of your own), error-scenarios (one scenario
 file per catalogue error), fake-evidences (a VideoID evidences body), export and import (move a
-namespace of a data dir). ``oneshot-mock COMMAND --help`` tells more.
+namespace of a data dir). "oneshot-mock COMMAND --help" tells more.
 """
 
 from __future__ import annotations
@@ -97,79 +97,89 @@ def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
 
     serve = commands.add_parser("serve", help="run the sandbox")
     defaults = Config()
-    serve.add_argument("--host", default=defaults.host, help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=_port, default=defaults.port,
+    network = serve.add_argument_group("where it listens")
+    behaviour = serve.add_argument_group("random values, OTPs, the clock, seed file and scenarios")
+    signing = serve.add_argument_group("signing and PKI")
+    hooks = serve.add_argument_group("webhooks")
+    control = serve.add_argument_group("control API and namespaces")
+    state = serve.add_argument_group("state: persistence, retention, logs")
+    limits = serve.add_argument_group("limits on clients: uploads and slow connections")
+    network.add_argument("--host", default=defaults.host, help="address to bind (default 127.0.0.1)")
+    network.add_argument("--port", type=_port, default=defaults.port,
                        help=f"TCP port to listen on, 1-65535 (default {defaults.port})")
-    serve.add_argument("--seed", type=int, default=None,
+    behaviour.add_argument("--seed", type=int, default=None, metavar="N",
                        help=f"seed of every random value (pks, uids, OTPs); default {defaults.seed}, or drawn "
                             "at random (and logged) with --admin-token, so that nobody can replay its OTPs")
-    serve.add_argument("--otp", default=None, metavar="CODE", help="fixed OTP code instead of random ones")
-    serve.add_argument("--otp-ttl", type=float, default=defaults.otp_ttl_seconds, metavar="SECONDS",
+    behaviour.add_argument("--otp", default=None, metavar="CODE", help="fixed OTP code instead of random ones")
+    behaviour.add_argument("--otp-ttl", type=float, default=defaults.otp_ttl_seconds, metavar="SECONDS",
                        help="OTP lifetime (default 300)")
-    serve.add_argument("--otp-resend", type=float, default=defaults.otp_resend_seconds, metavar="SECONDS",
+    behaviour.add_argument("--otp-resend", type=float, default=defaults.otp_resend_seconds, metavar="SECONDS",
                        help="minimum interval between two OTPs of a request (default 60)")
-    serve.add_argument("--pki-dir", type=Path, default=None,
+    signing.add_argument("--pki-dir", type=Path, default=None, metavar="DIR",
                        help="your own CA: directory with root.pem, issuing.pem/.key, tsa.pem/.key")
-    serve.add_argument("--seed-file", type=Path, default=None, help="YAML file of tokens, RAOs, images, requests")
-    serve.add_argument("--log-format", choices=("text", "json"), default=defaults.log_format,
+    behaviour.add_argument("--seed-file", type=Path, default=None, metavar="FILE",
+                           help="YAML of settings, RAOs, tokens, images, metadata, requests and VideoID requests "
+                                "with fixed ids (docs/seed-files.md)")
+    network.add_argument("--log-format", choices=("text", "json"), default=defaults.log_format,
                        help="log lines as text (default) or one JSON object each")
-    serve.add_argument("--workers", type=int, default=defaults.workers,
+    signing.add_argument("--workers", type=int, default=defaults.workers, metavar="N",
                        help="signing worker processes (default: one per core)")
-    serve.add_argument("--signing-priority", choices=SIGNING_PRIORITIES, default=defaults.signing_priority,
+    signing.add_argument("--signing-priority", choices=SIGNING_PRIORITIES, default=defaults.signing_priority,
                        help="CPU priority of the signing workers: normal (default; a fair share beside other "
                             "work), low (nice 10) or idle (SCHED_IDLE: only CPU nothing else wants)")
-    serve.add_argument("--one-shot-key", choices=KEY_TYPES, default=defaults.one_shot_key,
+    signing.add_argument("--one-shot-key", choices=KEY_TYPES, default=defaults.one_shot_key,
                        help="key of each one-shot certificate: ec-p256 (default; microseconds to make) or "
                             "rsa-2048 (as the vendor's; ~40 ms of CPU each, made ahead in the signing workers)")
-    serve.add_argument("--public-url", default=None, metavar="URL",
+    network.add_argument("--public-url", default=None, metavar="URL",
                        help="base URL certificates point at for CRL and OCSP (default: the bound address)")
-    serve.add_argument("--ra-webhook", action=env_options.Repeatable, default=[], metavar="RA=URL", type=_ra_webhook,
+    hooks.add_argument("--ra-webhook", action=env_options.Repeatable, default=[], metavar="RA=URL", type=_ra_webhook,
                        help="webhook of a Registration Authority (repeatable)")
-    serve.add_argument("--webhook-format", choices=("legacy", "new"), default=defaults.webhook_format,
+    hooks.add_argument("--webhook-format", choices=("legacy", "new"), default=defaults.webhook_format,
                        help="payload format of webhooks whose RA sets none (default legacy)")
-    serve.add_argument("--webhook-secret", default=None, metavar="SECRET",
+    hooks.add_argument("--webhook-secret", default=None, metavar="SECRET",
                        help="sign webhooks (Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature)")
-    serve.add_argument("--webhook-retry-scale", type=float, default=defaults.webhook_retry_scale, metavar="FACTOR",
+    hooks.add_argument("--webhook-retry-scale", type=float, default=defaults.webhook_retry_scale, metavar="FACTOR",
                        help="multiply the retry schedule 1 s, 5 s, 30 s, 2 min, 10 min (e.g. 0.001 in tests)")
-    serve.add_argument("--videoid-auto-complete", type=float, default=None, metavar="SECONDS",
+    behaviour.add_argument("--videoid-auto-complete", type=float, default=None, metavar="SECONDS",
                        help="complete eIDAS identifications by themselves after SECONDS")
-    serve.add_argument("--clock-start", type=_iso_time, default=None, metavar="ISO-TIME",
+    behaviour.add_argument("--clock-start", type=_iso_time, default=None, metavar="ISO-TIME",
                        help="start the sandbox clock at this time (e.g. 2030-01-01T09:00:00Z)")
-    serve.add_argument("--scenario", action=env_options.Repeatable, type=Path, default=[],
+    behaviour.add_argument("--scenario", action=env_options.Repeatable, type=Path, default=[],
                        metavar="FILE|NAME", help="scenario file (YAML or JSON) to load at start, or the name of "
                        "one the package ships (sms-outage, errors/sign.403.invalid_otp, ...; repeatable)")
-    serve.add_argument("--admin-token", default=None, metavar="TOKEN",
+    control.add_argument("--admin-token", default=None, metavar="TOKEN",
                        help="require 'Authorization: Bearer TOKEN' on the control API (/_mock/)")
-    serve.add_argument("--no-control-api", action="store_true", help="serve no control API at all")
-    serve.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
+    control.add_argument("--no-control-api", action="store_true", help="serve no control API at all")
+    state.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
                        help="keep state in DIR (SQLite + files) and restore it at start (default: in memory)")
-    serve.add_argument("--max-namespaces", type=int, default=defaults.max_namespaces, metavar="N",
+    control.add_argument("--max-namespaces", type=int, default=defaults.max_namespaces, metavar="N",
                        help="how many X-Mock-Namespace sandboxes may exist at once (default 256)")
-    serve.add_argument("--max-log-entries", type=int, default=defaults.max_log_entries, metavar="N",
+    state.add_argument("--max-log-entries", type=int, default=defaults.max_log_entries, metavar="N",
                        help="SMS outbox and webhook log keep the newest N entries (pending webhooks always stay)")
-    serve.add_argument("--retain-requests", type=_request_count, default=defaults.retain_requests, metavar="N",
+    state.add_argument("--retain-requests", type=_request_count, default=defaults.retain_requests, metavar="N",
                        help="keep the newest N finished requests (ISSUED, CANCELLED) with their documents, SMS and "
                             "webhook log; older ones go, oldest first ('none': keep all; default 1000)")
-    serve.add_argument("--retain-for", type=_duration, default=defaults.retain_for, metavar="DURATION",
+    state.add_argument("--retain-for", type=_duration, default=defaults.retain_for, metavar="DURATION",
                        help="and none finished longer ago than DURATION in sandbox time (90s, 30m, 12h, 7d; "
                             "default none)")
-    serve.add_argument("--max-upload-mb", type=float, default=defaults.max_upload_mb, metavar="MIB",
+    limits.add_argument("--max-upload-mb", type=float, default=defaults.max_upload_mb, metavar="MIB",
                        help="per-file upload limit in MiB (default 20)")
-    serve.add_argument("--header-timeout", type=_seconds, default=defaults.header_timeout, metavar="SECONDS",
+    limits.add_argument("--header-timeout", type=_seconds, default=defaults.header_timeout, metavar="SECONDS",
                        help="a request head must be complete within SECONDS of the connection or of its first "
                             "byte, else the connection is closed (default 10)")
-    serve.add_argument("--body-timeout", type=_seconds, default=defaults.body_timeout, metavar="SECONDS",
+    limits.add_argument("--body-timeout", type=_seconds, default=defaults.body_timeout, metavar="SECONDS",
                        help="a request body receiving no data for SECONDS is abandoned with a 408 (default 30)")
-    serve.add_argument("--body-deadline", type=_seconds, default=defaults.body_deadline, metavar="SECONDS",
+    limits.add_argument("--body-deadline", type=_seconds, default=defaults.body_deadline, metavar="SECONDS",
                        help="a request body not complete SECONDS after its head, however it trickles, is "
                             "abandoned with a 408 (default 300)")
-    serve.add_argument("--idle-timeout", type=_seconds, default=defaults.idle_timeout, metavar="SECONDS",
+    limits.add_argument("--idle-timeout", type=_seconds, default=defaults.idle_timeout, metavar="SECONDS",
                        help="an idle keep-alive connection is closed after SECONDS (default 20)")
     env_options.document(serve)
 
     evidences = commands.add_parser("fake-evidences", help="print a valid VideoID evidences JSON")
     evidences.add_argument("--locale", default="es_ES", help="Faker locale of the identity (default es_ES)")
-    evidences.add_argument("--seed", type=int, default=0)
+    evidences.add_argument("--seed", type=int, default=0, metavar="N",
+                           help="seed of the identity and images (default 0)")
 
     library = commands.add_parser("error-scenarios", help="write one scenario file per catalogue entry to DIR")
     library.add_argument("directory", type=Path)

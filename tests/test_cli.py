@@ -24,6 +24,7 @@ from tests.helpers import (
     IDENTITY,
     SandboxClient,
     blank_pdf,
+    environment_without_oneshot,
     oneshot_mock,
     pdfsig,
     picture,
@@ -305,3 +306,17 @@ def test_the_top_level_help_names_every_command():
         assert command in shown.split("Commands:")[1], shown
     serve_help = oneshot_mock("serve", "--help").stdout
     assert "TCP port to listen on" in serve_help and "one JSON object each" in serve_help
+
+
+def test_every_serve_option_has_help_in_a_group_of_its_kind():
+    shown = oneshot_mock("serve", "--help", env={**environment_without_oneshot(), "COLUMNS": "200"}).stdout
+    sections = dict(re.findall(r"\n([a-z][^\n]*):\n((?:  [^\n]*\n?)+)", shown))
+    assert sections.pop("options").split() == ["-h,", "--help", "show", "this", "help", "message", "and", "exit"]
+    assert len(sections) >= 6, list(sections)
+    options = [line.split()[0] for text in sections.values() for line in text.splitlines()
+               if line.startswith("  --")]
+    assert len(options) == len(set(options)) >= 30
+    entries = [entry for text in sections.values() for entry in re.split(r"\n(?=  --)", text)]
+    undocumented = [entry.split()[0] for entry in entries if "[env ONESHOT_MOCK_" not in " ".join(entry.split())]
+    assert undocumented == [], "every option has its help, and its variable"
+    assert "``" not in oneshot_mock("--help").stdout, "no raw reST in the help"
