@@ -19,10 +19,21 @@ from typing import Any
 from aiohttp import web
 
 from mock_server import gcpolicy, scenario_library, tenancy
-from mock_server.api import control, dashboard, legacy, namirial, openapi, videoid_page
+from mock_server.api import control, dashboard, journal, legacy, namirial, openapi, videoid_page
 from mock_server.api.envelopes import renderer_for
 from mock_server.api.faults import known_operations, scenario_middleware
-from mock_server.api.keys import CONFIG, READS_NO_STATE, REQUEST_PK, TENANT, TENANTS, request_pk_of
+from mock_server.api.journal import NEAR_MISS_HEADER, near_misses
+from mock_server.api.keys import (
+    CALL_NOTES,
+    CONFIG,
+    READS_NO_STATE,
+    REQUEST_PK,
+    TENANT,
+    TENANTS,
+    CallNotes,
+    notes_of,
+    request_pk_of,
+)
 from mock_server.config import Config
 from mock_server.domain.ids import parse_number
 from mock_server.domain.lifecycle import SandboxReset
@@ -51,11 +62,14 @@ def _render(path: str, error: VendorError) -> web.Response:
 
 @web.middleware
 async def access_log_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    """One line per request: method, path, status, milliseconds, request pk when known."""
+    """One line per request: method, path, status, milliseconds, request pk when known; and the
+    call in the request journal."""
     started = time.perf_counter()
+    notes = request[CALL_NOTES] = CallNotes()
     response = await handler(request)
+    elapsed = (time.perf_counter() - started) * 1000
+    journal.record(request, response, elapsed, notes)
     if access_log.isEnabledFor(logging.INFO):
-        elapsed = (time.perf_counter() - started) * 1000
         pk = request_pk_of(request) or request.get(REQUEST_PK)
         # makeRecord + handle, not info(): the caller's file and line would be this middleware
         # on every line, and looking them up is a quarter of the cost of logging the request.
@@ -93,24 +107,32 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
     try:
         return await handler(request)
     except VendorError as error:
-        return _render(request.path, error)
+        return _answer_error(request, error)
     except control.ControlError as error:
         return web.json_response({"error": str(error), "status": error.http_status}, status=error.http_status)
-    except web.HTTPNotFound:
-        return _render(request.path, vendor_error("api.404.unknown_route", method=request.method,
-                                                  path=request.path))
-    except web.HTTPMethodNotAllowed:
-        return _render(request.path, vendor_error("api.405.method_not_allowed", method=request.method,
-                                                  path=request.path))
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as missed:
+        name = "404.unknown_route" if isinstance(missed, web.HTTPNotFound) else "405.method_not_allowed"
+        response = _answer_error(request, vendor_error(f"api.{name}", method=request.method, path=request.path))
+        # The closest documented routes, in a header: the body stays the vendor's.
+        notes = notes_of(request)
+        notes.near_misses = near_misses(request.app, request.method, request.path)
+        if notes.near_misses:
+            response.headers[NEAR_MISS_HEADER] = ", ".join(notes.near_misses)
+        return response
     except web.HTTPRequestEntityTooLarge:
-        return _render(request.path, vendor_error("api.413.body_too_large",
-                                                  limit=request.app[CONFIG].max_body_bytes))
+        return _answer_error(request, vendor_error("api.413.body_too_large",
+                                                   limit=request.app[CONFIG].max_body_bytes))
     except (web.HTTPException, asyncio.CancelledError):
         raise
     except Exception:
         reference = uuid.uuid4().hex[:12]
         log.exception("unhandled error (reference %s) on %s %s", reference, request.method, request.path)
-        return _render(request.path, vendor_error("api.500.internal", reference=reference))
+        return _answer_error(request, vendor_error("api.500.internal", reference=reference))
+
+
+def _answer_error(request: web.Request, error: VendorError) -> web.Response:
+    notes_of(request).error = error.spec.key
+    return _render(request.path, error)
 
 
 def _scenario_file(path: Path) -> tuple[dict[str, Any], str]:
@@ -259,6 +281,7 @@ def create_app(config: Config, executor: Executor | None = None) -> web.Applicat
                              handler_args=handler_args(config))
     app[CONFIG] = config
     app[TENANTS] = tenants
+    journal.setup(app)
     legacy.setup(app)
     namirial.setup(app)
     if config.control_api:

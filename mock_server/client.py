@@ -156,3 +156,35 @@ class ControlClient:
     def ca_pem(self) -> str:
         """The sandbox's root, issuing CA and TSA certificates (PEM), to trust its signatures."""
         return self.call("GET", "/_mock/pki/ca.pem")
+
+    def journal(self, **conditions: Any) -> list[dict[str, Any]]:
+        """The calls to either API family journaled in this namespace, oldest first, that meet every
+        condition: ``method``, ``path`` (a glob: ``/api/v1/sign/*``), ``operation``, ``status``,
+        ``pk``, ``since`` (an entry id or ISO time), ``body`` (field -> ``present``, ``absent`` or a
+        regular expression)."""
+        return self._json("POST", "/_mock/journal/find", _conditions(conditions))["entries"]
+
+    def count_calls(self, **conditions: Any) -> int:
+        """How many journaled calls meet the conditions (as :meth:`journal` takes them)."""
+        return self._json("POST", "/_mock/journal/count", _conditions(conditions))["count"]
+
+    def assert_called(self, *, count: int | None = None, at_least: int | None = None, at_most: int | None = None,
+                      **conditions: Any) -> dict[str, Any]:
+        """Raise :class:`JournalMismatch` unless the calls meeting the conditions number ``count``
+        (or at least ``at_least``, at most ``at_most``; at least one when none is given)::
+
+            oneshot_mock.assert_called(operation="sign", pk=pk, body={"secret": "present"}, count=1)
+        """
+        wanted = {"count": count, "at_least": at_least, "at_most": at_most}
+        verdict = self._json("POST", "/_mock/journal/verify", {**_conditions(conditions), **_conditions(wanted)})
+        if not verdict["verified"]:
+            raise JournalMismatch(verdict["message"] + self._where())
+        return verdict
+
+
+class JournalMismatch(AssertionError):
+    """The journal does not hold the calls a test expected: what it expected and what it saw."""
+
+
+def _conditions(given: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in given.items() if value is not None}

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -68,12 +68,13 @@ def picture(fmt: str = "PNG", size: tuple[int, int] = (120, 60)) -> bytes:
 
 @dataclass
 class Answer:
-    """An HTTP answer: status, content type, body (JSON decoded when it is JSON)."""
+    """An HTTP answer: status, content type, body (JSON decoded when it is JSON), headers."""
 
     status: int
     content_type: str
     body: Any
     raw: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 class SandboxClient:
@@ -95,7 +96,7 @@ class SandboxClient:
             body: Any = raw
             if response.content_type == "application/json":
                 body = json.loads(raw)
-            return Answer(response.status, response.content_type, body, raw)
+            return Answer(response.status, response.content_type, body, raw, response.headers)
 
     async def create_request(self, *, multipart: bool = True, **changes: Any) -> int:
         fields = {"token": DEFAULT_TOKEN, **IDENTITY, **changes}
@@ -116,8 +117,8 @@ class SandboxClient:
     async def upload(self, pk: int, *files: tuple[str, str, bytes]) -> Answer:
         """Upload ``(field, filename, bytes)`` parts to a request."""
         form = aiohttp.FormData()
-        for field, filename, data in files:
-            form.add_field(field, data, filename=filename, content_type="application/pdf")
+        for name, filename, data in files:
+            form.add_field(name, data, filename=filename, content_type="application/pdf")
         return await self.call("POST", f"/api/v1/document/{pk}", data=form)
 
     async def upload_pdf(self, pk: int, data: bytes | None = None, filename: str = "doc.pdf") -> str:

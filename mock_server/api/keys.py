@@ -21,6 +21,29 @@ TENANTS = web.AppKey("tenants", Tenants)
 TENANT = web.RequestKey("tenant", Tenant)
 # Set by handlers that learn a request pk the URL does not carry (create), for the access log.
 REQUEST_PK = web.RequestKey("request_pk", int)
+# For the request journal: what a parser read of the body (JSON or form fields, multipart parts
+# listed), the catalogue key of the error answered, and the routes an unknown one came closest to.
+class CallNotes:
+    """What the layers of one call leave for the journal (one object: a missing request key costs
+    a raised KeyError on every call's path)."""
+
+    __slots__ = ("body_seen", "error", "near_misses")
+
+    def __init__(self) -> None:
+        self.body_seen: object = None
+        self.error: str | None = None
+        self.near_misses: tuple[str, ...] = ()
+
+
+CALL_NOTES = web.RequestKey("call_notes", CallNotes)
+_NO_NOTES = CallNotes()  # a call no middleware set up notes for (the parsers' unit use): written, never read
+
+
+def notes_of(request: web.Request) -> CallNotes:
+    """The call's notes for the journal."""
+    return request.get(CALL_NOTES, _NO_NOTES)
+
+
 # The attribute of a handler that shows nothing of a namespace's state (``/hello``): a data dir's
 # commit under way does not hold its answer back.
 READS_NO_STATE = "reads_no_state"

@@ -7,6 +7,7 @@ ends up as plain fields and :class:`Upload` parts here.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +17,7 @@ from aiohttp.helpers import parse_mimetype
 from aiohttp.http_exceptions import BadHttpMessage
 from aiohttp.multipart import content_disposition_filename, parse_content_disposition
 
-from mock_server.api.keys import CONFIG
+from mock_server.api.keys import CONFIG, notes_of
 from mock_server.domain.model import Upload
 from mock_server.errors import vendor_error
 
@@ -64,6 +65,7 @@ async def read_json(request: web.Request, invalid_json_key: str = "api.400.malfo
     fault = _shape_fault(value)
     if fault:
         raise vendor_error(invalid_json_key, error=fault)
+    notes_of(request).body_seen = value
     return value
 
 
@@ -106,7 +108,9 @@ async def read_form(request: web.Request, file_limit: int, too_large_key: str,
         return await _read_multipart(request, file_limit, too_large_key)
     if body_type == "application/x-www-form-urlencoded":
         posted = await request.post()
-        return Form(fields={k: str(v) for k, v in posted.items()})
+        form = Form(fields={k: str(v) for k, v in posted.items()})
+        notes_of(request).body_seen = form.fields
+        return form
     body = await read_json(request, invalid_json_key)
     return Form(fields={k: _as_text(v) for k, v in body.items()})
 
@@ -129,6 +133,9 @@ async def _read_multipart(request: web.Request, file_limit: int, too_large_key: 
             data = await _read_part(part, file_limit, too_large_key)
             content_type = part.headers.get("Content-Type", "application/octet-stream")
             form.files.append(Upload(name, filename, content_type, data))
+        notes_of(request).body_seen = {"fields": form.fields, "parts": [
+            {"name": upload.field, "filename": upload.filename, "content_type": upload.content_type,
+             "size": len(upload.data), "sha256": hashlib.sha256(upload.data).hexdigest()} for upload in form.files]}
     except web.HTTPException:
         raise
     except (ValueError, AssertionError, KeyError, UnicodeDecodeError, BadHttpMessage) as fault:

@@ -1,0 +1,168 @@
+"""The request journal over HTTP: what records each call to either API family (called by the
+access log's middleware), the ``/_mock/journal`` routes that query it, and the near-miss hints of
+an unknown route."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from typing import Any
+
+from aiohttp import web
+
+from mock_server.api.control import PREFIX, ControlError, owns
+from mock_server.api.keys import CONFIG, REQUEST_PK, TENANT, CallNotes, request_pk_of
+from mock_server.api.parsing import media_type
+from mock_server.api.routing import add
+from mock_server.domain.ids import parse_number
+from mock_server.domain.lifecycle import SandboxReset
+from mock_server.journal import Expectation, Journal, Query, QueryError
+from mock_server.tenancy import Tenant
+
+FAMILIES = ("/oneshot/api/v1/", "/api/v1/")
+NEAR_MISS_HEADER = "X-Mock-Near-Miss"
+JOURNALS = web.AppKey("journals", dict)
+_SMALL_BODY = 64 * 1024  # JSON answers kept up to this size
+_PARAMETER = re.compile(r"\{[^}]+\}")
+# A path segment that is an id: a pk, a uid, a hex token.
+_ID_SEGMENT = re.compile(r"/(\d+|[0-9a-fA-F-]{16,})(?=/|$)")
+_NEAR_MISSES_SHOWN = 3
+
+
+def _family(path: str) -> str | None:
+    return next((prefix for prefix in FAMILIES if path.startswith(prefix)), None)
+
+
+def journal_of(app: web.Application, tenant: Tenant) -> Journal:
+    """The journal of ``tenant``'s namespace, made on first use and emptied by its resets."""
+    journals = app[JOURNALS]
+    known = journals.get(tenant.namespace)
+    if known is not None and known[0] is tenant.sandbox:
+        return known[1]
+    # First use, or a namespace made again after its sandbox went.
+    journal = Journal(app[CONFIG].max_log_entries)
+    journals[tenant.namespace] = (tenant.sandbox, journal)
+    tenant.sandbox.events.subscribe(lambda event: journal.clear() if isinstance(event, SandboxReset) else None)
+    return journal
+
+
+def record(request: web.Request, response: web.StreamResponse, ms: float, notes: CallNotes) -> None:
+    """Journal a call to either API family in its namespace, once it is answered (the access log's
+    middleware calls it: one layer less on every call's path)."""
+    tenant = request.get(TENANT)
+    if tenant is None or not request.path.startswith(FAMILIES):
+        return
+    journal = journal_of(request.app, tenant)
+    route = request.match_info.route
+    body_seen = notes.body_seen
+    if body_seen is None and request.body_exists:
+        # Not read back here: a client still sending would hold the answer back.
+        body_seen = {"not_read": True, "content_type": media_type(request), "size": request.content_length}
+    content_type = response.content_type
+    journal.add((  # Entry's fields, in order
+        journal.next_id(), tenant.sandbox.clock.now(), tenant.namespace,
+        route.handler.__name__ if route.resource is not None else None,
+        request.method, request.path, request.query_string, request.raw_headers, body_seen,
+        response.status, content_type, _answer(response, content_type), round(ms, 1),
+        parse_number(request_pk_of(request)) or request.get(REQUEST_PK), notes.error, notes.near_misses,
+    ))
+
+
+def _answer(response: web.StreamResponse, content_type: str) -> bytes | dict[str, Any]:
+    body = response.body if isinstance(response, web.Response) else None
+    if not isinstance(body, bytes):
+        return {"content_type": content_type, "streamed": True}
+    if content_type == "application/json" and len(body) <= _SMALL_BODY:
+        return body  # parsed and redacted when shown
+    # Signed PDFs and videos are not kept: a full journal would hold thousands.
+    return {"content_type": content_type, "size": len(body)}
+
+
+def _family_of_route(path: str) -> str:
+    return _family(path) or (PREFIX if owns(path) else "")
+
+
+def near_misses(app: web.Application, method: str, path: str) -> tuple[str, ...]:
+    """The routes of ``path``'s family (a vendor family, the control API, the rest) closest to
+    ``method path``, closest first. Ids in the path and parameters in the routes compare as equal
+    (``/sing/35247`` is near ``/sign/{pk}``); a route's trailing-slash twin is not listed again."""
+    family = _family_of_route(path)
+    by_shape: dict[str, str] = {}
+    for route in app.router.routes():
+        template = route.resource.canonical if route.resource is not None else ""
+        if route.method in ("HEAD", "*") or _family_of_route(template) != family or template.endswith("/"):
+            continue
+        by_shape.setdefault(f"{route.method} {_PARAMETER.sub('{}', template)}", f"{route.method} {template}")
+    asked = f"{method} {_ID_SEGMENT.sub('/{}', path.rstrip('/') or '/')}"
+    return tuple(by_shape[shape] for shape in difflib.get_close_matches(asked, sorted(by_shape),
+                                                                         n=_NEAR_MISSES_SHOWN, cutoff=0.5))
+
+
+def _tenant_journal(request: web.Request) -> Journal:
+    return journal_of(request.app, request[TENANT])
+
+
+def _query(given: Any) -> Query:
+    if not isinstance(given, dict):
+        raise ControlError(400, "the body must be a JSON object of journal conditions")
+    try:
+        return Query.parse(given)
+    except QueryError as fault:
+        raise ControlError(400, str(fault)) from None
+
+
+async def _json(request: web.Request) -> Any:
+    raw = await request.read()
+    try:
+        return json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        raise ControlError(400, "the body is not JSON") from None
+
+
+async def list_entries(request: web.Request) -> web.Response:
+    """``GET /_mock/journal``: the calls the query string's conditions match, oldest first."""
+    query = _query(dict(request.query))
+    found = _tenant_journal(request).find(query)
+    limit = parse_number(request.query.get("limit")) if request.query.get("limit") else None
+    shown = found[-limit:] if limit else found
+    return web.json_response({"entries": [entry.as_json() for entry in shown], "count": len(found)})
+
+
+async def find_entries(request: web.Request) -> web.Response:
+    """``POST /_mock/journal/find``: the calls the body's conditions match (``body`` conditions too)."""
+    found = _tenant_journal(request).find(_query(await _json(request)))
+    return web.json_response({"entries": [entry.as_json() for entry in found], "count": len(found)})
+
+
+async def count_entries(request: web.Request) -> web.Response:
+    """``POST /_mock/journal/count``: how many calls the body's conditions match."""
+    return web.json_response({"count": len(_tenant_journal(request).find(_query(await _json(request))))})
+
+
+async def verify_entries(request: web.Request) -> web.Response:
+    """``POST /_mock/journal/verify``: whether as many calls as expected match (200 either way)."""
+    given = await _json(request)
+    query = _query(given)
+    try:
+        expectation = Expectation.parse(given)
+    except QueryError as fault:
+        raise ControlError(400, str(fault)) from None
+    return web.json_response(_tenant_journal(request).verify(query, expectation))
+
+
+async def clear_entries(request: web.Request) -> web.Response:
+    """``DELETE /_mock/journal``: forget the namespace's calls."""
+    _tenant_journal(request).clear()
+    return web.json_response({"status": "cleared"})
+
+
+def setup(app: web.Application) -> None:
+    """The journal's store, and its control routes when the control API is served."""
+    app[JOURNALS] = {}
+    if app[CONFIG].control_api:
+        add(app, "GET", PREFIX + "/journal", list_entries)
+        add(app, "DELETE", PREFIX + "/journal", clear_entries)
+        add(app, "POST", PREFIX + "/journal/find", find_entries)
+        add(app, "POST", PREFIX + "/journal/count", count_entries)
+        add(app, "POST", PREFIX + "/journal/verify", verify_entries)
