@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from mock_server import gcpolicy, scenario_library, tenancy
-from mock_server.api import control, dashboard, journal, legacy, namirial, openapi, videoid_page
+from mock_server.api import control, dashboard, events, journal, legacy, namirial, openapi, videoid_page
 from mock_server.api.envelopes import renderer_for
 from mock_server.api.faults import known_operations, scenario_middleware
 from mock_server.api.journal import NEAR_MISS_HEADER, near_misses
@@ -42,6 +42,7 @@ from mock_server.domain.retention import RetentionPolicy
 from mock_server.domain.seedfile import SeedData
 from mock_server.domain.service import Runner, Sandbox, SandboxSettings
 from mock_server.errors import VendorError, vendor_error
+from mock_server.live import Feed
 from mock_server.pki.authority import PkiMaterial
 from mock_server.pki.keypool import KeyPool
 from mock_server.pki.signing import warm_up
@@ -167,7 +168,7 @@ def _after_reset(book: ScenarioBook) -> None:
 
 
 def _tenant_builder(config: Config, pki: PkiMaterial, run: Runner, keys: KeyPool,
-                    scenario_files: list[tuple[dict[str, Any], str]],
+                    scenario_files: list[tuple[dict[str, Any], str]], feed: Feed,
                     commit: Callable[[], Awaitable[None]] | None = None) -> Callable[[str], Tenant]:
     seed = SeedData.load(config.seed_file) if config.seed_file else None
     pks = PkSpace()
@@ -187,7 +188,9 @@ def _tenant_builder(config: Config, pki: PkiMaterial, run: Runner, keys: KeyPool
             sandbox.commit = commit
             sandbox.changes.record()
             sandbox.changes.everything()  # the start state (a seed file's requests) is saved too
-        return Tenant(namespace, sandbox, WebhookDispatcher(sandbox, webhook_settings), book)
+        tenant = Tenant(namespace, sandbox, WebhookDispatcher(sandbox, webhook_settings), book)
+        feed.watch(tenant)
+        return tenant
 
     return build
 
@@ -268,7 +271,8 @@ def create_app(config: Config, executor: Executor | None = None) -> web.Applicat
     keys = KeyPool(run, sandbox_settings(config).key_pool_size, config.one_shot_key)
     persistence = Persistence(DataDir(config.data_dir)) if config.data_dir else None
     commit = persistence.flush if persistence is not None else None
-    tenants = Tenants(_tenant_builder(config, pki, run, keys, scenario_files, commit), config.max_namespaces)
+    feed = Feed(commit)
+    tenants = Tenants(_tenant_builder(config, pki, run, keys, scenario_files, feed, commit), config.max_namespaces)
 
     middlewares: list[Any] = [access_log_middleware]
     if persistence is not None:
@@ -282,6 +286,7 @@ def create_app(config: Config, executor: Executor | None = None) -> web.Applicat
     app[CONFIG] = config
     app[TENANTS] = tenants
     journal.setup(app)
+    events.setup(app, feed)
     legacy.setup(app)
     namirial.setup(app)
     if config.control_api:

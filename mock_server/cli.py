@@ -1,8 +1,8 @@
 """oneshot-mock: an offline sandbox of the Uanataca / Namirial One-Shot Signature API.
 
-Commands: serve (run the sandbox), generate-pki (a test PKI of your own), error-scenarios (one scenario
-file per catalogue error), fake-evidences (a VideoID evidences body), export and import (move a
-namespace of a data dir). "oneshot-mock COMMAND --help" tells more.
+Commands: serve (run the sandbox), tail (follow its live events), generate-pki (a test PKI of your
+own), error-scenarios (one scenario file per catalogue error), fake-evidences (a VideoID evidences
+body), export and import (move a namespace of a data dir). "oneshot-mock COMMAND --help" tells more.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from mock_server.config import Config
 from mock_server.domain.clock import parse_time
 from mock_server.logs import configure_logging
 from mock_server.pki.authority import KEY_TYPES
+from mock_server.tail import KINDS as EVENT_KINDS
 from mock_server.workers import SIGNING_PRIORITIES
 
 
@@ -87,6 +88,20 @@ def _port(value: str) -> int:
     if not 1 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"expected a TCP port from 1 to 65535, got {value!r}")
     return port
+
+
+def _pk(value: str) -> int:
+    if not value.strip().isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {value!r}")
+    return int(value)
+
+
+def _kinds(value: str) -> str:
+    kinds = [kind.strip() for kind in value.split(",") if kind.strip()]
+    unknown = [kind for kind in kinds if kind not in EVENT_KINDS]
+    if unknown or not kinds:
+        raise argparse.ArgumentTypeError(f"expected some of {', '.join(EVENT_KINDS)}, got {value!r}")
+    return ",".join(kinds)
 
 
 def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
@@ -187,6 +202,16 @@ def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     generate = commands.add_parser("generate-pki", help="write a fresh test PKI (PEM files) to DIR")
     generate.add_argument("directory", type=Path)
     generate.add_argument("--force", action="store_true", help="replace the PKI DIR already holds, root key included")
+
+    tail = commands.add_parser("tail", help="follow a running sandbox's live events, one line each")
+    tail.add_argument("--url", default=f"http://127.0.0.1:{defaults.port}", metavar="URL",
+                      help=f"the sandbox (default http://127.0.0.1:{defaults.port})")
+    tail.add_argument("--namespace", default=None, metavar="NAME", help="its namespace (default: the default one)")
+    tail.add_argument("--pk", type=_pk, default=None, metavar="PK", help="the events of this request only")
+    tail.add_argument("--kind", type=_kinds, default=None, metavar="KINDS",
+                      help="comma-separated: status, sms, webhook, scenario, clock (default: all)")
+    tail.add_argument("--admin-token", default=None, metavar="TOKEN", help="the sandbox's --admin-token")
+    tail.add_argument("--count", type=_pk, default=None, metavar="N", help="stop after N events (default: never)")
 
     for name, text in (("export", "write a namespace of a data dir to FILE (a zip; the sandbox stopped)"),
                        ("import", "replace a namespace of a data dir with FILE's (the sandbox stopped)")):
@@ -318,6 +343,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         except OSError as fault:
             _fail(str(fault) if fault.strerror is None else f"{args.directory}: {fault.strerror}")
         print(f"test PKI written to {args.directory}")
+        return
+
+    if args.command == "tail":
+        from mock_server.tail import TailError, events_url, follow
+
+        try:
+            follow(events_url(args.url, args.pk, args.kind), _print, namespace=args.namespace,
+                   admin_token=args.admin_token, count=args.count)
+        except TailError as fault:
+            _fail(str(fault))
+        except KeyboardInterrupt:
+            pass  # Ctrl-C is how a tail ends
         return
 
     if args.command in ("export", "import"):

@@ -15,7 +15,7 @@ import random
 import re
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 import jsonschema
 import yaml
@@ -29,6 +29,13 @@ HEADER = "X-Mock-Scenario"
 
 class ScenarioError(ValueError):
     """A scenario that cannot be loaded, naming the source, the rule and the field."""
+
+
+class Fired(NamedTuple):
+    """A rule that fired on a call: the scenario it belongs to, and what it does."""
+
+    scenario: str
+    then: dict[str, Any]
 
 
 
@@ -184,8 +191,8 @@ class ScenarioBook:
             raise LookupError(f"no scenario named {name!r}")
         self.revision += 1
 
-    def fire(self, call: Call) -> list[dict[str, Any]]:
-        """The ``then`` of every rule that matches ``call`` and whose ``when`` allows it now."""
+    def fire(self, call: Call) -> list[Fired]:
+        """Every rule that matches ``call`` and whose ``when`` allows it now: its scenario and ``then``."""
         fired = []
         for scenario in self.scenarios.values():
             if scenario.activation == "header" and scenario.name not in call.requested:
@@ -203,7 +210,7 @@ class ScenarioBook:
                 if scenario.rng.random() >= when.get("probability", 1.0):
                     continue
                 rule.hits += 1
-                fired.append(rule.then)
+                fired.append(Fired(scenario.name, rule.then))
         return fired
 
     def may_fire(self, operation: str, requested: str) -> bool:

@@ -22,7 +22,14 @@ from typing import Any
 import aiohttp
 from cryptography import x509
 
-from mock_server.domain.lifecycle import CertificateRevoked, ContractSigned, Event, RequestsEvicted, SandboxReset
+from mock_server.domain.lifecycle import (
+    CertificateRevoked,
+    Event,
+    RequestsEvicted,
+    SandboxReset,
+    StatusChanged,
+    WebhookAttempted,
+)
 from mock_server.domain.model import IssuedCertificate, SignatureRequest, Status
 from mock_server.domain.service import Sandbox
 from mock_server.scenarios import current_effects
@@ -113,7 +120,7 @@ class WebhookDispatcher:
             for pk in gone:
                 self._by_request.pop(pk, None)
             return
-        if isinstance(event, ContractSigned):
+        if not isinstance(event, StatusChanged | CertificateRevoked):
             return
         target, fmt = self._target(event.request)
         if target is None:
@@ -222,9 +229,8 @@ class WebhookDispatcher:
                 await self._sleep(delay * self.settings.retry_scale)
             if simulated_failures:
                 simulated_failures -= 1
-                event.attempts.append(Attempt(self._sandbox.clock.now(), event.target, effect["fail_status"],
-                                              "scenario: simulated receiver failure", 0.0))
-                self._sandbox.changes.request(event.request)
+                self._record(event, Attempt(self._sandbox.clock.now(), event.target, effect["fail_status"],
+                                            "scenario: simulated receiver failure", 0.0))
                 continue
             if (await self._attempt(event)).succeeded:
                 event.state = "delivered"
@@ -259,10 +265,15 @@ class WebhookDispatcher:
             error = f"{type(failure).__name__}: {failure}".strip()
         attempt = Attempt(self._sandbox.clock.now(), event.target, status, error,
                           round((time.perf_counter() - started) * 1000, 1))
+        self._record(event, attempt)
+        return attempt
+
+    def _record(self, event: WebhookEvent, attempt: Attempt) -> None:
         event.attempts.append(attempt)
         # Marked after each attempt, for the state set right after it too (the same turn of the loop).
         self._sandbox.changes.request(event.request)
-        return attempt
+        self._sandbox.events.publish(WebhookAttempted(event.request, event.id, event.name, attempt.target,
+                                                      attempt.at, attempt.status, attempt.error, attempt.latency_ms))
 
     def _headers(self, event: WebhookEvent) -> dict[str, str]:
         timestamp = str(int(time.time()))

@@ -13,7 +13,7 @@ from aiohttp import web
 from mock_server import __version__, archive
 from mock_server.api import parsing
 from mock_server.api.faults import known_operations
-from mock_server.api.keys import TENANT, TENANTS, sandbox_of, scenarios_of, webhooks_of
+from mock_server.api.keys import FEED, TENANT, TENANTS, sandbox_of, scenarios_of, webhooks_of
 from mock_server.api.routing import add
 from mock_server.domain import views
 from mock_server.domain.clock import ClockRangeError, parse_time
@@ -56,6 +56,7 @@ async def health(request: web.Request) -> web.Response:
         "seed": sandbox.rng.seed,
         "requests": len(sandbox.state.requests),
         "time": sandbox.clock.now().isoformat(),
+        "event_streams": request.app[FEED].streams,
     })
 
 
@@ -280,17 +281,17 @@ async def get_clock(request: web.Request) -> web.Response:
 
 async def move_clock(request: web.Request) -> web.Response:
     body = await parsing.read_json(request)
-    clock = sandbox_of(request).clock
+    sandbox = sandbox_of(request)
     if "advance_s" in body:
         try:
-            clock.advance(float(body["advance_s"]))
+            sandbox.advance_clock(float(body["advance_s"]))
         except ClockRangeError as outside:
             raise ControlError(400, str(outside)) from None
         except (TypeError, ValueError):
             raise ControlError(400, "advance_s must be a number of seconds") from None
     elif "set" in body:
         try:
-            clock.set(parse_time(str(body["set"])))
+            sandbox.set_clock(parse_time(str(body["set"])))
         except ClockRangeError as outside:
             raise ControlError(400, str(outside)) from None
         except ValueError:

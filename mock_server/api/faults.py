@@ -13,6 +13,7 @@ from aiohttp import web
 from mock_server.api.keys import REQUEST_PK, request_pk_of, sandbox_of, scenarios_of
 from mock_server.api.parsing import media_type
 from mock_server.domain.ids import parse_number
+from mock_server.domain.lifecycle import ScenarioFired
 from mock_server.domain.model import Status
 from mock_server.errors import vendor_error
 from mock_server.scenarios import CURRENT_EFFECTS, HEADER, Call, Effects, effects_of
@@ -40,9 +41,12 @@ async def scenario_middleware(request: web.Request, handler: Any) -> web.StreamR
     if not book.may_fire(operation, request.headers.get(HEADER, "")):
         return await handler(request)
     call = await _call(request, operation, book.wants_body())
-    fired = book.fire(call)
-    if not fired:
+    rules = book.fire(call)
+    if not rules:
         return await handler(request)
+    sandbox_of(request).events.publish(ScenarioFired(call.request_pk, operation,
+                                                     tuple(dict.fromkeys(rule.scenario for rule in rules))))
+    fired = [rule.then for rule in rules]
 
     delays = [then["delay_ms"] for then in fired if "delay_ms" in then]
     for delay in delays:

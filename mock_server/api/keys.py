@@ -9,6 +9,7 @@ from aiohttp import web
 
 from mock_server.config import Config
 from mock_server.domain.service import Sandbox
+from mock_server.live import Feed
 from mock_server.scenarios import ScenarioBook
 from mock_server.tenancy import Tenant, Tenants
 from mock_server.webhooks import WebhookDispatcher
@@ -17,6 +18,8 @@ Handler = TypeVar("Handler", bound=Callable[[web.Request], Awaitable[web.StreamR
 
 CONFIG = web.AppKey("config", Config)
 TENANTS = web.AppKey("tenants", Tenants)
+# The live events every namespace streams.
+FEED = web.AppKey("event_feed", Feed)
 # The namespace a call addresses, resolved by the namespace middleware.
 TENANT = web.RequestKey("tenant", Tenant)
 # Set by handlers that learn a request pk the URL does not carry (create), for the access log.

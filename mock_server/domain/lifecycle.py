@@ -72,11 +72,56 @@ class ContractSigned:
     request: SignatureRequest
 
 
-Event = StatusChanged | CertificateRevoked | SandboxReset | RequestsEvicted | ContractSigned
+@dataclass(frozen=True)
+class SmsSent:
+    """An OTP message went to the outbox (``delivered_at`` None: a scenario dropped it)."""
+
+    request_pk: int
+    to: str
+    channel: str
+    otp: str
+    sent_at: datetime
+    delivered_at: datetime | None
+
+
+@dataclass(frozen=True)
+class WebhookAttempted:
+    """A webhook delivery was tried: the receiver's HTTP status, or why there was none."""
+
+    request_pk: int
+    event_id: str
+    event: str
+    target: str
+    at: datetime
+    http_status: int | None
+    error: str | None
+    ms: float
+
+
+@dataclass(frozen=True)
+class ScenarioFired:
+    """Rules of loaded scenarios fired on a call."""
+
+    request_pk: int | None
+    operation: str
+    scenarios: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ClockMoved:
+    """The sandbox clock was moved (advanced, set back, set)."""
+
+    now: datetime
+    offset_s: float
+
+
+Event = (StatusChanged | CertificateRevoked | SandboxReset | RequestsEvicted | ContractSigned | SmsSent
+         | WebhookAttempted | ScenarioFired | ClockMoved)
 
 
 class EventBus:
-    """Hands every domain event, in order, to whoever subscribed (the webhook dispatcher)."""
+    """Hands every domain event, in order, to whoever subscribed (the webhook dispatcher, the
+    live event stream); a listener ignores the kinds it has no use for."""
 
     def __init__(self) -> None:
         self._listeners: list[Callable[[Event], None]] = []

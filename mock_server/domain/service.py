@@ -20,11 +20,13 @@ from mock_server.domain.hashfile import parse_hash_file
 from mock_server.domain.ids import RandomSource, parse_number
 from mock_server.domain.lifecycle import (
     CertificateRevoked,
+    ClockMoved,
     ContractSigned,
     Event,
     EventBus,
     RequestsEvicted,
     SandboxReset,
+    SmsSent,
     StatusChanged,
 )
 from mock_server.domain.model import (
@@ -170,6 +172,16 @@ class Sandbox:
         if isinstance(event, StatusChanged | ContractSigned | CertificateRevoked):
             self.changes.request(event.request.pk)
 
+    def advance_clock(self, seconds: float) -> None:
+        """Move the sandbox clock ``seconds`` ahead (back if negative); ``ClockRangeError`` outside its range."""
+        self.clock.advance(seconds)
+        self.events.publish(ClockMoved(self.clock.now(), self.clock.offset.total_seconds()))
+
+    def set_clock(self, moment: datetime) -> None:
+        """Set the sandbox clock to ``moment``; ``ClockRangeError`` outside its range."""
+        self.clock.set(moment)
+        self.events.publish(ClockMoved(self.clock.now(), self.clock.offset.total_seconds()))
+
     def registration_authority(self, ra: int) -> dict[str, Any]:
         """The settings of a Registration Authority (webhook URL and format): ``{}`` if none."""
         authorities = self.state.settings.get("registration_authorities") or {}
@@ -301,9 +313,12 @@ class Sandbox:
             raise vendor_error("generate_otp.412.invalid_status")
         if self.otp.too_soon(request.pk):
             raise vendor_error("generate_otp.412.too_soon")
-        return self.otp.issue(
+        message = self.otp.issue(
             request.pk, request.identity.mobile_phone_number, channel, request.communication_language
         )
+        self.events.publish(SmsSent(message.request, message.to, message.channel, message.otp, message.sent_at,
+                                    message.delivered_at))
+        return message
 
     # Documents ----------------------------------------------------------------
 
