@@ -27,7 +27,6 @@ from mock_server.api.keys import (
     CALL_NOTES,
     CONFIG,
     READS_NO_STATE,
-    REQUEST_PK,
     TENANT,
     TENANTS,
     CallNotes,
@@ -69,9 +68,9 @@ async def access_log_middleware(request: web.Request, handler: Any) -> web.Strea
     notes = request[CALL_NOTES] = CallNotes()
     response = await handler(request)
     elapsed = (time.perf_counter() - started) * 1000
-    journal.record(request, response, elapsed, notes)
+    pk = request_pk_of(request) or notes.request_pk
+    journal.record(request, response, elapsed, notes, pk)
     if access_log.isEnabledFor(logging.INFO):
-        pk = request_pk_of(request) or request.get(REQUEST_PK)
         # makeRecord + handle, not info(): the caller's file and line would be this middleware
         # on every line, and looking them up is a quarter of the cost of logging the request.
         access_log.handle(access_log.makeRecord(
@@ -212,7 +211,7 @@ def persistence_middleware(persistence: Persistence) -> Any:
         if reads and not unsaved_read(request):
             return None
         tenant = request.get(TENANT)
-        if not reads and tenant is not None and request_pk_of(request) is None and request.get(REQUEST_PK) is None:
+        if not reads and tenant is not None and request_pk_of(request) is None and notes_of(request).request_pk is None:
             # A change about no request: to tokens, RAOs, images or metadata (compared row by row).
             tenant.sandbox.changes.pieces()
         try:

@@ -14,7 +14,7 @@ import re
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
@@ -51,7 +51,8 @@ class Entry(NamedTuple):
     """
 
     id: int
-    at: datetime
+    wall: float  # time.time() then, and the sandbox clock's offset then: ``at`` is made when read
+    offset: timedelta
     namespace: str
     operation: str | None
     method: str
@@ -66,6 +67,11 @@ class Entry(NamedTuple):
     request_pk: int | None
     error: str | None  # the catalogue key of the error answered
     near_misses: tuple[str, ...] = ()
+
+    @property
+    def at(self) -> datetime:
+        """When the call was answered, on the sandbox clock."""
+        return datetime.fromtimestamp(self.wall, UTC) + self.offset
 
     @property
     def body(self) -> Any:

@@ -10,19 +10,20 @@ wheel's copy and that the wheel's declared dependencies are all met there.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import sysconfig
-import urllib.error
-import urllib.request
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
 
+from tests import example_client
 from tests.helpers import DEFAULT_TOKEN, IDENTITY, blank_pdf, free_port, multipart_body, serving
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,7 +33,11 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(REPO)],
+    # From a copy: setuptools builds in the source tree's build/, which two xdist workers would share.
+    source = out / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", "build", "*.egg-info", "__pycache__",
+                                                                 ".*_cache", "test-artifacts"))
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(source)],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     [built] = out.glob("oneshot_mock-*.whl")
@@ -93,15 +98,8 @@ def test_the_installed_command_serves_a_bundled_scenario_and_signs_under_the_bun
     command = [str(installed / "oneshot-mock"), "serve", "--port", str(port), "--workers", "1",
                "--scenario", "sms-outage", "--scenario", "errors/get_request.404.not_found"]
     with serving(command, {"PATH": str(installed)}, base + "/_mock/health", tmp_path / "server.log", cwd=tmp_path):
-        def call(method: str, path: str, body: bytes | None = None, content_type: str = "application/json",
-                 headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-            request = urllib.request.Request(base + path, data=body, method=method,
-                                             headers={"Content-Type": content_type, **(headers or {})})
-            try:
-                with urllib.request.urlopen(request, timeout=60) as answer:
-                    return answer.status, answer.read()
-            except urllib.error.HTTPError as refused:
-                return refused.code, refused.read()
+        def call(method: str, path: str, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+            return example_client.call(method, base + path, *args, **kwargs)
 
         loaded = json.loads(call("GET", "/_mock/scenarios")[1])
         errors = "error-get-request-404-not-found"

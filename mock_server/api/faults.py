@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from mock_server.api.keys import REQUEST_PK, request_pk_of, sandbox_of, scenarios_of
+from mock_server.api.keys import notes_of, request_pk_of, sandbox_of, scenarios_of
 from mock_server.api.parsing import media_type
 from mock_server.domain.ids import parse_number
 from mock_server.domain.lifecycle import ScenarioFired
@@ -130,7 +130,7 @@ def _schedule_transition(request: web.Request, effects: Effects, pk: int | None)
     if effects.transition is None:
         return
     sandbox = sandbox_of(request)
-    target_pk = pk if pk is not None else request.get(REQUEST_PK)
+    target_pk = pk if pk is not None else notes_of(request).request_pk
     found = sandbox.state.requests.get(target_pk) if target_pk is not None else None
     if found is None:
         log.warning("scenario transition with no request to move (%s %s)", request.method, request.path)

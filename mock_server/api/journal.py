@@ -7,12 +7,13 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import time
 from typing import Any
 
 from aiohttp import web
 
 from mock_server.api.control import PREFIX, ControlError, owns
-from mock_server.api.keys import CONFIG, REQUEST_PK, TENANT, CallNotes, request_pk_of
+from mock_server.api.keys import CONFIG, TENANT, CallNotes
 from mock_server.api.parsing import media_type
 from mock_server.api.routing import add
 from mock_server.domain.ids import parse_number
@@ -47,7 +48,8 @@ def journal_of(app: web.Application, tenant: Tenant) -> Journal:
     return journal
 
 
-def record(request: web.Request, response: web.StreamResponse, ms: float, notes: CallNotes) -> None:
+def record(request: web.Request, response: web.StreamResponse, ms: float, notes: CallNotes,
+           pk: str | int | None) -> None:
     """Journal a call to either API family in its namespace, once it is answered (the access log's
     middleware calls it: one layer less on every call's path)."""
     tenant = request.get(TENANT)
@@ -61,11 +63,11 @@ def record(request: web.Request, response: web.StreamResponse, ms: float, notes:
         body_seen = {"not_read": True, "content_type": media_type(request), "size": request.content_length}
     content_type = response.content_type
     journal.add((  # Entry's fields, in order
-        journal.next_id(), tenant.sandbox.clock.now(), tenant.namespace,
+        journal.next_id(), time.time(), tenant.sandbox.clock.offset, tenant.namespace,
         route.handler.__name__ if route.resource is not None else None,
         request.method, request.path, request.query_string, request.raw_headers, body_seen,
         response.status, content_type, _answer(response, content_type), round(ms, 1),
-        parse_number(request_pk_of(request)) or request.get(REQUEST_PK), notes.error, notes.near_misses,
+        pk if isinstance(pk, int | None) else parse_number(pk), notes.error, notes.near_misses,
     ))
 
 

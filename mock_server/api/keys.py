@@ -22,20 +22,20 @@ TENANTS = web.AppKey("tenants", Tenants)
 FEED = web.AppKey("event_feed", Feed)
 # The namespace a call addresses, resolved by the namespace middleware.
 TENANT = web.RequestKey("tenant", Tenant)
-# Set by handlers that learn a request pk the URL does not carry (create), for the access log.
-REQUEST_PK = web.RequestKey("request_pk", int)
-# For the request journal: what a parser read of the body (JSON or form fields, multipart parts
+# For the access log and the request journal: what a parser read of the body (JSON or form fields, multipart parts
 # listed), the catalogue key of the error answered, and the routes an unknown one came closest to.
 class CallNotes:
     """What the layers of one call leave for the journal (one object: a missing request key costs
     a raised KeyError on every call's path)."""
 
-    __slots__ = ("body_seen", "error", "near_misses")
+    __slots__ = ("body_seen", "error", "near_misses", "request_pk")
 
     def __init__(self) -> None:
         self.body_seen: object = None
         self.error: str | None = None
         self.near_misses: tuple[str, ...] = ()
+        # Set by handlers that learn a request pk the URL does not carry (create), for the logs.
+        self.request_pk: int | None = None
 
 
 CALL_NOTES = web.RequestKey("call_notes", CallNotes)

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from mock_server import __version__
 from mock_server.api import parsing
-from mock_server.api.keys import CONFIG, REQUEST_PK, reads_no_state, sandbox_of
+from mock_server.api.keys import CONFIG, notes_of, reads_no_state, sandbox_of
 from mock_server.api.routing import add, download
 from mock_server.domain import accounts, library, views
 from mock_server.domain.service import Sandbox
@@ -139,7 +139,7 @@ async def create_request(request: web.Request) -> web.Response:
         "create_request.400.invalid_json",
     )
     created = _sandbox(request).create_request(form.fields, form.files)
-    request[REQUEST_PK] = created.pk
+    notes_of(request).request_pk = created.pk
     return envelope(created.pk, 201)
 
 
@@ -172,7 +172,7 @@ async def async_status(request: web.Request) -> web.Response:
 async def create_videoid(request: web.Request) -> web.Response:
     fields = await parsing.read_fields(request, "api.400.malformed_body")
     created = _sandbox(request).videoid.create(fields)
-    request[REQUEST_PK] = created.pk
+    notes_of(request).request_pk = created.pk
     return envelope(views.videoid_created(created, request.app[CONFIG].base_url))
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from mock_server.api import parsing
-from mock_server.api.keys import CONFIG, REQUEST_PK, sandbox_of
+from mock_server.api.keys import CONFIG, notes_of, sandbox_of
 from mock_server.api.routing import add, download
 from mock_server.domain import accounts, library, views
 from mock_server.domain.defaults import NAMIRIAL_TOKEN
@@ -105,7 +105,7 @@ async def create_request(request: web.Request) -> web.Response:
     if not (fields.get("token") or fields.get("username")):
         fields["token"] = NAMIRIAL_TOKEN
     created = _sandbox(request).create_request(fields, form.files, webhook_format="new")
-    request[REQUEST_PK] = created.pk
+    notes_of(request).request_pk = created.pk
     # The migration guide: whether it succeeded, a message with the pk, the status, whether it is asynchronous.
     details = {"request_pk": created.pk, "status": created.status.value, "asyncmode": created.async_mode}
     return success(f"Request created with pk {created.pk}", details, http_status=201)
@@ -229,7 +229,7 @@ async def list_images(request: web.Request) -> web.Response:
 async def create_videoid(request: web.Request) -> web.Response:
     fields = await parsing.read_fields(request, "api.400.malformed_body")
     created = _sandbox(request).videoid.create(fields, webhook_format="new", profile_required=True)
-    request[REQUEST_PK] = created.pk
+    notes_of(request).request_pk = created.pk
     answer = views.videoid_created(created, request.app[CONFIG].base_url)
     # The documented example spells the key with three s (a vendor quirk kept: see docs/vendor-quirks.md).
     return success(f"VideoID created with pk {answer['videoid_pk']}", answer, key="detail", message_key="messsage")
