@@ -85,7 +85,7 @@ class Entry(NamedTuple):
             "method": self.method, "path": self.path, "query": dict(parse_qsl(self.query_string)),
             "headers": redact_headers((name.decode("latin-1"), value.decode("latin-1"))
                                       for name, value in self.raw_headers),
-            "body": self.body, "status": self.status, "response": self._answer(), "ms": self.ms,
+            "body": self.body, "status": self.status, "response": self._answer(), "ms": round(self.ms, 1),
             "request_pk": self.request_pk, "error": self.error, "near_misses": list(self.near_misses),
         }
 
@@ -95,7 +95,7 @@ class Entry(NamedTuple):
         try:
             answer = json.loads(self.answer)
         except ValueError:
-            return summary(self.answer, self.content_type)
+            return summary(self.answer, self.content_type.split(";")[0])
         if self.operation in SECRET_ANSWERS and isinstance(answer, dict) and self.status < 400:
             return {**answer, **{key: REDACTED for key in ("details", "detail") if key in answer}}
         return redact(answer)
