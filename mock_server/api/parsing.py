@@ -7,7 +7,6 @@ ends up as plain fields and :class:`Upload` parts here.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -135,7 +134,7 @@ async def _read_multipart(request: web.Request, file_limit: int, too_large_key: 
             form.files.append(Upload(name, filename, content_type, data))
         notes_of(request).body_seen = {"fields": form.fields, "parts": [
             {"name": upload.field, "filename": upload.filename, "content_type": upload.content_type,
-             "size": len(upload.data), "sha256": hashlib.sha256(upload.data).hexdigest()} for upload in form.files]}
+             "size": len(upload.data), "sha256": upload.sha256} for upload in form.files]}
     except web.HTTPException:
         raise
     except (ValueError, AssertionError, KeyError, UnicodeDecodeError, BadHttpMessage) as fault:

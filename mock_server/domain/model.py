@@ -4,6 +4,7 @@ read and change these through :mod:`mock_server.domain.service`."""
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -93,6 +94,12 @@ class Upload:
     content_type: str
     data: bytes
 
+    @functools.cached_property
+    def sha256(self) -> str:
+        """The SHA-256 of ``data`` (hex), worked out once for all who need it: the upload check,
+        the document, the request journal."""
+        return hashlib.sha256(self.data).hexdigest()
+
 
 @dataclass(frozen=True)
 class Download:
@@ -133,7 +140,7 @@ class Document:
             mime=mime,
             ext=os.path.splitext(filename)[1] or os.path.splitext(default_name)[1],
             data=upload.data,
-            digest=hashlib.sha256(upload.data).hexdigest(),
+            digest=upload.sha256,
             page_count=page_count,
             uploaded_at=now,
             hash_file=hash_file,

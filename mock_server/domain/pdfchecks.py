@@ -26,12 +26,13 @@ class CheckedPdfs:
     def __init__(self, inspect: Inspector, size: int = MAX_REMEMBERED) -> None:
         self._inspect = inspect
         self._size = size
-        self._reports: OrderedDict[bytes, PdfReport] = OrderedDict()
+        self._reports: OrderedDict[str, PdfReport] = OrderedDict()
 
-    async def report(self, data: bytes) -> PdfReport:
+    async def report(self, data: bytes, sha256: str | None = None) -> PdfReport:
         """``data``'s report, from an earlier check of the same bytes or from a new one (which raises
-        :class:`~mock_server.pki.pades.DocumentRefused` for an unsignable PDF)."""
-        key = hashlib.sha256(data).digest()
+        :class:`~mock_server.pki.pades.DocumentRefused` for an unsignable PDF). ``sha256``: the
+        digest (hex) when the caller has it already, as an upload does."""
+        key = sha256 or hashlib.sha256(data).hexdigest()
         report = self._reports.get(key)
         if report is not None:
             self._reports.move_to_end(key)

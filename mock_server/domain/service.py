@@ -336,7 +336,7 @@ class Sandbox:
             if not _PDF_HEADER.search(upload.data[:1024]):
                 raise vendor_error("upload_document.415.unsupported", type=_describe_type(upload))
             try:
-                report = await self._checked_pdfs.report(upload.data)
+                report = await self._checked_pdfs.report(upload.data, upload.sha256)
             except DocumentRefused as refusal:
                 raise vendor_error(
                     "upload_document.400.unsignable", filename=upload.filename, reason=str(refusal)
