@@ -5,16 +5,17 @@ an unknown route."""
 from __future__ import annotations
 
 import difflib
-import json
 import re
 import time
-from typing import Any
+import weakref
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from aiohttp import web
 
+from mock_server.api import parsing
 from mock_server.api.control import PREFIX, ControlError, owns
 from mock_server.api.keys import CONFIG, TENANT, CallNotes
-from mock_server.api.parsing import media_type
 from mock_server.api.routing import add
 from mock_server.domain.ids import parse_number
 from mock_server.domain.lifecycle import SandboxReset
@@ -23,7 +24,8 @@ from mock_server.tenancy import Tenant
 
 FAMILIES = ("/oneshot/api/v1/", "/api/v1/")
 NEAR_MISS_HEADER = "X-Mock-Near-Miss"
-JOURNALS = web.AppKey("journals", dict)
+JOURNALS = web.AppKey("journals", weakref.WeakKeyDictionary)
+Parsed = TypeVar("Parsed")
 _SMALL_BODY = 64 * 1024  # JSON answers kept up to this size
 _PARAMETER = re.compile(r"\{[^}]+\}")
 # A path segment that is an id: a pk, a uid, a hex token.
@@ -38,13 +40,10 @@ def _family(path: str) -> str | None:
 def journal_of(app: web.Application, tenant: Tenant) -> Journal:
     """The journal of ``tenant``'s namespace, made on first use and emptied by its resets."""
     journals = app[JOURNALS]
-    known = journals.get(tenant.namespace)
-    if known is not None and known[0] is tenant.sandbox:
-        return known[1]
-    # First use, or a namespace made again after its sandbox went.
-    journal = Journal(app[CONFIG].max_log_entries)
-    journals[tenant.namespace] = (tenant.sandbox, journal)
-    tenant.sandbox.events.subscribe(lambda event: journal.clear() if isinstance(event, SandboxReset) else None)
+    journal = journals.get(tenant.sandbox)
+    if journal is None:
+        journal = journals[tenant.sandbox] = Journal(app[CONFIG].max_log_entries)
+        tenant.sandbox.events.subscribe(lambda event: journal.clear() if isinstance(event, SandboxReset) else None)
     return journal
 
 
@@ -60,7 +59,7 @@ def record(request: web.Request, response: web.StreamResponse, ms: float, notes:
     body_seen = notes.body_seen
     if body_seen is None and request.body_exists:
         # Not read back here: a client still sending would hold the answer back.
-        body_seen = {"not_read": True, "content_type": media_type(request), "size": request.content_length}
+        body_seen = {"not_read": True, "content_type": parsing.media_type(request), "size": request.content_length}
     # The raw header: parsing it (response.content_type) was a quarter of the cost of recording.
     content_type = response.headers.get("Content-Type", "")
     journal.add((  # Entry's fields, in order
@@ -106,51 +105,37 @@ def _tenant_journal(request: web.Request) -> Journal:
     return journal_of(request.app, request[TENANT])
 
 
-def _query(given: Any) -> Query:
-    if not isinstance(given, dict):
-        raise ControlError(400, "the body must be a JSON object of journal conditions")
+def _parsed(parse: Callable[[Mapping[str, Any]], Parsed], given: Mapping[str, Any]) -> Parsed:
     try:
-        return Query.parse(given)
+        return parse(given)
     except QueryError as fault:
         raise ControlError(400, str(fault)) from None
 
 
-async def _json(request: web.Request) -> Any:
-    raw = await request.read()
-    try:
-        return json.loads(raw) if raw.strip() else {}
-    except ValueError:
-        raise ControlError(400, "the body is not JSON") from None
-
-
 async def list_entries(request: web.Request) -> web.Response:
     """``GET /_mock/journal``: the calls the query string's conditions match, oldest first."""
-    query = _query(dict(request.query))
-    found = _tenant_journal(request).find(query)
-    limit = parse_number(request.query.get("limit")) if request.query.get("limit") else None
+    found = _tenant_journal(request).find(_parsed(Query.parse, request.query))
+    limit = parse_number(request.query.get("limit"))
     shown = found[-limit:] if limit else found
     return web.json_response({"entries": [entry.as_json() for entry in shown], "count": len(found)})
 
 
 async def find_entries(request: web.Request) -> web.Response:
     """``POST /_mock/journal/find``: the calls the body's conditions match (``body`` conditions too)."""
-    found = _tenant_journal(request).find(_query(await _json(request)))
+    found = _tenant_journal(request).find(_parsed(Query.parse, await parsing.read_json(request)))
     return web.json_response({"entries": [entry.as_json() for entry in found], "count": len(found)})
 
 
 async def count_entries(request: web.Request) -> web.Response:
     """``POST /_mock/journal/count``: how many calls the body's conditions match."""
-    return web.json_response({"count": len(_tenant_journal(request).find(_query(await _json(request))))})
+    query = _parsed(Query.parse, await parsing.read_json(request))
+    return web.json_response({"count": len(_tenant_journal(request).find(query))})
 
 
 async def verify_entries(request: web.Request) -> web.Response:
     """``POST /_mock/journal/verify``: whether as many calls as expected match (200 either way)."""
-    given = await _json(request)
-    query = _query(given)
-    try:
-        expectation = Expectation.parse(given)
-    except QueryError as fault:
-        raise ControlError(400, str(fault)) from None
+    given = await parsing.read_json(request)
+    query, expectation = _parsed(Query.parse, given), _parsed(Expectation.parse, given)
     return web.json_response(_tenant_journal(request).verify(query, expectation))
 
 
@@ -162,7 +147,7 @@ async def clear_entries(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     """The journal's store, and its control routes when the control API is served."""
-    app[JOURNALS] = {}
+    app[JOURNALS] = weakref.WeakKeyDictionary()  # a namespace's journal goes with its sandbox
     if app[CONFIG].control_api:
         add(app, "GET", PREFIX + "/journal", list_entries)
         add(app, "DELETE", PREFIX + "/journal", clear_entries)
