@@ -24,7 +24,7 @@ from mock_server.config import Config
 from mock_server.domain.clock import parse_time
 from mock_server.logs import configure_logging
 from mock_server.pki.authority import KEY_TYPES
-from mock_server.tail import KINDS as EVENT_KINDS
+from mock_server.tail import parse_kinds
 from mock_server.workers import SIGNING_PRIORITIES
 
 
@@ -90,18 +90,17 @@ def _port(value: str) -> int:
     return port
 
 
-def _pk(value: str) -> int:
+def _positive(value: str) -> int:
     if not value.strip().isdigit() or int(value) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive whole number, got {value!r}")
     return int(value)
 
 
 def _kinds(value: str) -> str:
-    kinds = [kind.strip() for kind in value.split(",") if kind.strip()]
-    unknown = [kind for kind in kinds if kind not in EVENT_KINDS]
-    if unknown or not kinds:
-        raise argparse.ArgumentTypeError(f"expected some of {', '.join(EVENT_KINDS)}, got {value!r}")
-    return ",".join(kinds)
+    try:
+        return ",".join(parse_kinds(value))
+    except ValueError as fault:
+        raise argparse.ArgumentTypeError(str(fault)) from None
 
 
 def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
@@ -121,32 +120,32 @@ def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     limits = serve.add_argument_group("limits on clients: uploads and slow connections")
     network.add_argument("--host", default=defaults.host, help="address to bind (default 127.0.0.1)")
     network.add_argument("--port", type=_port, default=defaults.port,
-                       help=f"TCP port to listen on, 1-65535 (default {defaults.port})")
+                         help=f"TCP port to listen on, 1-65535 (default {defaults.port})")
     behaviour.add_argument("--seed", type=int, default=None, metavar="N",
-                       help=f"seed of every random value (pks, uids, OTPs); default {defaults.seed}, or drawn "
-                            "at random (and logged) with --admin-token, so that nobody can replay its OTPs")
+                           help=f"seed of every random value (pks, uids, OTPs); default {defaults.seed}, or drawn "
+                                "at random (and logged) with --admin-token, so that nobody can replay its OTPs")
     behaviour.add_argument("--otp", default=None, metavar="CODE", help="fixed OTP code instead of random ones")
     behaviour.add_argument("--otp-ttl", type=float, default=defaults.otp_ttl_seconds, metavar="SECONDS",
-                       help="OTP lifetime (default 300)")
+                           help="OTP lifetime (default 300)")
     behaviour.add_argument("--otp-resend", type=float, default=defaults.otp_resend_seconds, metavar="SECONDS",
-                       help="minimum interval between two OTPs of a request (default 60)")
+                           help="minimum interval between two OTPs of a request (default 60)")
     signing.add_argument("--pki-dir", type=Path, default=None, metavar="DIR",
-                       help="your own CA: directory with root.pem, issuing.pem/.key, tsa.pem/.key")
+                         help="your own CA: directory with root.pem, issuing.pem/.key, tsa.pem/.key")
     behaviour.add_argument("--seed-file", type=Path, default=None, metavar="FILE",
                            help="YAML of settings, RAOs, tokens, images, metadata, requests and VideoID requests "
                                 "with fixed ids (docs/seed-files.md)")
     network.add_argument("--log-format", choices=("text", "json"), default=defaults.log_format,
-                       help="log lines as text (default) or one JSON object each")
+                         help="log lines as text (default) or one JSON object each")
     signing.add_argument("--workers", type=int, default=defaults.workers, metavar="N",
-                       help="signing worker processes (default: one per core)")
+                         help="signing worker processes (default: one per core)")
     signing.add_argument("--signing-priority", choices=SIGNING_PRIORITIES, default=defaults.signing_priority,
-                       help="CPU priority of the signing workers: normal (default; a fair share beside other "
-                            "work), low (nice 10) or idle (SCHED_IDLE: only CPU nothing else wants)")
+                         help="CPU priority of the signing workers: normal (default; a fair share beside other "
+                              "work), low (nice 10) or idle (SCHED_IDLE: only CPU nothing else wants)")
     signing.add_argument("--one-shot-key", choices=KEY_TYPES, default=defaults.one_shot_key,
-                       help="key of each one-shot certificate: ec-p256 (default; microseconds to make) or "
-                            "rsa-2048 (as the vendor's; ~40 ms of CPU each, made ahead in the signing workers)")
+                         help="key of each one-shot certificate: ec-p256 (default; microseconds to make) or "
+                              "rsa-2048 (as the vendor's; ~40 ms of CPU each, made ahead in the signing workers)")
     network.add_argument("--public-url", default=None, metavar="URL",
-                       help="base URL certificates point at for CRL and OCSP (default: the bound address)")
+                         help="base URL certificates point at for CRL and OCSP (default: the bound address)")
     hooks.add_argument("--ra-webhook", action=env_options.Repeatable, default=[], metavar="RA=URL", type=_ra_webhook,
                        help="webhook of a Registration Authority (repeatable)")
     hooks.add_argument("--webhook-format", choices=("legacy", "new"), default=defaults.webhook_format,
@@ -156,19 +155,19 @@ def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     hooks.add_argument("--webhook-retry-scale", type=float, default=defaults.webhook_retry_scale, metavar="FACTOR",
                        help="multiply the retry schedule 1 s, 5 s, 30 s, 2 min, 10 min (e.g. 0.001 in tests)")
     behaviour.add_argument("--videoid-auto-complete", type=float, default=None, metavar="SECONDS",
-                       help="complete eIDAS identifications by themselves after SECONDS")
+                           help="complete eIDAS identifications by themselves after SECONDS")
     behaviour.add_argument("--clock-start", type=_iso_time, default=None, metavar="ISO-TIME",
-                       help="start the sandbox clock at this time (e.g. 2030-01-01T09:00:00Z)")
-    behaviour.add_argument("--scenario", action=env_options.Repeatable, type=Path, default=[],
-                       metavar="FILE|NAME", help="scenario file (YAML or JSON) to load at start, or the name of "
-                       "one the package ships (sms-outage, errors/sign.403.invalid_otp, ...; repeatable)")
+                           help="start the sandbox clock at this time (e.g. 2030-01-01T09:00:00Z)")
+    behaviour.add_argument("--scenario", action=env_options.Repeatable, type=Path, default=[], metavar="FILE|NAME",
+                           help="scenario file (YAML or JSON) to load at start, or the name of one the package "
+                                "ships (sms-outage, errors/sign.403.invalid_otp, ...; repeatable)")
     control.add_argument("--admin-token", default=None, metavar="TOKEN",
-                       help="require 'Authorization: Bearer TOKEN' on the control API (/_mock/)")
+                         help="require 'Authorization: Bearer TOKEN' on the control API (/_mock/)")
     control.add_argument("--no-control-api", action="store_true", help="serve no control API at all")
     state.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
                        help="keep state in DIR (SQLite + files) and restore it at start (default: in memory)")
     control.add_argument("--max-namespaces", type=int, default=defaults.max_namespaces, metavar="N",
-                       help="how many X-Mock-Namespace sandboxes may exist at once (default 256)")
+                         help="how many X-Mock-Namespace sandboxes may exist at once (default 256)")
     state.add_argument("--max-log-entries", type=int, default=defaults.max_log_entries, metavar="N",
                        help="SMS outbox and webhook log keep the newest N entries (pending webhooks always stay)")
     state.add_argument("--retain-requests", type=_request_count, default=defaults.retain_requests, metavar="N",
@@ -178,17 +177,17 @@ def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
                        help="and none finished longer ago than DURATION in sandbox time (90s, 30m, 12h, 7d; "
                             "default none)")
     limits.add_argument("--max-upload-mb", type=float, default=defaults.max_upload_mb, metavar="MIB",
-                       help="per-file upload limit in MiB (default 20)")
+                        help="per-file upload limit in MiB (default 20)")
     limits.add_argument("--header-timeout", type=_seconds, default=defaults.header_timeout, metavar="SECONDS",
-                       help="a request head must be complete within SECONDS of the connection or of its first "
-                            "byte, else the connection is closed (default 10)")
+                        help="a request head must be complete within SECONDS of the connection or of its first "
+                             "byte, else the connection is closed (default 10)")
     limits.add_argument("--body-timeout", type=_seconds, default=defaults.body_timeout, metavar="SECONDS",
-                       help="a request body receiving no data for SECONDS is abandoned with a 408 (default 30)")
+                        help="a request body receiving no data for SECONDS is abandoned with a 408 (default 30)")
     limits.add_argument("--body-deadline", type=_seconds, default=defaults.body_deadline, metavar="SECONDS",
-                       help="a request body not complete SECONDS after its head, however it trickles, is "
-                            "abandoned with a 408 (default 300)")
+                        help="a request body not complete SECONDS after its head, however it trickles, is "
+                             "abandoned with a 408 (default 300)")
     limits.add_argument("--idle-timeout", type=_seconds, default=defaults.idle_timeout, metavar="SECONDS",
-                       help="an idle keep-alive connection is closed after SECONDS (default 20)")
+                        help="an idle keep-alive connection is closed after SECONDS (default 20)")
     env_options.document(serve)
 
     evidences = commands.add_parser("fake-evidences", help="print a valid VideoID evidences JSON")
@@ -207,11 +206,11 @@ def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     tail.add_argument("--url", default=f"http://127.0.0.1:{defaults.port}", metavar="URL",
                       help=f"the sandbox (default http://127.0.0.1:{defaults.port})")
     tail.add_argument("--namespace", default=None, metavar="NAME", help="its namespace (default: the default one)")
-    tail.add_argument("--pk", type=_pk, default=None, metavar="PK", help="the events of this request only")
+    tail.add_argument("--pk", type=_positive, default=None, metavar="PK", help="the events of this request only")
     tail.add_argument("--kind", type=_kinds, default=None, metavar="KINDS",
                       help="comma-separated: status, sms, webhook, scenario, clock (default: all)")
     tail.add_argument("--admin-token", default=None, metavar="TOKEN", help="the sandbox's --admin-token")
-    tail.add_argument("--count", type=_pk, default=None, metavar="N", help="stop after N events (default: never)")
+    tail.add_argument("--count", type=_positive, default=None, metavar="N", help="stop after N events (default: never)")
 
     for name, text in (("export", "write a namespace of a data dir to FILE (a zip; the sandbox stopped)"),
                        ("import", "replace a namespace of a data dir with FILE's (the sandbox stopped)")):

@@ -16,6 +16,15 @@ NAMESPACE_HEADER = "X-Mock-Namespace"
 KINDS = ("status", "sms", "webhook", "scenario", "clock")
 
 
+def parse_kinds(text: str) -> tuple[str, ...]:
+    """Comma-separated event kinds, checked: ``ValueError`` names what is not one."""
+    kinds = tuple(dict.fromkeys(kind.strip() for kind in text.split(",") if kind.strip()))
+    unknown = [kind for kind in kinds if kind not in KINDS]
+    if unknown or not kinds:
+        raise ValueError(f"expected one or more of {', '.join(KINDS)}, not {', '.join(unknown) or 'none'}")
+    return kinds
+
+
 class TailError(Exception):
     """The stream could not be followed: the sandbox is not reachable, or refused the call."""
 

@@ -13,7 +13,7 @@ from mock_server.api.keys import CONFIG, FEED, TENANT
 from mock_server.api.routing import add
 from mock_server.domain.ids import parse_number
 from mock_server.live import Feed, Stream
-from mock_server.tail import KINDS
+from mock_server.tail import KINDS, parse_kinds
 
 
 def _frame(event_id: int, kind: str, data: dict[str, Any]) -> bytes:
@@ -22,10 +22,10 @@ def _frame(event_id: int, kind: str, data: dict[str, Any]) -> bytes:
 
 async def events(request: web.Request) -> web.StreamResponse:
     """``GET /_mock/events[?pk=N][&kind=status,sms,...]``: the namespace's live events."""
-    kinds = frozenset(part.strip() for part in request.query.get("kind", ",".join(KINDS)).split(",") if part.strip())
-    unknown = sorted(kinds - set(KINDS))
-    if unknown or not kinds:
-        raise ControlError(400, f"kind: one or more of {', '.join(KINDS)}, not {', '.join(unknown) or 'none'}")
+    try:
+        kinds = frozenset(parse_kinds(request.query.get("kind", ",".join(KINDS))))
+    except ValueError as fault:
+        raise ControlError(400, f"kind: {fault}") from None
     pk = None
     if request.query.get("pk"):
         pk = parse_number(request.query["pk"])
