@@ -275,7 +275,7 @@ class Journal:
         wanted = f"{expectation.describe()} {query.describe()}"
         message = f"{'saw' if verified else 'expected'} {wanted}: {len(found)} matched"
         if not verified:
-            latest = self.entries()[-5:]
+            latest = [Entry._make(fields) for fields in itertools.islice(reversed(self._entries), 5)][::-1]
             message += "; the latest calls: " + ("; ".join(
                 f"{entry.method} {entry.path} → {entry.status}" for entry in latest) or "none")
         return {"verified": verified, "count": len(found), "expected": wanted, "message": message}

@@ -87,8 +87,8 @@ class Feed:
             return
         kind, pk, data = shown
         namespace = tenant.namespace
-        message: Message = (next(self._ids), kind, {"kind": kind, "namespace": namespace, "pk": pk,
-                                           "at": tenant.sandbox.clock.now().isoformat(), **data})
+        shared = {"kind": kind, "namespace": namespace, "pk": pk, "at": tenant.sandbox.clock.now().isoformat()}
+        message: Message = (next(self._ids), kind, {**shared, **data})
         for stream in self._streams:
             if stream.wants(namespace, kind, pk) and stream.ended is None:
                 try:

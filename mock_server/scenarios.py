@@ -38,7 +38,6 @@ class Fired(NamedTuple):
     then: dict[str, Any]
 
 
-
 @dataclass
 class Rule:
     """One rule of a scenario, with how often it matched and fired."""

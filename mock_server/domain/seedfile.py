@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 SCHEMA: dict[str, Any] = json.loads((resources.files("mock_server") / "seedfile.schema.json").read_text())
 _VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 _SECTIONS = tuple(SCHEMA["properties"])
+# A seeded VideoID request's fixed ids, beside the create call's fields.
+_VIDEOID_IDS = ("pk", "videoid_pk", "link")
 
 
 class SeedFileError(ValueError):
@@ -89,6 +91,7 @@ class SeedData:
         _check_schema(content, path)
         _check_references(content, path)
         where = _Where(path)
+
         def section(name: str) -> Iterable[tuple[int, dict[str, Any]]]:
             return enumerate(content.get(name) or [])
 
@@ -100,8 +103,7 @@ class SeedData:
             metadata=tuple({"metadata": e["metadata"], "metadata_oid": e["oid"], "uid": e["uid"]}
                            for _, e in section("metadata")),
             requests=tuple(where.request(e, f"requests[{i}]") for i, e in section("requests")),
-            videoids=tuple(SeedVideoId(e["pk"], e.get("videoid_pk"), e.get("link"), _texts(e, ("pk", "videoid_pk",
-                                                                                                "link")))
+            videoids=tuple(SeedVideoId(e["pk"], e.get("videoid_pk"), e.get("link"), _texts(e, _VIDEOID_IDS))
                            for _, e in section("videoids")),
             source=str(path),
         )
@@ -133,7 +135,8 @@ class SeedData:
                 request.documents[file.uid] = Document.from_upload(file.uid, upload, now, file.page_count)
         for index, video in enumerate(self.videoids):
             try:
-                sandbox.videoid.create(video.fields, pk=video.pk, videoid_pk=video.videoid_pk, link_id=video.link)
+                sandbox.videoid.create(video.fields, pk=video.pk, videoid_pk=video.videoid_pk, link_id=video.link,
+                                       auto_complete=False)
             except VendorError as error:
                 raise self._refused(f"videoids[{index}] (pk {video.pk})", error) from None
 

@@ -36,13 +36,13 @@ class VideoIdDesk:
 
     def create(self, fields: Mapping[str, str], webhook_format: str | None = None,
                profile_required: bool = False, *, pk: int | None = None, videoid_pk: int | None = None,
-               link_id: str | None = None) -> SignatureRequest:
+               link_id: str | None = None, auto_complete: bool = True) -> SignatureRequest:
         """A VIDEOPENDING request; eIDAS RAs get a link page, external RAs an empty link.
 
         ``profile_required``: the newer family documents ``profile`` as required (the legacy one
         takes the sandbox's default profile when it is left out). ``pk``, ``videoid_pk`` and
-        ``link_id`` are a seed file's fixed ids; a seeded identification waits to be completed, even
-        with ``--videoid-auto-complete`` (the seed is applied before anything runs)."""
+        ``link_id`` are a seed file's fixed ids. ``auto_complete`` False: no completion is scheduled
+        even with ``--videoid-auto-complete`` (a seed file is applied before the event loop runs)."""
         sandbox = self._sandbox
         ra = (fields.get("registration_authority") or sandbox.request_defaults().registration_authority).strip()
         number = parse_number(ra)
@@ -71,7 +71,7 @@ class VideoIdDesk:
         )
         sandbox.store_request(request, Status.VIDEOPENDING)
         delay = sandbox.settings.videoid_auto_complete
-        if mode == "eidas" and delay is not None and pk is None:
+        if mode == "eidas" and delay is not None and auto_complete:
             sandbox.spawn(self._complete_later(request, delay))
         return request
 
