@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import example_client
 from tests.helpers import IDENTITY, blank_pdf, picture, running_sandbox
 
 REPO = Path(__file__).resolve().parents[1]
@@ -266,3 +267,30 @@ def test_the_seed_file_example_loads_and_its_token_creates_requests(tmp_path):
         assert "11111111-1111-4111-8111-111111111111" in json.dumps(get("/api/v1/images"))
         assert get("/api/v1/request/515151")["details"]["status"] == "VIDEOPENDING"
         assert "00000000000000000000000000000042" in json.dumps(get("/api/v1/metadata"))
+
+
+class _AppUnderTest:
+    """The ``my_app`` of the control API page's example: a client app signing one document."""
+
+    def __init__(self, base: str) -> None:
+        self.api = base + "/api/v1"
+
+    def start_signing(self, headers: dict[str, str]) -> int:
+        pk = example_client.create(self.api, headers)
+        example_client.upload(self.api, pk, (REPO / "fixtures" / "document.pdf").read_bytes(), headers)
+        example_client.request_otp(self.api, pk, headers)
+        return pk
+
+    def confirm(self, pk: int, otp: str, headers: dict[str, str]) -> None:
+        status, answer = example_client.sign(self.api, pk, otp, headers)
+        assert status == 200, answer
+
+
+def test_the_python_examples_of_the_control_api_page_run(tmp_path):
+    page = (REPO / "docs" / "control-api.md").read_text(encoding="utf-8")
+    blocks = [block.split("\n```", 1)[0] for block in page.split("```python\n")[1:]]
+    assert blocks, "the page shows Python"
+    with running_sandbox(tmp_path) as server:
+        scope = {"my_app": _AppUnderTest(server.base)}
+        for block in blocks:
+            exec(compile(block.replace(DOCUMENTED_BASE, server.base), "docs/control-api.md", "exec"), scope)
