@@ -41,7 +41,9 @@ from mock_server.domain.retention import RetentionPolicy
 from mock_server.domain.seedfile import SeedData
 from mock_server.domain.service import Runner, Sandbox, SandboxSettings
 from mock_server.errors import VendorError, vendor_error
+from mock_server.journal import Journal
 from mock_server.live import Feed
+from mock_server.logs import log_access
 from mock_server.pki.authority import PkiMaterial
 from mock_server.pki.keypool import KeyPool
 from mock_server.pki.signing import warm_up
@@ -54,7 +56,6 @@ from mock_server.webhooks import WebhookDispatcher, WebhookSettings
 from mock_server.workers import signing_pool
 
 log = logging.getLogger("mock_server")
-access_log = logging.getLogger("mock_server.access")
 
 def _render(path: str, error: VendorError) -> web.Response:
     return renderer_for(path)(error)
@@ -70,15 +71,7 @@ async def access_log_middleware(request: web.Request, handler: Any) -> web.Strea
     elapsed = (time.perf_counter() - started) * 1000
     pk = request_pk_of(request) or notes.request_pk
     journal.record(request, response, elapsed, notes, pk)
-    if access_log.isEnabledFor(logging.INFO):
-        # makeRecord + handle, not info(): the caller's file and line would be this middleware
-        # on every line, and looking them up is a quarter of the cost of logging the request.
-        access_log.handle(access_log.makeRecord(
-            access_log.name, logging.INFO, __file__, 0, "%s %s %s %.1fms pk=%s",
-            (request.method, request.path, response.status, elapsed, pk or "-"), None,
-            extra={"http": {"method": request.method, "path": request.path, "status": response.status,
-                            "ms": round(elapsed, 1), "request_pk": pk}},
-        ))
+    log_access(request.method, request.path, response.status, elapsed, pk)
     return response
 
 
@@ -161,8 +154,9 @@ def sandbox_settings(config: Config) -> SandboxSettings:
     )
 
 
-def _after_reset(book: ScenarioBook) -> None:
+def _after_reset(book: ScenarioBook, calls: Journal) -> None:
     book.reset()
+    calls.clear()
     gcpolicy.release()
 
 
@@ -182,12 +176,13 @@ def _tenant_builder(config: Config, pki: PkiMaterial, run: Runner, keys: KeyPool
         settings = replace(sandbox_settings(config), seed=namespace_seed(config.seed, namespace), namespace=namespace)
         sandbox = Sandbox(settings, pki, run, seed, keys, pks)
         book = ScenarioBook(settings.seed, [magic_values(), *scenario_files])
-        sandbox.events.subscribe(lambda event: _after_reset(book) if isinstance(event, SandboxReset) else None)
+        calls = Journal(config.max_log_entries)
+        sandbox.events.subscribe(lambda event: _after_reset(book, calls) if isinstance(event, SandboxReset) else None)
         if commit is not None:
             sandbox.commit = commit
             sandbox.changes.record()
             sandbox.changes.everything()  # the start state (a seed file's requests) is saved too
-        tenant = Tenant(namespace, sandbox, WebhookDispatcher(sandbox, webhook_settings), book)
+        tenant = Tenant(namespace, sandbox, WebhookDispatcher(sandbox, webhook_settings), book, calls)
         feed.watch(tenant)
         return tenant
 

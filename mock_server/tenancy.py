@@ -1,7 +1,7 @@
 """Namespaces: independent sandboxes in one server, so parallel test workers need no global reset.
 
-Each namespace has its own requests, pks, SMS outbox, webhooks, scenarios and clock; the PKI, the
-key pool and the signing workers are shared.
+Each namespace has its own requests, pks, SMS outbox, webhooks, scenarios, journal and clock; the
+PKI, the key pool and the signing workers are shared.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mock_server.domain.service import Sandbox
+from mock_server.journal import Journal
 from mock_server.scenarios import ScenarioBook
 from mock_server.webhooks import WebhookDispatcher
 
@@ -32,6 +33,7 @@ class Tenant:
     sandbox: Sandbox
     webhooks: WebhookDispatcher
     scenarios: ScenarioBook
+    journal: Journal
 
 
 def namespace_seed(seed: int, namespace: str) -> int:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import difflib
 import re
 import time
-import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -18,13 +17,10 @@ from mock_server.api.control import PREFIX, ControlError, owns
 from mock_server.api.keys import CONFIG, TENANT, CallNotes
 from mock_server.api.routing import add
 from mock_server.domain.ids import parse_number
-from mock_server.domain.lifecycle import SandboxReset
 from mock_server.journal import Expectation, Journal, Query, QueryError
-from mock_server.tenancy import Tenant
 
 FAMILIES = ("/oneshot/api/v1/", "/api/v1/")
 NEAR_MISS_HEADER = "X-Mock-Near-Miss"
-JOURNALS = web.AppKey("journals", weakref.WeakKeyDictionary)
 Parsed = TypeVar("Parsed")
 _SMALL_BODY = 64 * 1024  # JSON answers kept up to this size
 _PARAMETER = re.compile(r"\{[^}]+\}")
@@ -37,16 +33,6 @@ def _family(path: str) -> str | None:
     return next((prefix for prefix in FAMILIES if path.startswith(prefix)), None)
 
 
-def journal_of(app: web.Application, tenant: Tenant) -> Journal:
-    """The journal of ``tenant``'s namespace, made on first use and emptied by its resets."""
-    journals = app[JOURNALS]
-    journal = journals.get(tenant.sandbox)
-    if journal is None:
-        journal = journals[tenant.sandbox] = Journal(app[CONFIG].max_log_entries)
-        tenant.sandbox.events.subscribe(lambda event: journal.clear() if isinstance(event, SandboxReset) else None)
-    return journal
-
-
 def record(request: web.Request, response: web.StreamResponse, ms: float, notes: CallNotes,
            pk: str | int | None) -> None:
     """Journal a call to either API family in its namespace, once it is answered (the access log's
@@ -54,7 +40,7 @@ def record(request: web.Request, response: web.StreamResponse, ms: float, notes:
     tenant = request.get(TENANT)
     if tenant is None or not request.path.startswith(FAMILIES):
         return
-    journal = journal_of(request.app, tenant)
+    journal = tenant.journal
     route = request.match_info.route
     body_seen = notes.body_seen
     if body_seen is None and request.body_exists:
@@ -102,7 +88,7 @@ def near_misses(app: web.Application, method: str, path: str) -> tuple[str, ...]
 
 
 def _tenant_journal(request: web.Request) -> Journal:
-    return journal_of(request.app, request[TENANT])
+    return request[TENANT].journal
 
 
 def _parsed(parse: Callable[[Mapping[str, Any]], Parsed], given: Mapping[str, Any]) -> Parsed:
@@ -146,8 +132,7 @@ async def clear_entries(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    """The journal's store, and its control routes when the control API is served."""
-    app[JOURNALS] = weakref.WeakKeyDictionary()  # a namespace's journal goes with its sandbox
+    """The journal's control routes, when the control API is served."""
     if app[CONFIG].control_api:
         add(app, "GET", PREFIX + "/journal", list_entries)
         add(app, "DELETE", PREFIX + "/journal", clear_entries)
