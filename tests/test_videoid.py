@@ -245,6 +245,30 @@ async def test_eidas_link_page_flow(sandbox):
 # eIDAS link page and identification outcomes -------------------------------------------------------
 
 
+DASHBOARD_LINK = re.compile(r'<a href="(/_mock/dashboard/requests/[^"]+)"')
+
+
+@pytest.mark.parametrize("namespace", [None, "qa-team"])
+async def test_link_page_links_back_to_the_requests_dashboard_page(sandbox, namespace):
+    client = sandbox.in_namespace(namespace) if namespace else sandbox
+    created = await create_videoid(client, EIDAS)
+    pk = created["request_pk"]
+    text = (await sandbox.call("GET", link_path(sandbox, created["videoid_link"]))).raw.decode()
+    [back] = DASHBOARD_LINK.findall(text)
+    url = URL(back.replace("&amp;", "&"))
+    assert url.path == f"/_mock/dashboard/requests/{pk}"
+    assert url.query.get("namespace") == namespace
+    dashboard = await sandbox.call("GET", str(url))  # no namespace header: the link alone says which
+    assert dashboard.status == 200 and f"Request {pk}" in dashboard.raw.decode()
+
+
+async def test_link_page_has_no_dashboard_link_without_the_control_api(make_client):
+    sandbox = await make_client(control_api=False)
+    created = await create_videoid(sandbox, EIDAS)
+    text = (await sandbox.call("GET", link_path(sandbox, created["videoid_link"]))).raw.decode()
+    assert "Video identification" in text and "/_mock/" not in text
+
+
 @pytest.mark.parametrize(("outcome", "expected"), [
     ("incomplete", "VIDEOINCOMPLETE"),
     ("error", "VIDEOERROR"),

@@ -27,6 +27,8 @@ from mock_server.schema import DataDirError
 from mock_server.webhooks import Attempt, WebhookEvent
 
 PREFIX = "/_mock"
+# A request's dashboard page; the VideoID link page links to it too.
+DASHBOARD_REQUEST = PREFIX + "/dashboard/requests/{pk}"
 
 
 def owns(path: str) -> bool:

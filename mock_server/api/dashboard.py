@@ -31,7 +31,7 @@ from mock_server.tenancy import DEFAULT, Tenant
 from mock_server.webhooks import Attempt, WebhookDispatcher, WebhookEvent
 
 INDEX = control.PREFIX
-REQUEST_PAGE = control.PREFIX + "/dashboard/requests/{pk}"
+REQUEST_PAGE = control.DASHBOARD_REQUEST
 REPLAY = control.PREFIX + "/dashboard/webhooks/{id}/replay"
 DEFAULT_REFRESH_S = 5
 MAX_REFRESH_S = 3600

@@ -1,18 +1,21 @@
 """The eIDAS VideoID link page: what the signer would open, with the identification's outcomes
-as buttons (plain HTML forms, no scripts, no external assets)."""
+as buttons (plain HTML forms, no scripts, no external assets), and, when the control API is served,
+a link back to the request's dashboard page."""
 
 from __future__ import annotations
 
 import html
+from urllib.parse import urlencode
 
 from aiohttp import web
 
-from mock_server.api.keys import TENANTS
+from mock_server.api.control import DASHBOARD_REQUEST
+from mock_server.api.keys import CONFIG, TENANTS
 from mock_server.api.routing import add
 from mock_server.domain import views
 from mock_server.domain.model import SignatureRequest, Status
-from mock_server.domain.videoid import VideoIdDesk
 from mock_server.errors import VendorError
+from mock_server.tenancy import DEFAULT, Tenant
 
 PREFIX = "/videoid"
 _ACTIONS = (
@@ -29,7 +32,7 @@ form{display:inline-block;margin:.25rem} button{padding:.5rem .9rem;font-size:1r
 """
 
 
-def _page(found: SignatureRequest, link: str, message: str = "") -> str:
+def _page(found: SignatureRequest, link: str, back: str | None, message: str = "") -> str:
     identity = found.identity
     rows = [
         ("Request", found.pk), ("Status", found.status.value),
@@ -46,6 +49,8 @@ def _page(found: SignatureRequest, link: str, message: str = "") -> str:
         for action, label, status in _ACTIONS
     )
     note = f'<p class="message">{html.escape(message)}</p>' if message else ""
+    if back is not None:
+        buttons += f'<p><a href="{html.escape(back)}">This request on the sandbox dashboard</a></p>'
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>VideoID - oneshot-mock</title>"
         f"<style>{_STYLE}</style></head><body><h1>Video identification</h1>"
@@ -54,30 +59,41 @@ def _page(found: SignatureRequest, link: str, message: str = "") -> str:
     )
 
 
-def _find(request: web.Request) -> tuple[VideoIdDesk, SignatureRequest]:
+def _find(request: web.Request) -> tuple[Tenant, SignatureRequest]:
     # A browser opening the link sends no namespace header: the link itself is the key.
     for tenant in request.app[TENANTS].existing():
         found = tenant.sandbox.videoid.by_link(request.match_info["link"])
         if found is not None:
-            return tenant.sandbox.videoid, found
+            return tenant, found
     raise web.HTTPNotFound(text="No such VideoID link", content_type="text/plain")
 
 
+def _dashboard_page(request: web.Request, tenant: Tenant, found: SignatureRequest) -> str | None:
+    if not request.app[CONFIG].control_api:
+        return None
+    path = DASHBOARD_REQUEST.format(pk=found.pk)
+    return path if tenant.namespace == DEFAULT else f"{path}?{urlencode({'namespace': tenant.namespace})}"
+
+
+def _render(request: web.Request, tenant: Tenant, found: SignatureRequest, message: str = "") -> str:
+    return _page(found, request.match_info["link"], _dashboard_page(request, tenant, found), message)
+
+
 async def show(request: web.Request) -> web.Response:
-    _, found = _find(request)
+    tenant, found = _find(request)
     message = {"done": "Identification recorded."}.get(request.query.get("result", ""), "")
-    return web.Response(text=_page(found, request.match_info["link"], message), content_type="text/html")
+    return web.Response(text=_render(request, tenant, found, message), content_type="text/html")
 
 
 async def act(request: web.Request) -> web.Response:
-    desk, found = _find(request)
+    tenant, found = _find(request)
     outcome = request.match_info["action"]
     if outcome not in {a for a, _, _ in _ACTIONS}:
         raise web.HTTPNotFound(text="No such action", content_type="text/plain")
     try:
-        desk.identify(found, outcome)
+        tenant.sandbox.videoid.identify(found, outcome)
     except VendorError as refused:
-        page = _page(found, request.match_info["link"], str(refused.details))
+        page = _render(request, tenant, found, str(refused.details))
         return web.Response(text=page, content_type="text/html", status=412)
     raise web.HTTPSeeOther(f"{PREFIX}/{request.match_info['link']}?result=done")
 
