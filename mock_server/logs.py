@@ -52,30 +52,31 @@ class TextFormatter(SecondCachedFormatter):
 
     def format_access(self, fields: AccessFields) -> str:
         """The line :func:`log_access`'s record would format to, made from its fields."""
-        return f"{self._time_of(fields[0], _msecs(fields[0]))} INFO {access_logger.name}: {_access_message(fields)}"
+        return TEXT_FORMAT % {"asctime": self._time_of(fields[0], _msecs(fields[0])), "levelname": "INFO",
+                              "name": access_logger.name, "message": _access_message(fields)}
 
 
 class JsonFormatter(SecondCachedFormatter):
     """One JSON object per log line; access-log fields under ``http``."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": self.formatTime(record),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if hasattr(record, "http"):
-            entry["http"] = record.http
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
+        return self._line(self.formatTime(record), record.levelname, record.name, record.getMessage(),
+                          getattr(record, "http", None),
+                          self.formatException(record.exc_info) if record.exc_info else None)
 
     def format_access(self, fields: AccessFields) -> str:
         """The JSON line :func:`log_access`'s record would format to, made from its fields."""
-        return json.dumps({"time": self._time_of(fields[0], _msecs(fields[0])), "level": "INFO",
-                           "logger": access_logger.name, "message": _access_message(fields),
-                           "http": _access_http(fields)})
+        return self._line(self._time_of(fields[0], _msecs(fields[0])), "INFO", access_logger.name,
+                          _access_message(fields), _access_http(fields))
+
+    @staticmethod
+    def _line(when: str, level: str, logger: str, message: str, http: object, exception: str | None = None) -> str:
+        entry: dict[str, object] = {"time": when, "level": level, "logger": logger, "message": message}
+        if http is not None:
+            entry["http"] = http
+        if exception:
+            entry["exception"] = exception
+        return json.dumps(entry)
 
 
 class BatchingStreamHandler(logging.StreamHandler):

@@ -34,18 +34,21 @@ def configured(monkeypatch):
 
 @pytest.mark.parametrize("log_format", ["text", "json"])
 @pytest.mark.parametrize("pk", [None, 35247, "35247"])
-def test_a_queued_access_line_is_the_line_its_record_formats_to(configured, monkeypatch, log_format, pk):
+# Paths as clients send them: ids, an escaped space and a percent sign, a non-ASCII name, a quote.
+@pytest.mark.parametrize("path", ["/api/v1/sign/35247", "/api/v1/request/12%20%25x", "/oneshot/api/v1/ñandú",
+                                  '/api/v1/"quoted"'])
+def test_a_queued_access_line_is_the_line_its_record_formats_to(configured, monkeypatch, log_format, pk, path):
     handler, stream = configured(log_format)
     created = 1_764_000_000.25
     monkeypatch.setattr(logs.time, "time", lambda: created)
-    logs.log_access("POST", "/api/v1/sign/35247", 200, 12.345, pk)
+    logs.log_access("POST", path, 200, 12.345, pk)
     assert handler._pending and not isinstance(handler._pending[0], str)  # fields, not yet a line
     handler.flush()
 
     record = logging.LogRecord(logs.access_logger.name, logging.INFO, __file__, 0, logs.ACCESS_FORMAT,
-                               ("POST", "/api/v1/sign/35247", 200, 12.345, pk or "-"), None)
+                               ("POST", path, 200, 12.345, pk or "-"), None)
     record.created, record.msecs = created, 250.0
-    record.http = {"method": "POST", "path": "/api/v1/sign/35247", "status": 200, "ms": 12.3, "request_pk": pk}
+    record.http = {"method": "POST", "path": path, "status": 200, "ms": 12.3, "request_pk": pk}
     assert stream.getvalue() == handler.format(record) + "\n"
     if log_format == "json":
         assert json.loads(stream.getvalue())["http"]["request_pk"] == pk

@@ -24,11 +24,17 @@ from mock_server.errors import CATALOGUE, VendorError, status_line
 from mock_server.rows import load_namespace, namespace_rows
 from mock_server.scenarios import Scenario, ScenarioError, check_operations, parse_scenario
 from mock_server.schema import DataDirError
+from mock_server.tenancy import DEFAULT
 from mock_server.webhooks import Attempt, WebhookEvent
 
 PREFIX = "/_mock"
 # A request's dashboard page; the VideoID link page links to it too.
 DASHBOARD_REQUEST = PREFIX + "/dashboard/requests/{pk}"
+
+
+def namespace_query(namespace: str) -> dict[str, str]:
+    """The query that addresses ``namespace`` on a ``/_mock/`` URL: none for the default one."""
+    return {"namespace": namespace} if namespace != DEFAULT else {}
 
 
 def owns(path: str) -> bool:

@@ -129,7 +129,7 @@ class View:
 
     def url(self, path: str, **extra: str) -> str:
         """``path`` with the namespace, a non-default refresh and ``extra`` as its query."""
-        query = {"namespace": self.namespace} if self.namespace != DEFAULT else {}
+        query = control.namespace_query(self.namespace)
         if self.refresh_s != DEFAULT_REFRESH_S:
             query["refresh"] = str(self.refresh_s)
         query.update(extra)

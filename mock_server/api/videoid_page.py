@@ -9,13 +9,13 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from mock_server.api.control import DASHBOARD_REQUEST
+from mock_server.api.control import DASHBOARD_REQUEST, namespace_query
 from mock_server.api.keys import CONFIG, TENANTS
 from mock_server.api.routing import add
 from mock_server.domain import views
 from mock_server.domain.model import SignatureRequest, Status
 from mock_server.errors import VendorError
-from mock_server.tenancy import DEFAULT, Tenant
+from mock_server.tenancy import Tenant
 
 PREFIX = "/videoid"
 _ACTIONS = (
@@ -49,13 +49,12 @@ def _page(found: SignatureRequest, link: str, back: str | None, message: str = "
         for action, label, status in _ACTIONS
     )
     note = f'<p class="message">{html.escape(message)}</p>' if message else ""
-    if back is not None:
-        buttons += f'<p><a href="{html.escape(back)}">This request on the sandbox dashboard</a></p>'
+    back_link = f'<p><a href="{html.escape(back)}">This request on the sandbox dashboard</a></p>' if back else ""
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>VideoID - oneshot-mock</title>"
         f"<style>{_STYLE}</style></head><body><h1>Video identification</h1>"
         '<p class="test">oneshot-mock sandbox: TEST identification, nobody is filmed.</p>'
-        f"{note}<table>{table}</table>{buttons}</body></html>"
+        f"{note}<table>{table}</table>{buttons}{back_link}</body></html>"
     )
 
 
@@ -71,8 +70,8 @@ def _find(request: web.Request) -> tuple[Tenant, SignatureRequest]:
 def _dashboard_page(request: web.Request, tenant: Tenant, found: SignatureRequest) -> str | None:
     if not request.app[CONFIG].control_api:
         return None
-    path = DASHBOARD_REQUEST.format(pk=found.pk)
-    return path if tenant.namespace == DEFAULT else f"{path}?{urlencode({'namespace': tenant.namespace})}"
+    query = namespace_query(tenant.namespace)
+    return DASHBOARD_REQUEST.format(pk=found.pk) + (f"?{urlencode(query)}" if query else "")
 
 
 def _render(request: web.Request, tenant: Tenant, found: SignatureRequest, message: str = "") -> str:
