@@ -71,7 +71,7 @@ def triggering_pad() -> int:
         length, _ = signed_data_length(padded(pad))
         if length % 256 == 0x80:
             return pad
-        pad += (0x80 - length + 128) % 256 - 128
+        pad += (0x80 - length) % 256
     raise AssertionError(f"no padding gives a SignedData length ending in 0x80 (last: {length:#x})")
 
 

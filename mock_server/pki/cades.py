@@ -1,12 +1,11 @@
 """Detached CMS (CAdES-T) signatures over digests a client computed itself.
 
 Built from asn1crypto structures and signed with ``cryptography``; the signature
-time-stamp comes from the sandbox TSA.
+time-stamp comes from the sandbox TSA (:class:`mock_server.pki.tsa.SandboxTsa`).
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -14,8 +13,7 @@ from asn1crypto import cms
 from asn1crypto import x509 as asn1_x509
 
 from mock_server.pki.keysigner import KeySigner
-from mock_server.pki.signeddata import signed_data
-from mock_server.pki.tsa import SandboxTsa
+from mock_server.pki.signeddata import Countersign, signed_data
 
 
 @dataclass(frozen=True)
@@ -33,25 +31,20 @@ def sign_digest(
     item: HashToSign,
     signer: KeySigner,
     issuing: asn1_x509.Certificate,
-    tsa: SandboxTsa | None,
+    timestamp: Countersign | None,
     signing_time: datetime,
-    timestamp_serial: int,
 ) -> bytes:
-    """DER ContentInfo(SignedData), detached, over ``item.digest``: CAdES-T, or CAdES-B without ``tsa``.
+    """DER ContentInfo(SignedData), detached, over ``item.digest``: CAdES-T with a ``timestamp``
+    (see :meth:`SandboxTsa.signature_timestamps`), CAdES-B without.
 
     Carries the signer's and the ``issuing`` CA's certificates.
     """
-
-    def timestamp(signature: bytes) -> cms.ContentInfo:
-        """A signature time-stamp token: the TSA's answer over the hash of the signature value."""
-        return tsa.token(hashlib.sha256(signature).digest(), "sha256", signing_time, timestamp_serial)
-
     return signed_data(
         signer, item.algorithm, item.digest, [signer.signing_cert, issuing],
         signed_attributes=item.signed_attributes,
         signing_time=signing_time if item.signing_time else None,
         other_attributes=[cms.CMSAttribute.load(der) for der in item.other_attributes],
-        timestamp=timestamp if tsa is not None else None,
+        timestamp=timestamp,
     ).dump()
 
 

@@ -1,10 +1,10 @@
-"""A pyHanko signer over an already-loaded RSA or EC key.
+"""A signer over an already-loaded RSA or EC key: it signs the sandbox's own CMS structures
+(:mod:`mock_server.pki.signeddata`) and stands for the signer in pyHanko's PDF steps.
 
-pyHanko's ``SimpleSigner`` re-parses its key for every signature, and
-``cryptography`` validates an RSA key on each load (~35 ms): that would be most of
-the cost of a PAdES signature. It also rebuilds the signing-certificate-v2 attribute
-for every CMS, and asn1crypto takes ~2.5 ms to encode that freshly built value
-against ~0.03 ms for the same value parsed from DER: the signer makes it once
+pyHanko's ``SimpleSigner`` re-parses its key for every signature, and ``cryptography``
+validates an RSA key on each load (~35 ms): that would be most of the cost of a PAdES
+signature. asn1crypto takes ~2.5 ms to encode a freshly built signing-certificate-v2
+attribute against ~0.03 ms for the same value parsed from DER: the signer makes it once
 (:func:`signing_certificate_v2`).
 """
 
@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Iterator
-from typing import Any
 
 from asn1crypto import algos, cms, tsp
 from asn1crypto import keys as asn1_keys
@@ -23,8 +21,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
-from pyhanko.sign.attributes import CMSAttributeProvider, SignedAttributeProviderSpec, SigningCertificateV2Provider
-from pyhanko.sign.general import get_pyca_cryptography_hash
 from pyhanko.sign.signers import SimpleSigner
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
@@ -50,17 +46,9 @@ class KeySigner(SimpleSigner):
             cert_registry=chain,  # pyHanko only reads it: one store serves every signer
         )
         self._key = key
-        self._signing_certificate_v2 = signing_certificate_v2(self.signing_cert)
-        # Made on first use: a PAdES signer never needs them, a TSA or a P7M signer on every CMS.
+        # DER made on first use, kept for every later CMS of this signer.
         self._signing_certificate_v2_attribute: bytes | None = None
         self._signer_identifier: bytes | None = None
-
-    def _signed_attr_provider_spec(self, *args: Any, **kwargs: Any) -> SignedAttributeProviderSpec:
-        return _ParsedSigningCertificate(super()._signed_attr_provider_spec(*args, **kwargs),
-                                         self._signing_certificate_v2)
-
-    def sign_raw(self, data: bytes, digest_algorithm: str) -> bytes:
-        return self.sign_data(data, get_pyca_cryptography_hash(digest_algorithm))
 
     def sign_data(self, data: bytes, algorithm: hashes.HashAlgorithm | Prehashed) -> bytes:
         """``data`` signed the way CMS expects of the key: PKCS#1 v1.5 for RSA, DER ECDSA for EC."""
@@ -85,7 +73,7 @@ class KeySigner(SimpleSigner):
     def signing_certificate_v2(self) -> cms.CMSAttribute:
         """The ESS signing-certificate-v2 signed attribute for this signer (parsed, so it encodes fast)."""
         if self._signing_certificate_v2_attribute is None:
-            value = tsp.SigningCertificateV2.load(self._signing_certificate_v2)
+            value = tsp.SigningCertificateV2.load(signing_certificate_v2(self.signing_cert))
             self._signing_certificate_v2_attribute = cms.CMSAttribute(
                 {"type": "signing_certificate_v2", "values": [value]}
             ).dump()
@@ -113,28 +101,3 @@ def signing_certificate_v2(cert: asn1_x509.Certificate) -> bytes:
 @functools.lru_cache(maxsize=8)
 def _signature_algorithm(name: str) -> bytes:
     return algos.SignedDigestAlgorithm({"algorithm": name}).dump()
-
-
-class _ParsedSigningCertificate(SignedAttributeProviderSpec):
-    """pyHanko's signed attributes, with the signing-certificate-v2 value parsed from ``der``."""
-
-    def __init__(self, spec: SignedAttributeProviderSpec, der: bytes) -> None:
-        self._spec = spec
-        self._der = der
-
-    def signed_attr_providers(self, data_digest: bytes, digest_algorithm: str) -> Iterator[CMSAttributeProvider]:
-        for provider in self._spec.signed_attr_providers(data_digest, digest_algorithm):
-            if isinstance(provider, SigningCertificateV2Provider):
-                yield _ParsedValue(provider.attribute_type, tsp.SigningCertificateV2.load(self._der))
-            else:
-                yield provider
-
-
-class _ParsedValue(CMSAttributeProvider):
-    def __init__(self, attribute_type: str, value: tsp.SigningCertificateV2) -> None:
-        self.attribute_type = attribute_type
-        self._value = value
-
-    async def build_attr_value(self, dry_run: bool = False) -> tsp.SigningCertificateV2:
-        return self._value
-

@@ -1,4 +1,5 @@
-"""CMS SignedData with one signer, built with asn1crypto: the P7Ms of hash documents and the TSA's tokens.
+"""CMS SignedData with one signer, built with asn1crypto: the CMS of PAdES signatures and of
+hash documents' P7Ms, and the TSA's tokens.
 
 pyHanko's generic CMS path costs about 1.3 ms per token, most of it asn1crypto encoding
 freshly built values again at every level they are nested in; built here, each part is

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from asn1crypto import crl as asn1_crl
 from asn1crypto import ocsp as asn1_ocsp
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -32,7 +33,7 @@ from mock_server.pki.authority import (
 from mock_server.pki.cades import HashToSign, sign_digest, tamper_signature
 from mock_server.pki.keysigner import KeySigner, OneShotKey
 from mock_server.pki.revocation import Revocation, build_crl, good_ocsp_response
-from mock_server.pki.tsa import SandboxTimeStamper, sandbox_tsa
+from mock_server.pki.tsa import sandbox_tsa
 
 _PLACEHOLDER = re.compile(r"%\((CN|SUBJECT|DATE|E)\)s?")
 
@@ -161,7 +162,7 @@ def sign_request(material: PkiMaterial, job: SignJob) -> SignOutcome:
     chain = _signer_chain(material)
     serials = iter(job.timestamp_serials)
     tsa = sandbox_tsa(material)
-    timestamper = None if job.artefact == "no_timestamp" else SandboxTimeStamper(tsa, job.signing_time, serials)
+    timestamp = None if job.artefact == "no_timestamp" else tsa.signature_timestamps(job.signing_time, serials)
     key, cert = _issue(pki, job.identity, job.key_der, job.certificate_serial, job)
     signer = KeySigner(cert, key, chain)
     counter = None
@@ -176,21 +177,23 @@ def sign_request(material: PkiMaterial, job: SignJob) -> SignOutcome:
         c.public_bytes(serialization.Encoding.DER)
         for c in (cert, pki.issuing_cert, pki.root_cert, pki.tsa_cert, pki.root_cert)
     )
+    ca_chain = _ca_certificates(material)
 
     signed: dict[str, bytes] = {}
     refused: dict[str, str] = {}
     for pdf in job.pdfs:
         try:
             appearance = _appearance(pdf.visible, job.identity, cert, job) if pdf.visible else None
-            own = pades.SignatureSpec(signer, f"OneShot-{job.certificate_serial:x}", job.signing_time,
-                                      reserve, timestamper, validation)
+            own = pades.SignatureSpec(signer, (signer.signing_cert, *ca_chain), f"OneShot-{job.certificate_serial:x}",
+                                      job.signing_time, reserve, timestamp, validation)
             data = pades.sign_pdf(pdf.data, own, appearance)
             if pdf.countersign and counter is not None:
                 spec, counter_signer, counter_cert = counter
                 appearance = _appearance(spec.visible, spec.identity, counter_cert, job) if spec.visible else None
                 counter_spec = pades.SignatureSpec(
-                    counter_signer, f"OneShot-Countersignature-{spec.certificate_serial:x}", job.signing_time,
-                    reserve, timestamper, validation,
+                    counter_signer, (counter_signer.signing_cert, *ca_chain),
+                    f"OneShot-Countersignature-{spec.certificate_serial:x}", job.signing_time,
+                    reserve, timestamp, validation,
                 )
                 data = pades.sign_pdf(data, counter_spec, appearance)
             signed[pdf.uid] = pades.tamper(data) if job.artefact == "tampered" else data
@@ -198,7 +201,7 @@ def sign_request(material: PkiMaterial, job: SignJob) -> SignOutcome:
             refused[pdf.uid] = str(refusal)
     issuing = asn1_certificate(pki.issuing_cert)
     for uid, item in job.hashes:
-        p7m = sign_digest(item, signer, issuing, tsa if timestamper else None, job.signing_time, next(serials))
+        p7m = sign_digest(item, signer, issuing, timestamp, job.signing_time)
         signed[uid] = tamper_signature(p7m) if job.artefact == "tampered" else p7m
     return SignOutcome(
         job.certificate_serial, cert.public_bytes(serialization.Encoding.DER), signed, refused, job.revoked_at
@@ -206,10 +209,16 @@ def sign_request(material: PkiMaterial, job: SignJob) -> SignOutcome:
 
 
 @functools.lru_cache(maxsize=4)
-def _signer_chain(material: PkiMaterial) -> SimpleCertificateStore:
+def _ca_certificates(material: PkiMaterial) -> tuple[asn1_x509.Certificate, ...]:
     """The issuing and root CA certificates every one-shot signature carries, parsed once per process."""
     pki = parsed(material)
-    return SimpleCertificateStore.from_certs([asn1_certificate(pki.issuing_cert), asn1_certificate(pki.root_cert)])
+    return asn1_certificate(pki.issuing_cert), asn1_certificate(pki.root_cert)
+
+
+@functools.lru_cache(maxsize=4)
+def _signer_chain(material: PkiMaterial) -> SimpleCertificateStore:
+    """:func:`_ca_certificates` as the certificate registry of pyHanko's signers."""
+    return SimpleCertificateStore.from_certs(_ca_certificates(material))
 
 
 def _issue(

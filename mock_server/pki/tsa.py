@@ -9,12 +9,11 @@ from datetime import datetime
 from typing import ClassVar
 
 from asn1crypto import cms, tsp, x509
-from pyhanko.sign.timestamps.api import TimeStamper
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from mock_server.pki.authority import ParsedPki, PkiMaterial, asn1_certificate, parsed
 from mock_server.pki.keysigner import KeySigner
-from mock_server.pki.signeddata import HASHES, signed_data
+from mock_server.pki.signeddata import HASHES, Countersign, signed_data
 
 DIGEST_SIZES = {"sha256": 32, "sha384": 48, "sha512": 64}
 # A UUID-derived OID (ITU-T X.667 arc 2.25): unique without a registered enterprise number.
@@ -58,25 +57,20 @@ class SandboxTsa:
             content_type="tst_info", content=content, signing_time=gen_time,
         )
 
+    def signature_timestamps(self, gen_time: datetime, serials: Iterator[int]) -> Countersign:
+        """Signature time-stamps (CAdES-T, PAdES-B-T): each call answers a token over the SHA-256 of
+        a signature value, under the next of ``serials``."""
+
+        def timestamp(signature: bytes) -> cms.ContentInfo:
+            return self.token(hashlib.sha256(signature).digest(), "sha256", gen_time, next(serials))
+
+        return timestamp
+
 
 @functools.lru_cache(maxsize=4)
 def sandbox_tsa(material: PkiMaterial) -> SandboxTsa:
     """The TSA of ``material``, made once per process."""
     return SandboxTsa(parsed(material))
-
-
-class SandboxTimeStamper(TimeStamper):
-    """pyHanko time stamper answered in-process by :class:`SandboxTsa`."""
-
-    def __init__(self, tsa: SandboxTsa, gen_time: datetime, serials: Iterator[int]) -> None:
-        super().__init__(include_nonce=True)
-        self._tsa = tsa
-        self._gen_time = gen_time
-        self._serials = serials
-
-    async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
-        return self._tsa.respond(req, self._gen_time, next(self._serials))
-
 
 
 def timestamp_reply(material: PkiMaterial, request_der: bytes, gen_time: datetime, serial: int) -> bytes:
