@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 import sqlite3
 import time
@@ -19,7 +18,18 @@ from typing import Any
 from aiohttp import web
 
 from mock_server import gcpolicy, scenario_library, tenancy
-from mock_server.api import control, dashboard, events, journal, legacy, namirial, openapi, videoid_page
+from mock_server.api import (
+    admin,
+    control,
+    dashboard,
+    dashboard_actions,
+    events,
+    journal,
+    legacy,
+    namirial,
+    openapi,
+    videoid_page,
+)
 from mock_server.api.envelopes import renderer_for
 from mock_server.api.faults import known_operations, scenario_middleware
 from mock_server.api.journal import NEAR_MISS_HEADER, near_misses
@@ -73,25 +83,6 @@ async def access_log_middleware(request: web.Request, handler: Any) -> web.Strea
     journal.record(request, response, elapsed, notes, pk)
     log_access(request.method, request.path, response.status, elapsed, pk)
     return response
-
-
-def admin_guard(token: str) -> Any:
-    """A middleware requiring ``Authorization: Bearer <token>`` on the control API."""
-    expected = f"Bearer {token}".encode()
-
-    @web.middleware
-    async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
-        if control.owns(request.path):
-            given = request.headers.get("Authorization", "").encode()
-            if not hmac.compare_digest(given, expected):
-                status = 403 if given else 401
-                return web.json_response(
-                    {"error": "the control API needs 'Authorization: Bearer <admin token>'", "status": status},
-                    status=status, headers={"WWW-Authenticate": "Bearer"} if status == 401 else None,
-                )
-        return await handler(request)
-
-    return guard
 
 
 @web.middleware
@@ -273,7 +264,7 @@ def create_app(config: Config, executor: Executor | None = None) -> web.Applicat
         persistence.restore(tenants)
         middlewares.append(persistence_middleware(persistence))
     if config.admin_token:
-        middlewares.append(admin_guard(config.admin_token))
+        middlewares.append(admin.guard(config.admin_token))
     middlewares += [error_middleware, namespace_middleware, scenario_middleware]
     app = SandboxApplication(middlewares=middlewares, client_max_size=config.max_body_bytes,
                              handler_args=handler_args(config))
@@ -286,6 +277,9 @@ def create_app(config: Config, executor: Executor | None = None) -> web.Applicat
     if config.control_api:
         control.setup(app)
         dashboard.setup(app)
+        dashboard_actions.setup(app)
+        if config.admin_token:
+            admin.setup(app, config.admin_token)
     videoid_page.setup(app)
     openapi.setup(app)
     operations = known_operations(app)

@@ -15,6 +15,13 @@ def names() -> list[str]:
     return sorted(name.removesuffix(".yaml") for name in found)
 
 
+def read(name: str) -> str:
+    """The YAML of the shipped scenario ``name`` (one of :func:`names`)."""
+    if name not in names():
+        raise LookupError(f"the library has no scenario {name!r}")
+    return (_HERE / f"{name}.yaml").read_text(encoding="utf-8")
+
+
 def source(text: str) -> Path:
     """A ``--scenario`` argument as a file: the path given if it exists, else the shipped scenario of
     that name, else the path (which then fails to load, named)."""

@@ -1,5 +1,6 @@
 """A real headless Chromium on the dashboard and the VideoID link page, while a client app drives the sandbox
-over HTTP: what a QA person would see and click. Screenshots go to test-artifacts/.
+over HTTP: what a QA person would see and click (a flow, a webhook replay, a VideoID; signing in with the
+admin token, moving the clock past an OTP, loading a scenario, resetting). Screenshots go to test-artifacts/.
 
 Debian's Chromium (``apt-get install chromium``) driven by Playwright; no ``playwright install``. Without
 /usr/bin/chromium the test skips, unless the CI environment variable is set: CI must run it.
@@ -108,3 +109,49 @@ async def test_a_person_watches_a_classic_flow_replays_a_webhook_and_completes_a
         ["VIDEOPENDING", "VIDEOREVIEW"])
 
     assert all(url.startswith(base + "/") for url in fetched), "no external assets: " + repr(fetched)
+
+
+async def test_a_person_signs_in_expires_an_otp_loads_a_scenario_and_resets(make_client, browser):
+    sandbox = await make_client(admin_token="qa-secret", otp_ttl_seconds=60)
+    base = f"http://127.0.0.1:{sandbox.http.port}"
+    page = await browser.new_page(viewport=VIEWPORT)
+
+    # The sandbox has an admin token: the dashboard asks for it, and a wrong one is refused.
+    await page.goto(f"{base}/_mock/?refresh=0")
+    await page.get_by_label("Admin token").fill("not-it")
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.locator(".bad")).to_have_text("That is not this sandbox's admin token.")
+    await page.get_by_label("Admin token").fill("qa-secret")
+    await screenshot(page, "dashboard-sign-in.png")
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("heading", name="Controls")).to_be_visible()
+    assert page.url == f"{base}/_mock/?refresh=0"
+
+    # A client app asks for an OTP; the person moves the clock past its 60 s and the code no longer signs.
+    pk = await sandbox.create_request()
+    await sandbox.upload_pdf(pk)
+    assert (await sandbox.call("POST", f"/api/v1/otp/{pk}")).status == 200
+    await page.reload()
+    code = (await page.locator("#sms ~ table .otp").first.inner_text()).strip()
+    await page.get_by_label("Advance by").fill("61")
+    await page.get_by_role("button", name="Advance").click()
+    await expect(page.locator(".message")).to_contain_text("The clock now reads")
+    await expect(page.locator("#clock + table td").nth(1)).to_have_text("+61 s")
+    refused = await sandbox.sign(pk, {"secret": code})
+    assert refused.status == 403 and refused.body["details"] == "Confirmation Code invalid", refused.body
+    await screenshot(page, "dashboard-clock-moved.png")
+
+    # A scenario of the library, loaded from the page, then shown with its rules.
+    await page.get_by_label("From the library").select_option("sms-outage")
+    await page.get_by_role("button", name="Load", exact=True).click()
+    await expect(page.locator(".message")).to_have_text("Scenario sms-outage loaded.")
+    await expect(page.get_by_role("row", name=re.compile(r"^sms-outage "))).to_be_visible()
+    await screenshot(page, "dashboard-scenario-loaded.png")
+
+    # Reset: the request, the clock move and the scenario are gone.
+    await page.get_by_role("button", name="Reset this namespace").click()
+    await expect(page.locator(".message")).to_have_text("The namespace was reset.")
+    await expect(page.locator("#requests + p")).to_have_text("No requests yet.")
+    await expect(page.locator("#clock + table td").nth(1)).to_have_text("+0 s")
+    await expect(page.get_by_role("row", name=re.compile(r"^sms-outage "))).to_have_count(0)
+    await screenshot(page, "dashboard-reset.png")

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import binascii
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -288,8 +289,12 @@ async def get_clock(request: web.Request) -> web.Response:
 
 
 async def move_clock(request: web.Request) -> web.Response:
-    body = await parsing.read_json(request)
-    sandbox = sandbox_of(request)
+    apply_clock_move(sandbox_of(request), await parsing.read_json(request))
+    return _clock(sandbox_of(request))
+
+
+def apply_clock_move(sandbox: Sandbox, body: Mapping[str, Any]) -> None:
+    """Move ``sandbox``'s clock as ``body`` says: ``advance_s`` seconds, or ``set`` to an ISO time."""
     if "advance_s" in body:
         try:
             sandbox.advance_clock(float(body["advance_s"]))
@@ -306,7 +311,6 @@ async def move_clock(request: web.Request) -> web.Response:
             raise ControlError(400, f"set must be an ISO 8601 time, not {body['set']!r}") from None
     else:
         raise ControlError(400, 'give {"advance_s": seconds} or {"set": "<ISO time>"}')
-    return _clock(sandbox_of(request))
 
 
 def _scenario(scenario: Scenario) -> dict[str, Any]:
@@ -326,12 +330,19 @@ async def list_scenarios(request: web.Request) -> web.Response:
 
 async def load_scenario(request: web.Request) -> web.Response:
     text = (await request.read()).decode("utf-8", errors="replace")
+    scenario = add_scenario(request, text, "request body", "POST /_mock/scenarios")
+    return web.json_response(_scenario(scenario), status=201)
+
+
+def add_scenario(request: web.Request, text: str, where: str, source: str) -> Scenario:
+    """Load the scenario YAML ``text`` into the request's namespace, checked as a file would be;
+    ``where`` names the text in error messages, ``source`` is what the scenario lists."""
     try:
-        document = parse_scenario(text, "request body")
-        check_operations(document, "request body", known_operations(request.app))
+        document = parse_scenario(text, where)
+        check_operations(document, where, known_operations(request.app))
     except ScenarioError as bad:
         raise ControlError(400, str(bad)) from None
-    return web.json_response(_scenario(scenarios_of(request).add(document, "POST /_mock/scenarios")), status=201)
+    return scenarios_of(request).add(document, source)
 
 
 async def delete_scenario(request: web.Request) -> web.Response:

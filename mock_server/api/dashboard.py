@@ -1,7 +1,8 @@
 """The dashboard at ``/_mock/``: the sandbox's state as server-rendered HTML for a person.
 
-An overview (namespaces, clock, requests, SMS outbox, webhook log, scenarios, PKI downloads) and one page
-per request (status history, documents, contract, SMS, webhook deliveries with a Replay button, VideoID).
+An overview (namespaces, controls, clock, requests, SMS outbox, webhook log, scenarios, PKI downloads) and
+one page per request (status history, documents, contract, SMS, webhook deliveries with a Replay button,
+VideoID). The overview's buttons and forms post to :mod:`mock_server.api.dashboard_actions`.
 Plain HTML and forms: no scripts, no external assets. Every value is escaped; the namespace is the one
 the namespace middleware resolved from ``?namespace=``, and every link carries it on.
 """
@@ -18,6 +19,7 @@ from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
+from mock_server import scenario_library
 from mock_server.api import control, videoid_page
 from mock_server.api.keys import TENANT, TENANTS, sandbox_of, webhooks_of
 from mock_server.api.routing import add
@@ -33,6 +35,12 @@ from mock_server.webhooks import Attempt, WebhookDispatcher, WebhookEvent
 INDEX = control.PREFIX
 REQUEST_PAGE = control.DASHBOARD_REQUEST
 REPLAY = control.PREFIX + "/dashboard/webhooks/{id}/replay"
+# The buttons and forms that drive the namespace (mock_server.api.dashboard_actions).
+RESET = control.PREFIX + "/dashboard/reset"
+CLOCK = control.PREFIX + "/dashboard/clock"
+LOAD_SCENARIO = control.PREFIX + "/dashboard/scenarios/load"
+UNLOAD_SCENARIO = control.PREFIX + "/dashboard/scenarios/unload"
+FLUSH_WEBHOOKS = control.PREFIX + "/dashboard/webhooks/flush"
 DEFAULT_REFRESH_S = 5
 MAX_REFRESH_S = 3600
 # The overview shows the newest entries of the outbox and the webhook log (they keep up to
@@ -110,6 +118,13 @@ def _when(moment: datetime | None) -> str:
 def _status(status: Status) -> Html:
     kind = "ok" if status == Status.ISSUED else "bad" if status in _FAILED else ""
     return _badge(status.value, kind)
+
+
+def _button(view: View, action: str, label: str, **hidden: str) -> Html:
+    """A form of one button that POSTs to ``action`` (with ``hidden`` fields) in the view's namespace."""
+    fields = "".join(f'<input type="hidden" name="{_e(k)}" value="{_e(v)}">' for k, v in hidden.items())
+    return Html(f'<form method="post" action="{html.escape(view.url(action))}">{fields}'
+                f"<button>{_e(label)}</button></form>")
 
 
 def _state(state: str) -> Html:
@@ -235,26 +250,42 @@ def _webhook_log_section(view: View, dispatcher: WebhookDispatcher) -> Html:
          e.name, e.target, _state(e.state), len(e.attempts), _last_result(e))
         for e in shown
     ]
-    return Html('<h2 id="webhooks">Webhook log</h2>' + note
+    flush = _button(view, FLUSH_WEBHOOKS, "Deliver pending events now")
+    return Html(f'<h2 id="webhooks">Webhook log</h2><p>{flush}</p>' + note
                 + _table(["created", "id", "request", "event", "target", "state", "attempts", "last result"], rows,
                          "No webhook events yet."))
 
 
-def _scenarios_section(scenarios: Iterable[Scenario]) -> Html:
+def _scenarios_section(view: View, scenarios: Iterable[Scenario]) -> Html:
     rows = [
-        (s.name, s.description, s.activation, s.source, len(s.rules), sum(r.hits for r in s.rules))
+        (s.name, s.description, s.activation, s.source, len(s.rules), sum(r.hits for r in s.rules),
+         _button(view, UNLOAD_SCENARIO, "Unload", name=s.name))
         for s in scenarios
     ]
+    options = "".join(f"<option>{_e(name)}</option>" for name in scenario_library.names())
+    action = html.escape(view.url(LOAD_SCENARIO))
     return Html('<h2 id="scenarios">Scenarios</h2>'
-                + _table(["name", "description", "activation", "source", "rules", "hits"], rows,
-                         "No scenarios loaded."))
+                + _table(["name", "description", "activation", "source", "rules", "hits", ""], rows,
+                         "No scenarios loaded.")
+                + f'<p><form method="post" action="{action}"><label>From the library '
+                f'<select name="library">{options}</select></label> <button>Load</button></form> '
+                f'<form method="post" action="{action}" enctype="multipart/form-data"><label>From a file '
+                f'<input type="file" name="file" required accept=".yaml,.yml,.json"></label> '
+                f"<button>Load file</button></form></p>")
 
 
-def _clock_section(sandbox: Sandbox) -> Html:
+def _clock_section(view: View, sandbox: Sandbox) -> Html:
     offset = sandbox.clock.offset.total_seconds()
+    action = html.escape(view.url(CLOCK))
     return Html('<h2 id="clock">Clock</h2>'
                 + _table(["now (sandbox time)", "offset from the wall clock"],
-                         [(_when(sandbox.clock.now()), f"{offset:+.0f} s")]))
+                         [(_when(sandbox.clock.now()), f"{offset:+.0f} s")])
+                + f'<p><form method="post" action="{action}"><label>Advance by '
+                f'<input name="advance_s" type="number" step="any" required size="8"> s</label> '
+                f"<button>Advance</button></form> "
+                f'<form method="post" action="{action}"><label>Set to '
+                f'<input name="set" required size="26" placeholder="YYYY-MM-DDTHH:MM:SS+00:00"></label> '
+                f"<button>Set</button></form></p>")
 
 
 def _pki_section() -> Html:
@@ -266,12 +297,20 @@ def _pki_section() -> Html:
     return Html('<h2 id="pki">PKI downloads</h2>' + _table(["download", "what"], links))
 
 
-def index_page(view: View, tenant: Tenant, tenants: Sequence[Tenant]) -> str:
-    """The overview of one namespace."""
+def _controls_section(view: View, done: str | None) -> Html:
+    message = f'<p class="message">{_e(done)}</p>' if done else ""
+    reset = _button(view, RESET, "Reset this namespace")
+    return Html(f'<h2 id="controls">Controls</h2>{message}<p>{reset} <span class="note">Back to the start '
+                "state (default tokens, settings, seed file), as <code>POST /_mock/reset</code>: this "
+                "namespace only.</span></p>")
+
+
+def index_page(view: View, tenant: Tenant, tenants: Sequence[Tenant], done: str | None = None) -> str:
+    """The overview of one namespace; ``done`` says what the last action did."""
     sandbox = tenant.sandbox
-    body = (_clock_section(sandbox) + _requests_section(view, sandbox) + _outbox_section(view, sandbox)
-            + _webhook_log_section(view, tenant.webhooks) + _scenarios_section(tenant.scenarios.scenarios.values())
-            + _pki_section())
+    body = (_controls_section(view, done) + _clock_section(view, sandbox) + _requests_section(view, sandbox)
+            + _outbox_section(view, sandbox) + _webhook_log_section(view, tenant.webhooks)
+            + _scenarios_section(view, tenant.scenarios.scenarios.values()) + _pki_section())
     return _document("Dashboard", view, tenants, INDEX + "/", body)
 
 
@@ -390,22 +429,29 @@ def request_page(view: View, tenant: Tenant, tenants: Sequence[Tenant], found: S
 
 def not_found_page(view: View, tenants: Sequence[Tenant], what: str) -> str:
     """A 404 a person can leave: what was not found, in which namespace, and the way back."""
-    body = (f"<h2>Not found</h2><p>{_e(what)} does not exist in namespace "
-            f"<code>{_e(view.namespace or 'default')}</code> (a reset removes everything).</p>"
+    namespace = view.namespace or "default"
+    return notice_page(view, tenants, "Not found",
+                       f"{what} does not exist in namespace {namespace} (a reset removes everything).")
+
+
+def notice_page(view: View, tenants: Sequence[Tenant], title: str, text: str) -> str:
+    """A page that says ``text`` (why an action was refused, what was not found) and the way back."""
+    body = (f"<h2>{_e(title)}</h2><p>{_e(text)}</p>"
             f"<p>{_link(view.url(INDEX + '/'), 'Back to the dashboard')}</p>")
-    return _document("Not found", View(view.namespace, 0), tenants, INDEX + "/", body)
+    return _document(title, View(view.namespace, 0), tenants, INDEX + "/", body)
 
 
 # Handlers -------------------------------------------------------------------------------------------
 
 
-def _html(text: str, status: int = 200) -> web.Response:
+def html_response(text: str, status: int = 200) -> web.Response:
     return web.Response(text=text, status=status, content_type="text/html")
 
 
 async def show_index(request: web.Request) -> web.Response:
     """The overview of the namespace ``?namespace=`` names."""
-    return _html(index_page(view_of(request), request[TENANT], request.app[TENANTS].existing()))
+    return html_response(index_page(view_of(request), request[TENANT], request.app[TENANTS].existing(),
+                            request.query.get("done")))
 
 
 async def show_request(request: web.Request) -> web.Response:
@@ -414,9 +460,9 @@ async def show_request(request: web.Request) -> web.Response:
     pk = request.match_info["pk"]
     found = sandbox_of(request).state.requests.get(parse_number(pk))
     if found is None:
-        return _html(not_found_page(view, tenants, f"Request {pk}"), status=404)
+        return html_response(not_found_page(view, tenants, f"Request {pk}"), status=404)
     replayed = webhooks_of(request).event(request.query.get("replayed", ""))
-    return _html(request_page(view, request[TENANT], tenants, found, replayed))
+    return html_response(request_page(view, request[TENANT], tenants, found, replayed))
 
 
 async def replay_webhook(request: web.Request) -> web.Response:
@@ -425,7 +471,7 @@ async def replay_webhook(request: web.Request) -> web.Response:
     event = webhooks_of(request).event(request.match_info["id"])
     if event is None:
         what = f"Webhook event {request.match_info['id']}"
-        return _html(not_found_page(view, request.app[TENANTS].existing(), what), status=404)
+        return html_response(not_found_page(view, request.app[TENANTS].existing(), what), status=404)
     await webhooks_of(request).replay(event.id)
     location = view.url(_request_path(event.request), replayed=event.id) + "#webhooks"
     return web.Response(status=303, headers={"Location": location}, text="303: See Other")

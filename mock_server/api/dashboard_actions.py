@@ -1,0 +1,104 @@
+"""The dashboard's buttons and forms: each POST does what the control API call of the same name does,
+in the page's namespace, then sends the browser back to the overview saying what happened (303).
+
+A refused action answers an HTML page with the reason, at the control API's status (400, 404).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from mock_server import scenario_library
+from mock_server.api import control
+from mock_server.api.dashboard import (
+    CLOCK,
+    FLUSH_WEBHOOKS,
+    INDEX,
+    LOAD_SCENARIO,
+    RESET,
+    UNLOAD_SCENARIO,
+    html_response,
+    notice_page,
+    view_of,
+)
+from mock_server.api.keys import TENANTS, sandbox_of, scenarios_of, webhooks_of
+from mock_server.api.routing import add
+from mock_server.domain.service import Sandbox
+
+
+def _back(request: web.Request, anchor: str, done: str) -> web.Response:
+    location = view_of(request).url(INDEX + "/", done=done) + anchor
+    return web.Response(status=303, headers={"Location": location}, text="303: See Other")
+
+
+def _refused(request: web.Request, error: control.ControlError) -> web.Response:
+    page = notice_page(view_of(request), request.app[TENANTS].existing(), "Not done", str(error))
+    return html_response(page, status=error.http_status)
+
+
+async def reset(request: web.Request) -> web.Response:
+    """Reset the namespace, as ``POST /_mock/reset``."""
+    sandbox_of(request).reset()
+    return _back(request, "#controls", "The namespace was reset.")
+
+
+async def move_clock(request: web.Request) -> web.Response:
+    """Advance the clock by ``advance_s`` seconds or set it to ``set``, as ``POST /_mock/clock``."""
+    form = await request.post()
+    sandbox = sandbox_of(request)
+    try:
+        control.apply_clock_move(sandbox, {key: form[key] for key in ("advance_s", "set") if key in form})
+    except control.ControlError as error:
+        return _refused(request, error)
+    return _back(request, "#clock", f"The clock now reads {_now(sandbox)}.")
+
+
+async def load_scenario(request: web.Request) -> web.Response:
+    """Load a scenario of the library (``library``) or an uploaded file (``file``), as ``POST /_mock/scenarios``."""
+    form = await request.post()
+    upload = form.get("file")
+    try:
+        if isinstance(upload, web.FileField):
+            text = upload.file.read().decode("utf-8", errors="replace")
+            scenario = control.add_scenario(request, text, upload.filename, f"dashboard: file {upload.filename}")
+        elif isinstance(form.get("library"), str):
+            name = str(form["library"])
+            try:
+                text = scenario_library.read(name)
+            except LookupError as missing:
+                raise control.ControlError(404, str(missing.args[0])) from None
+            scenario = control.add_scenario(request, text, name, f"dashboard: library {name}")
+        else:
+            raise control.ControlError(400, "give a scenario of the library (library) or a scenario file (file)")
+    except control.ControlError as error:
+        return _refused(request, error)
+    return _back(request, "#scenarios", f"Scenario {scenario.name} loaded.")
+
+
+async def unload_scenario(request: web.Request) -> web.Response:
+    """Unload the scenario ``name``, as ``DELETE /_mock/scenarios/{name}``."""
+    name = str((await request.post()).get("name", ""))
+    try:
+        scenarios_of(request).remove(name)
+    except LookupError as missing:
+        return _refused(request, control.ControlError(404, str(missing.args[0])))
+    return _back(request, "#scenarios", f"Scenario {name} unloaded.")
+
+
+async def flush_webhooks(request: web.Request) -> web.Response:
+    """Deliver every pending webhook event now, as ``POST /_mock/webhooks/flush``."""
+    pending = webhooks_of(request).flush()
+    return _back(request, "#webhooks", f"Every delivery waiting for a retry goes now ({pending} event(s) pending).")
+
+
+def _now(sandbox: Sandbox) -> str:
+    return sandbox.clock.now().isoformat(sep=" ", timespec="seconds")
+
+
+def setup(app: web.Application) -> None:
+    """Register the dashboard's actions (with the control API: same guard, same namespaces)."""
+    add(app, "POST", RESET, reset)
+    add(app, "POST", CLOCK, move_clock)
+    add(app, "POST", LOAD_SCENARIO, load_scenario)
+    add(app, "POST", UNLOAD_SCENARIO, unload_scenario)
+    add(app, "POST", FLUSH_WEBHOOKS, flush_webhooks)
