@@ -16,7 +16,7 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -102,6 +102,9 @@ class WebhookDispatcher:
         self._queues: dict[int, deque[WebhookEvent]] = {}
         self._workers: dict[int, asyncio.Task] = {}
         self._wake = asyncio.Event()
+        # When each event waiting for a retry tries next (sandbox time): not saved, as a restart
+        # starts every pending delivery over.
+        self._retry_at: dict[str, datetime] = {}
         self._arrivals: dict[int, asyncio.Event] = {}
         self._session: aiohttp.ClientSession | None = None
         sandbox.events.subscribe(self.on_event)
@@ -226,7 +229,12 @@ class WebhookDispatcher:
         simulated_failures = effect.get("times", 1) if "fail_status" in effect else 0
         for delay in (0.0, *RETRY_SCHEDULE):
             if delay:
-                await self._sleep(delay * self.settings.retry_scale)
+                wait = delay * self.settings.retry_scale
+                self._retry_at[event.id] = self._sandbox.clock.now() + timedelta(seconds=wait)
+                try:
+                    await self._sleep(wait)
+                finally:
+                    self._retry_at.pop(event.id, None)
             if simulated_failures:
                 simulated_failures -= 1
                 self._record(event, Attempt(self._sandbox.clock.now(), event.target, effect["fail_status"],
@@ -288,6 +296,10 @@ class WebhookDispatcher:
         """The logged events, or those of ``request``, oldest first."""
         return list(self.log) if request is None else list(self._by_request.get(request, ()))
 
+    def next_attempt_at(self, event_id: str) -> datetime | None:
+        """When the event ``event_id``, waiting for a retry, tries next; None if it is not waiting."""
+        return self._retry_at.get(event_id)
+
     def event(self, event_id: str) -> WebhookEvent | None:
         """The logged event ``event_id``, if the log still holds it."""
         return next((e for e in self.log if e.id == event_id), None)
@@ -312,6 +324,7 @@ class WebhookDispatcher:
         for task in self._workers.values():
             task.cancel()
         self._workers.clear()
+        self._retry_at.clear()
         self._queues.clear()
         self._arrivals.clear()
         self.log.clear()

@@ -52,7 +52,7 @@ async def test_a_person_watches_a_classic_flow_replays_a_webhook_and_completes_a
 
     # The dashboard, open before anything happens (auto-refresh off: the test reloads when it wants).
     await page.goto(f"{base}/_mock/?refresh=0")
-    await expect(page.locator("#requests + p")).to_have_text("No requests yet.")
+    await expect(page.get_by_text("No requests yet.")).to_be_visible()
 
     # A client app creates a request, uploads a document and asks for an OTP, over HTTP.
     pk = await sandbox.create_request()
@@ -151,7 +151,7 @@ async def test_a_person_signs_in_expires_an_otp_loads_a_scenario_and_resets(make
     # Reset: the request, the clock move and the scenario are gone.
     await page.get_by_role("button", name="Reset this namespace").click()
     await expect(page.locator(".message")).to_have_text("The namespace was reset.")
-    await expect(page.locator("#requests + p")).to_have_text("No requests yet.")
+    await expect(page.get_by_text("No requests yet.")).to_be_visible()
     await expect(page.locator("#clock + table td").nth(1)).to_have_text("+0 s")
     await expect(page.get_by_role("row", name=re.compile(r"^sms-outage "))).to_have_count(0)
     await screenshot(page, "dashboard-reset.png")

@@ -144,13 +144,22 @@ async def test_flush_sends_waiting_retries_now(receiver, make_client):
     receiver.script.append(500)
     pk = await create_async(sandbox, receiver.url)
     await wait_log(sandbox, pk, lambda log: len(log) == 2 and bool(log[0]["attempts"]))
-    action = forms(await overview(sandbox))["Deliver pending events now"]
+    first = (await sandbox.call("GET", f"/_mock/webhooks?request={pk}")).body["webhooks"][0]
+    due = datetime.fromisoformat(first["next_attempt_at"])
+    tried = datetime.fromisoformat(first["attempts"][0]["at"])
+    assert timedelta(seconds=9) <= due - tried <= timedelta(seconds=11), (tried, due)
+    markup = await overview(sandbox)
+    row = re.search(rf"<tr><td>[^<]*</td><td><code>{first['id']}</code>.*?</tr>", markup).group(0)
+    assert text_of(row).endswith(f"HTTP 500 {due:%Y-%m-%d %H:%M:%S}+00:00"), text_of(row)
+    action = forms(markup)["Deliver pending events now"]
     status, url, markup = await post_form(sandbox, action)
     assert status == 200 and url.endswith("#webhooks")
     assert "(2 event(s) pending)" in text_of(markup)
     deliveries = await receiver.wait_for(3, timeout=3)
     assert statuses(deliveries) == [FLOW[0], FLOW[0], FLOW[1]]
     await wait_log(sandbox, pk, all_delivered)
+    log = (await sandbox.call("GET", f"/_mock/webhooks?request={pk}")).body["webhooks"]
+    assert [event["next_attempt_at"] for event in log] == [None, None]
 
 
 async def test_actions_touch_only_the_page_namespace(sandbox):
@@ -222,3 +231,35 @@ async def test_sign_in_only_sends_the_browser_back_into_the_dashboard(make_clien
         async with sandbox.http.post("/_mock/dashboard/sign-in", data={"token": "s3cret", "next": target},
                                      allow_redirects=False) as answer:
             assert answer.status == 303 and answer.headers["Location"] == "/_mock/", target
+
+
+def request_rows(markup: str) -> list[str]:
+    """The pks the overview's requests table lists, in order."""
+    return re.findall(r'<tr><td><a href="/_mock/dashboard/requests/(\d+)[?"]', section(markup, "requests"))
+
+
+async def test_requests_are_searched_and_paged_newest_first(sandbox):
+    surnames = ["Zubizarreta" if i in (3, 40) else f"Gen{i}" for i in range(52)]
+    pks = [await sandbox.create_request(surname_1=surname) for surname in surnames]
+    markup = await overview(sandbox)
+    assert "Requests (52)" in text_of(markup)
+    assert request_rows(markup) == [str(pk) for pk in reversed(pks)][:50]
+    assert "Page 1 of 2" in text_of(markup)
+    older = html.unescape(re.search(r'<a href="([^"]+)">Older</a>', markup).group(1))
+    second = await page(sandbox, older.partition("#")[0])
+    assert request_rows(second) == [str(pks[1]), str(pks[0])]
+    assert "Page 2 of 2" in text_of(second) and ">Newer</a>" in second
+
+    found = await page(sandbox, "/_mock/?refresh=30&q=zubiZARRETA")
+    assert "Requests (2 of 52 match)" in text_of(found)
+    assert request_rows(found) == [str(pks[40]), str(pks[3])]
+    assert 'url=/_mock/?refresh=30&amp;q=zubiZARRETA"' in found  # the refresh keeps the search
+    assert request_rows(await page(sandbox, f"/_mock/?refresh=0&q={pks[7]}")) == [str(pks[7])]
+    status = (await sandbox.call("GET", f"/_mock/requests/{pks[0]}")).body["status"]
+    assert "Requests (52 of 52 match)" in text_of(await page(sandbox, f"/_mock/?refresh=0&q={status.lower()}"))
+    assert request_rows(await page(sandbox, "/_mock/?refresh=0&q=issued")) == []
+    none = await page(sandbox, "/_mock/?refresh=0&q=%3Cscript%3E")
+    assert "No request matches '<script>'." in text_of(none) and "<script>" not in none
+    for bad in ("0", "two", "-1"):
+        answer = await sandbox.call("GET", f"/_mock/?page={bad}")
+        assert answer.status == 400 and answer.body["error"] == "page must be a page number from 1", bad

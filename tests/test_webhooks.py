@@ -29,7 +29,8 @@ LEGACY_KEYS = {"status", "date", "previous_status", "request", "registration_aut
 NEW_KEYS = {"event_type", "sent_at", "request", "certificates"}
 NEW_REQUEST_KEYS = {"status", "profile", "registration_authority", "scratchcard", "pk"}
 CERTIFICATE_KEYS = {"status", "serial_number", "valid_from", "valid_to"}
-LOG_KEYS = {"id", "request", "event", "target", "format", "state", "created_at", "payload", "attempts"}
+LOG_KEYS = {"id", "request", "event", "target", "format", "state", "created_at", "payload", "attempts",
+            "next_attempt_at"}
 ATTEMPT_KEYS = {"at", "target", "status", "error", "latency_ms"}
 LEGACY_DATE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}")
 SENT_AT = re.compile(r"\d{14}")

@@ -7,6 +7,7 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -227,7 +228,7 @@ def _attempt(attempt: Attempt) -> dict[str, Any]:
     }
 
 
-def _webhook(event: WebhookEvent) -> dict[str, Any]:
+def _webhook(event: WebhookEvent, next_attempt_at: datetime | None) -> dict[str, Any]:
     return {
         "id": event.id,
         "request": event.request,
@@ -238,12 +239,14 @@ def _webhook(event: WebhookEvent) -> dict[str, Any]:
         "created_at": event.created_at.isoformat(),
         "payload": json.loads(event.body),
         "attempts": [_attempt(a) for a in event.attempts],
+        "next_attempt_at": next_attempt_at.isoformat() if next_attempt_at else None,
     }
 
 
 async def webhooks(request: web.Request) -> web.Response:
-    events = webhooks_of(request).events(_request_filter(request))
-    return web.json_response({"webhooks": [_webhook(e) for e in events]})
+    dispatcher = webhooks_of(request)
+    events = dispatcher.events(_request_filter(request))
+    return web.json_response({"webhooks": [_webhook(e, dispatcher.next_attempt_at(e.id)) for e in events]})
 
 
 async def replay_webhook(request: web.Request) -> web.Response:

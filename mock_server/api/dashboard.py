@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote, urlencode
@@ -46,6 +46,9 @@ MAX_REFRESH_S = 3600
 # The overview shows the newest entries of the outbox and the webhook log (they keep up to
 # --max-log-entries); the JSON under /_mock/sms and /_mock/webhooks has them all.
 OVERVIEW_ROWS = 50
+REQUEST_ROWS = 50  # requests per page of the overview
+_PAGE = re.compile(r"[0-9]{1,6}")
+_MAX_SEARCH = 200
 _REFRESH = re.compile(r"[0-9]{1,4}")
 _FAILED = {Status.CANCELLED, Status.VIDEOERROR}
 _STYLE = """
@@ -142,12 +145,16 @@ class View:
     namespace: str
     refresh_s: int
 
-    def url(self, path: str, **extra: str) -> str:
-        """``path`` with the namespace, a non-default refresh and ``extra`` as its query."""
+    def url_query(self) -> dict[str, str]:
+        """The query every URL of this view carries: the namespace and a non-default refresh."""
         query = control.namespace_query(self.namespace)
         if self.refresh_s != DEFAULT_REFRESH_S:
             query["refresh"] = str(self.refresh_s)
-        query.update(extra)
+        return query
+
+    def url(self, path: str, **extra: str) -> str:
+        """``path`` with :meth:`url_query` and ``extra`` as its query."""
+        query = {**self.url_query(), **extra}
         return path + ("?" + urlencode(query) if query else "")
 
 
@@ -161,7 +168,7 @@ def view_of(request: web.Request) -> View:
     return View(request[TENANT].namespace, int(text))
 
 
-def _header(view: View, tenants: Sequence[Tenant], here: str) -> Html:
+def _header(view: View, tenants: Sequence[Tenant], here: str, sticky: Mapping[str, str]) -> Html:
     names = " ".join(
         Html(f'<span class="here">{_e(t.namespace or "default")} ({len(t.sandbox.state.requests)})</span>')
         if t.namespace == view.namespace else
@@ -171,7 +178,7 @@ def _header(view: View, tenants: Sequence[Tenant], here: str) -> Html:
     )
     periods = " ".join(
         Html(f'<span class="here">{_e(label)}</span>') if seconds == view.refresh_s
-        else _link(View(view.namespace, seconds).url(here), label)
+        else _link(View(view.namespace, seconds).url(here, **sticky), label)
         for seconds, label in ((DEFAULT_REFRESH_S, f"{DEFAULT_REFRESH_S} s"), (30, "30 s"), (0, "off"))
     )
     return Html(
@@ -181,30 +188,76 @@ def _header(view: View, tenants: Sequence[Tenant], here: str) -> Html:
     )
 
 
-def _document(title: str, view: View, tenants: Sequence[Tenant], here: str, body: str) -> str:
-    # The refresh reloads the page without one-off parameters (a replay's message).
-    refresh = (f'<meta http-equiv="refresh" content="{view.refresh_s}; url={html.escape(view.url(here))}">'
+def _document(title: str, view: View, tenants: Sequence[Tenant], here: str, body: str,
+              sticky: Mapping[str, str] | None = None) -> str:
+    # The refresh reloads the page without one-off parameters (a replay's message), keeping ``sticky``
+    # ones (a search, a page of requests).
+    sticky = sticky or {}
+    refresh = (f'<meta http-equiv="refresh" content="{view.refresh_s}; url={html.escape(view.url(here, **sticky))}">'
                if view.refresh_s else "")
     return (
         f"<!doctype html><html lang=en><head><meta charset=utf-8>"
         f'<meta name="viewport" content="width=device-width, initial-scale=1">{refresh}'
         f"<title>{_e(title)} - oneshot-mock</title><style>{_STYLE}</style></head>"
-        f"<body>{_header(view, tenants, here)}<main>{body}</main></body></html>"
+        f"<body>{_header(view, tenants, here, sticky)}<main>{body}</main></body></html>"
     )
 
 
 # The overview ---------------------------------------------------------------------------------------
 
 
-def _requests_section(view: View, sandbox: Sandbox) -> Html:
-    newest_first = sorted(sandbox.state.requests.values(), key=lambda r: (r.created_at, r.pk), reverse=True)
+@dataclass(frozen=True)
+class RequestSearch:
+    """Which requests the overview lists: those ``text`` finds (pk, signer, status), one page of them."""
+
+    text: str = ""
+    page: int = 1
+
+    def query(self) -> dict[str, str]:
+        """The query parameters that ask for this search again (none for the default one)."""
+        return {k: v for k, v in (("q", self.text), ("page", str(self.page) if self.page > 1 else "")) if v}
+
+    def finds(self, found: SignatureRequest) -> bool:
+        """Whether ``found`` matches the text (case-insensitive, anywhere in pk, signer or status)."""
+        wanted = self.text.casefold()
+        return any(wanted in str(value).casefold()
+                   for value in (found.pk, views.signer_name(found) or "", found.status.value))
+
+
+def search_of(request: web.Request) -> RequestSearch:
+    """The search an overview call asks for; a bad ``page`` is a 400 like a bad ``refresh``."""
+    page = request.query.get("page", "1")
+    if not _PAGE.fullmatch(page) or int(page) < 1:
+        raise control.ControlError(400, "page must be a page number from 1")
+    return RequestSearch(request.query.get("q", "").strip()[:_MAX_SEARCH], int(page))
+
+
+def _requests_section(view: View, sandbox: Sandbox, search: RequestSearch) -> Html:
+    everyone = sandbox.state.requests.values()
+    matching = [r for r in everyone if search.finds(r)] if search.text else list(everyone)
+    matching.sort(key=lambda r: (r.created_at, r.pk), reverse=True)
+    pages = max(1, -(-len(matching) // REQUEST_ROWS))
+    page = min(search.page, pages)
+    shown = matching[(page - 1) * REQUEST_ROWS:page * REQUEST_ROWS]
     rows = [
         (_link(view.url(_request_path(r.pk)), r.pk), views.signer_name(r) or "-", _status(r.status),
          _when(r.created_at), len(r.documents), r.videoid.mode if r.videoid else "-")
-        for r in newest_first
+        for r in shown
     ]
-    return Html(f'<h2 id="requests">Requests ({len(rows)})</h2>'
-                + _table(["pk", "signer", "status", "created", "documents", "VideoID"], rows, "No requests yet."))
+    count = (f"{len(matching)} of {len(everyone)} match" if search.text else str(len(everyone)))
+    hidden = "".join(f'<input type="hidden" name="{_e(k)}" value="{_e(v)}">' for k, v in view.url_query().items())
+    form = (f'<form method="get" action="{html.escape(INDEX + "/")}">{hidden}<label>Find '
+            f'<input type="search" name="q" value="{_e(search.text)}" placeholder="pk, signer or status"></label> '
+            f"<button>Search</button></form>")
+    paging = ""
+    if pages > 1:
+        def to(number: int, label: str) -> Html:
+            return _link(view.url(INDEX + "/", **RequestSearch(search.text, number).query()) + "#requests", label)
+        paging = (f'<p class="paging">{to(page - 1, "Newer") if page > 1 else ""} Page {page} of {pages} '
+                  f"{to(page + 1, 'Older') if page < pages else ''}</p>")
+    empty = f"No request matches {search.text!r}." if search.text else "No requests yet."
+    return Html(f'<h2 id="requests">Requests ({count})</h2><p>{form}</p>'
+                + _table(["pk", "signer", "status", "created", "documents", "VideoID"], rows, empty) + paging)
 
 
 def _newest(items: Sequence, what: str, json_path: str) -> tuple[list, Html]:
@@ -243,16 +296,25 @@ def _attempt_result(attempt: Attempt) -> str:
     return f"HTTP {attempt.status}" if attempt.status is not None else attempt.error or "no answer"
 
 
+def _next_attempt(dispatcher: WebhookDispatcher, event: WebhookEvent) -> str:
+    """When a retry is due (sandbox time); "queued" for a pending event waiting its turn, else "-"."""
+    due = dispatcher.next_attempt_at(event.id)
+    if due is not None:
+        return _when(due)
+    return "queued" if event.state == "pending" else "-"
+
+
 def _webhook_log_section(view: View, dispatcher: WebhookDispatcher) -> Html:
     shown, note = _newest(dispatcher.events(), "events", "/_mock/webhooks")
     rows = [
         (_when(e.created_at), Html(f"<code>{_e(e.id)}</code>"), _link(view.url(_request_path(e.request)), e.request),
-         e.name, e.target, _state(e.state), len(e.attempts), _last_result(e))
+         e.name, e.target, _state(e.state), len(e.attempts), _last_result(e), _next_attempt(dispatcher, e))
         for e in shown
     ]
     flush = _button(view, FLUSH_WEBHOOKS, "Deliver pending events now")
     return Html(f'<h2 id="webhooks">Webhook log</h2><p>{flush}</p>' + note
-                + _table(["created", "id", "request", "event", "target", "state", "attempts", "last result"], rows,
+                + _table(["created", "id", "request", "event", "target", "state", "attempts", "last result",
+                          "next attempt at"], rows,
                          "No webhook events yet."))
 
 
@@ -305,13 +367,15 @@ def _controls_section(view: View, done: str | None) -> Html:
                 "namespace only.</span></p>")
 
 
-def index_page(view: View, tenant: Tenant, tenants: Sequence[Tenant], done: str | None = None) -> str:
-    """The overview of one namespace; ``done`` says what the last action did."""
+def index_page(view: View, tenant: Tenant, tenants: Sequence[Tenant], done: str | None = None,
+               search: RequestSearch = RequestSearch()) -> str:
+    """The overview of one namespace, its requests as ``search`` finds them; ``done`` says what the
+    last action did."""
     sandbox = tenant.sandbox
-    body = (_controls_section(view, done) + _clock_section(view, sandbox) + _requests_section(view, sandbox)
+    body = (_controls_section(view, done) + _clock_section(view, sandbox) + _requests_section(view, sandbox, search)
             + _outbox_section(view, sandbox) + _webhook_log_section(view, tenant.webhooks)
             + _scenarios_section(view, tenant.scenarios.scenarios.values()) + _pki_section())
-    return _document("Dashboard", view, tenants, INDEX + "/", body)
+    return _document("Dashboard", view, tenants, INDEX + "/", body, search.query())
 
 
 # A request ------------------------------------------------------------------------------------------
@@ -451,7 +515,7 @@ def html_response(text: str, status: int = 200) -> web.Response:
 async def show_index(request: web.Request) -> web.Response:
     """The overview of the namespace ``?namespace=`` names."""
     return html_response(index_page(view_of(request), request[TENANT], request.app[TENANTS].existing(),
-                            request.query.get("done")))
+                                    request.query.get("done"), search_of(request)))
 
 
 async def show_request(request: web.Request) -> web.Response:
