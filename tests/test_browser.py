@@ -155,3 +155,21 @@ async def test_a_person_signs_in_expires_an_otp_loads_a_scenario_and_resets(make
     await expect(page.locator("#clock + table td").nth(1)).to_have_text("+0 s")
     await expect(page.get_by_role("row", name=re.compile(r"^sms-outage "))).to_have_count(0)
     await screenshot(page, "dashboard-reset.png")
+
+
+async def test_the_overview_follows_live_events_without_reloading(make_client, browser):
+    sandbox = await make_client()
+    base = f"http://127.0.0.1:{sandbox.http.port}"
+    page = await browser.new_page(viewport=VIEWPORT)
+    await page.goto(f"{base}/_mock/?refresh=30")  # the page alone would reload in 30 s
+    await expect(page.get_by_text("No requests yet.")).to_be_visible()
+    await page.evaluate("window.loadedOnce = true")
+
+    pk = await sandbox.create_request()
+    row = page.get_by_role("row", name=re.compile(rf"^{pk} Ana López Ruiz "))
+    await expect(row).to_be_visible(timeout=5000)
+    assert await page.locator("#sms ~ table .otp").count() == 0
+    assert (await sandbox.call("POST", f"/api/v1/otp/{pk}")).status == 200
+    await expect(page.locator("#sms ~ table .otp")).to_have_count(1, timeout=5000)
+    assert await page.evaluate("window.loadedOnce") is True, "the page was redrawn, not reloaded"
+    await screenshot(page, "dashboard-live.png")

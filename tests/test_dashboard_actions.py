@@ -263,3 +263,11 @@ async def test_requests_are_searched_and_paged_newest_first(sandbox):
     for bad in ("0", "two", "-1"):
         answer = await sandbox.call("GET", f"/_mock/?page={bad}")
         assert answer.status == 400 and answer.body["error"] == "page must be a page number from 1", bad
+
+
+async def test_pages_follow_the_event_stream_with_javascript_and_reload_without(sandbox):
+    live = await page(sandbox, "/_mock/?namespace=qa&refresh=30")
+    assert '<noscript><meta http-equiv="refresh" content="30; url=/_mock/?namespace=qa&amp;refresh=30">' in live
+    assert 'new EventSource("/_mock/events?namespace=qa")' in live
+    still = await page(sandbox, "/_mock/" + NO_REFRESH)
+    assert "<script" not in still and "http-equiv" not in still

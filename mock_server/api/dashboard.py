@@ -3,8 +3,10 @@
 An overview (namespaces, controls, clock, requests, SMS outbox, webhook log, scenarios, PKI downloads) and
 one page per request (status history, documents, contract, SMS, webhook deliveries with a Replay button,
 VideoID). The overview's buttons and forms post to :mod:`mock_server.api.dashboard_actions`.
-Plain HTML and forms: no scripts, no external assets. Every value is escaped; the namespace is the one
-the namespace middleware resolved from ``?namespace=``, and every link carries it on.
+Plain HTML and forms, no external assets: everything works without JavaScript (pages reload
+every few seconds); with it, a page follows the namespace's live events and redraws itself in place
+instead. Every value is escaped; the namespace is the one the namespace middleware resolved from
+``?namespace=``, and every link carries it on.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from mock_server.domain.model import SignatureRequest, Status
 from mock_server.domain.service import Sandbox
 from mock_server.scenarios import Scenario
 from mock_server.sms import OutboxMessage
+from mock_server.tail import KINDS as LIVE_KINDS
 from mock_server.tenancy import DEFAULT, Tenant
 from mock_server.webhooks import Attempt, WebhookDispatcher, WebhookEvent
 
@@ -193,13 +196,35 @@ def _document(title: str, view: View, tenants: Sequence[Tenant], here: str, body
     # The refresh reloads the page without one-off parameters (a replay's message), keeping ``sticky``
     # ones (a search, a page of requests).
     sticky = sticky or {}
-    refresh = (f'<meta http-equiv="refresh" content="{view.refresh_s}; url={html.escape(view.url(here, **sticky))}">'
-               if view.refresh_s else "")
+    refresh = ""
+    if view.refresh_s:
+        # With JavaScript the page follows the event stream instead; without, it reloads itself.
+        url = html.escape(view.url(here, **sticky))
+        refresh = (f'<noscript><meta http-equiv="refresh" content="{view.refresh_s}; url={url}"></noscript>'
+                   f"<script>{_live_updates(view)}</script>")
     return (
         f"<!doctype html><html lang=en><head><meta charset=utf-8>"
         f'<meta name="viewport" content="width=device-width, initial-scale=1">{refresh}'
         f"<title>{_e(title)} - oneshot-mock</title><style>{_STYLE}</style></head>"
         f"<body>{_header(view, tenants, here, sticky)}<main>{body}</main></body></html>"
+    )
+
+
+def _live_updates(view: View) -> str:
+    """A script that redraws the page's main part, fetched again, after each burst of the namespace's
+    live events (``GET /_mock/events``), and not while a person is typing in one of its fields."""
+    query = control.namespace_query(view.namespace)
+    events = json.dumps(control.PREFIX + "/events" + ("?" + urlencode(query) if query else ""))
+    return (
+        "addEventListener('DOMContentLoaded',()=>{"
+        f"const stream=new EventSource({events});let timer=null;"
+        "const redraw=async()=>{timer=null;"
+        "if(document.activeElement&&document.activeElement.closest('main form')){timer=setTimeout(redraw,1000);return;}"
+        "const answer=await fetch(location.href,{credentials:'same-origin'});if(!answer.ok)return;"
+        "const fresh=new DOMParser().parseFromString(await answer.text(),'text/html').querySelector('main');"
+        "if(fresh){document.querySelector('main').replaceWith(fresh);document.body.dataset.redrawn=Date.now();}};"
+        f"for(const kind of {json.dumps(list(LIVE_KINDS))})"
+        "stream.addEventListener(kind,()=>{if(!timer)timer=setTimeout(redraw,250);});});"
     )
 
 
