@@ -120,6 +120,8 @@ def test_the_installed_command_serves_a_bundled_scenario_and_signs_under_the_bun
         assert status == 200, signed
         pdf = call("GET", f"/api/v1/document/{pk}/signed/{uid}")[1]
         ca = call("GET", "/_mock/pki/ca.pem")[1]
+        status, dashboard = call("GET", f"/_mock/dashboard/requests/{pk}?refresh=0")  # the templates installed
+        assert status == 200 and f"<h2>Request {pk}</h2>" in dashboard.decode(), dashboard[:300]
     (tmp_path / "signed.pdf").write_bytes(pdf)
     from asn1crypto import pem, x509
     roots = [x509.Certificate.load(der) for _, _, der in pem.unarmor(ca, multiple=True)]

@@ -10,27 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import html
 from typing import Any
 
 from aiohttp import web
 
-from mock_server.api import control
+from mock_server.api import control, dashboard
 from mock_server.api.routing import add
 
 SIGN_IN = control.PREFIX + "/dashboard/sign-in"
 COOKIE = "oneshot_mock_admin"
 INDEX = control.PREFIX + "/"
 _DASHBOARD = (control.PREFIX, INDEX)
-_PAGE = """<!doctype html><html lang=en><head><meta charset=utf-8>
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>Sign in - oneshot-mock</title>
-<style>body{{font-family:system-ui,sans-serif;margin:3rem auto;max-width:28rem;color:#1f2937}}
-.bad{{background:#fecaca;padding:.4rem .7rem;border-radius:4px}} input,button{{padding:.3rem .6rem}}</style>
-</head><body><h1>oneshot-mock dashboard</h1>{problem}
-<p>This sandbox was started with <code>--admin-token</code>: give it to open the dashboard.</p>
-<form method="post" action="{action}"><input type="hidden" name="next" value="{next}">
-<label>Admin token <input type="password" name="token" required autofocus autocomplete="current-password"></label>
-<button>Sign in</button></form></body></html>"""
+
 
 
 def session_value(token: str) -> str:
@@ -92,7 +83,6 @@ def _local(target: str) -> str:
 
 
 def _sign_in_page(next_path: str, status: int = 200, problem: str = "") -> web.Response:
-    text = _PAGE.format(problem=f'<p class="bad">{html.escape(problem)}</p>' if problem else "",
-                        action=html.escape(SIGN_IN), next=html.escape(_local(next_path)))
+    text = dashboard.render_standalone("sign_in.html", problem=problem, action=SIGN_IN, next=_local(next_path))
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return web.Response(text=text, status=status, content_type="text/html", headers=headers)
