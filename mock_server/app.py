@@ -278,8 +278,7 @@ def create_app(config: Config, executor: Executor | None = None) -> web.Applicat
         control.setup(app)
         dashboard.setup(app)
         dashboard_actions.setup(app)
-        if config.admin_token:
-            admin.setup(app, config.admin_token)
+        admin.setup(app, config.admin_token)
     videoid_page.setup(app)
     openapi.setup(app)
     operations = known_operations(app)

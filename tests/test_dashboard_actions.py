@@ -271,3 +271,11 @@ async def test_pages_follow_the_event_stream_with_javascript_and_reload_without(
     assert 'new EventSource("/_mock/events?namespace=qa")' in live
     still = await page(sandbox, "/_mock/" + NO_REFRESH)
     assert "<script" not in still and "http-equiv" not in still
+
+
+async def test_without_an_admin_token_the_sign_in_url_leads_straight_on(sandbox):
+    for method, kwargs in (("GET", {"params": {"next": "/_mock/?namespace=qa"}}),
+                           ("POST", {"data": {"next": "/_mock/?namespace=qa", "token": "anything"}})):
+        async with sandbox.http.request(method, "/_mock/dashboard/sign-in", allow_redirects=False, **kwargs) as answer:
+            assert answer.status == 303 and answer.headers["Location"] == "/_mock/?namespace=qa", method
+            assert "Set-Cookie" not in answer.headers

@@ -14,14 +14,13 @@ from typing import Any
 
 from aiohttp import web
 
-from mock_server.api import control, dashboard
+from mock_server.api import control, dashboard, parsing
 from mock_server.api.routing import add
 
 SIGN_IN = control.PREFIX + "/dashboard/sign-in"
 COOKIE = "oneshot_mock_admin"
 INDEX = control.PREFIX + "/"
 _DASHBOARD = (control.PREFIX, INDEX)
-
 
 
 def session_value(token: str) -> str:
@@ -54,18 +53,23 @@ def guard(token: str) -> Any:
     return guarded
 
 
-def setup(app: web.Application, token: str) -> None:
-    """Register the sign-in form (outside the guard) for the sandbox's ``token``."""
+def setup(app: web.Application, token: str | None) -> None:
+    """Register the sign-in form (outside the guard) for the sandbox's ``token``; without one there is
+    nothing to sign in to, and the form's URL leads straight on to the page asked for."""
 
     async def show(request: web.Request) -> web.Response:
+        if token is None:
+            return _see_other(_local(request.query.get("next", "")))
         return _sign_in_page(request.query.get("next", ""))
 
     async def sign_in(request: web.Request) -> web.Response:
-        form = await request.post()
-        target = _local(str(form.get("next", "")))
-        if not hmac.compare_digest(str(form.get("token", "")).encode(), token.encode()):
+        fields = (await parsing.read_form(request, 0, "api.413.body_too_large")).fields
+        target = _local(fields.get("next", ""))
+        if token is None:
+            return _see_other(target)
+        if not hmac.compare_digest(fields.get("token", "").encode(), token.encode()):
             return _sign_in_page(target, status=403, problem="That is not this sandbox's admin token.")
-        response = web.Response(status=303, headers={"Location": target}, text="303: See Other")
+        response = _see_other(target)
         response.set_cookie(COOKIE, session_value(token), path=control.PREFIX, httponly=True, samesite="Strict")
         return response
 
@@ -73,12 +77,16 @@ def setup(app: web.Application, token: str) -> None:
     add(app, "POST", SIGN_IN, sign_in)
 
 
+def _see_other(target: str) -> web.Response:
+    return web.Response(status=303, headers={"Location": target}, text="303: See Other")
+
+
 def _is_page(path: str) -> bool:
     return path in _DASHBOARD or path.startswith(control.PREFIX + "/dashboard/")
 
 
 def _local(target: str) -> str:
-    """``target`` if it is a path of the control API (no other host, no scheme), else the overview."""
+    """``target`` if it is a path of the control API (so never another site), else the overview."""
     return target if control.owns(target.partition("?")[0]) else INDEX
 
 

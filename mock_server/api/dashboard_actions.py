@@ -1,7 +1,8 @@
 """The dashboard's buttons and forms: each POST does what the control API call of the same name does,
 in the page's namespace, then sends the browser back to the overview saying what happened (303).
 
-A refused action answers an HTML page with the reason, at the control API's status (400, 404).
+A refused action answers an HTML page with the reason, at the control API's status (400, 404); a body
+that cannot be read as a form at all gets the control API's JSON error (400, 413).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from mock_server import scenario_library
-from mock_server.api import control
+from mock_server.api import control, parsing
 from mock_server.api.dashboard import (
     CLOCK,
     FLUSH_WEBHOOKS,
@@ -21,7 +22,7 @@ from mock_server.api.dashboard import (
     notice_page,
     view_of,
 )
-from mock_server.api.keys import TENANTS, sandbox_of, scenarios_of, webhooks_of
+from mock_server.api.keys import CONFIG, TENANTS, sandbox_of, scenarios_of, webhooks_of
 from mock_server.api.routing import add
 from mock_server.domain.service import Sandbox
 
@@ -44,10 +45,10 @@ async def reset(request: web.Request) -> web.Response:
 
 async def move_clock(request: web.Request) -> web.Response:
     """Advance the clock by ``advance_s`` seconds or set it to ``set``, as ``POST /_mock/clock``."""
-    form = await request.post()
+    fields = (await _form(request)).fields
     sandbox = sandbox_of(request)
     try:
-        control.apply_clock_move(sandbox, {key: form[key] for key in ("advance_s", "set") if key in form})
+        control.apply_clock_move(sandbox, {key: fields[key] for key in ("advance_s", "set") if key in fields})
     except control.ControlError as error:
         return _refused(request, error)
     return _back(request, "#clock", f"The clock now reads {_now(sandbox)}.")
@@ -55,14 +56,14 @@ async def move_clock(request: web.Request) -> web.Response:
 
 async def load_scenario(request: web.Request) -> web.Response:
     """Load a scenario of the library (``library``) or an uploaded file (``file``), as ``POST /_mock/scenarios``."""
-    form = await request.post()
-    upload = form.get("file")
+    form = await _form(request)
+    upload = next((u for u in form.files if u.field == "file"), None)
     try:
-        if isinstance(upload, web.FileField):
-            text = upload.file.read().decode("utf-8", errors="replace")
+        if upload is not None:
+            text = upload.data.decode("utf-8", errors="replace")
             scenario = control.add_scenario(request, text, upload.filename, f"dashboard: file {upload.filename}")
-        elif isinstance(form.get("library"), str):
-            name = str(form["library"])
+        elif "library" in form.fields:
+            name = form.fields["library"]
             try:
                 text = scenario_library.read(name)
             except LookupError as missing:
@@ -77,7 +78,7 @@ async def load_scenario(request: web.Request) -> web.Response:
 
 async def unload_scenario(request: web.Request) -> web.Response:
     """Unload the scenario ``name``, as ``DELETE /_mock/scenarios/{name}``."""
-    name = str((await request.post()).get("name", ""))
+    name = (await _form(request)).fields.get("name", "")
     try:
         scenarios_of(request).remove(name)
     except LookupError as missing:
@@ -89,6 +90,12 @@ async def flush_webhooks(request: web.Request) -> web.Response:
     """Deliver every pending webhook event now, as ``POST /_mock/webhooks/flush``."""
     pending = webhooks_of(request).flush()
     return _back(request, "#webhooks", f"Every delivery waiting for a retry goes now ({pending} event(s) pending).")
+
+
+async def _form(request: web.Request) -> parsing.Form:
+    """The posted form (urlencoded or multipart, as a browser sends it; JSON too), files up to the
+    upload limit."""
+    return await parsing.read_form(request, request.app[CONFIG].max_file_bytes, "api.413.body_too_large")
 
 
 def _now(sandbox: Sandbox) -> str:
