@@ -34,6 +34,7 @@ from mock_server.api.envelopes import renderer_for
 from mock_server.api.faults import known_operations, scenario_middleware
 from mock_server.api.journal import NEAR_MISS_HEADER, near_misses
 from mock_server.api.keys import (
+    ACROSS_NAMESPACES,
     CALL_NOTES,
     CONFIG,
     READS_NO_STATE,
@@ -236,6 +237,8 @@ async def namespace_middleware(request: web.Request, handler: Any) -> web.Stream
     namespace = request.headers.get(tenancy.HEADER)
     if namespace is None and control.owns(request.path):
         namespace = request.query.get("namespace")
+    if getattr(request.match_info.handler, ACROSS_NAMESPACES, False):
+        namespace = tenancy.DEFAULT
     try:
         request[TENANT] = await request.app[TENANTS].get(namespace or tenancy.DEFAULT)
     except tenancy.NamespaceRefused as refused:
@@ -257,7 +260,8 @@ def create_app(config: Config, executor: Executor | None = None) -> web.Applicat
     persistence = Persistence(DataDir(config.data_dir)) if config.data_dir else None
     commit = persistence.flush if persistence is not None else None
     feed = Feed(commit)
-    tenants = Tenants(_tenant_builder(config, pki, run, keys, scenario_files, feed, commit), config.max_namespaces)
+    tenants = Tenants(_tenant_builder(config, pki, run, keys, scenario_files, feed, commit), config.max_namespaces,
+                      persistence)
 
     middlewares: list[Any] = [access_log_middleware]
     if persistence is not None:

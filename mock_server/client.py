@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Collection
 from pathlib import Path
@@ -76,6 +77,13 @@ class ControlClient:
     def reset(self) -> None:
         """Back to the start state (this namespace only, when the client has one)."""
         self.call("POST", "/_mock/reset")
+
+    def delete_namespace(self, namespace: str | None = None) -> int:
+        """Delete ``namespace`` (the client's own when None) with all it holds; how many requests it held."""
+        name = namespace or self.namespace
+        if not name:
+            raise ControlError(400, "the default namespace cannot be deleted: reset it instead")
+        return self.call("DELETE", f"/_mock/namespaces/{urllib.parse.quote(name, safe='')}")["requests"]
 
     def requests(self) -> list[dict[str, Any]]:
         """A summary of every request: pk, status, signer, creation time, document count."""

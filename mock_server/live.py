@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,8 +98,17 @@ class Feed:
 
     def close(self) -> None:
         """End every stream (the server is stopping)."""
-        for stream in self._streams:
-            stream.ended = "the server is stopping"
+        self._end(self._streams, "the server is stopping")
+
+    def end_namespace(self, namespace: str) -> None:
+        """End the streams that follow ``namespace`` (it was deleted)."""
+        self._end([stream for stream in self._streams if stream.namespace == namespace],
+                  f"namespace {namespace!r} was deleted")
+
+    @staticmethod
+    def _end(streams: Iterable[Stream], why: str) -> None:
+        for stream in streams:
+            stream.ended = why
             with contextlib.suppress(asyncio.QueueFull):
                 stream.queue.put_nowait(None)  # wakes a reader waiting for the next event
 

@@ -135,6 +135,10 @@ class Written:
             if not self._groups[group]:
                 del self._groups[group]
 
+    def forget(self, namespace: str) -> None:
+        """Forget every row of ``namespace`` (deleted from the data dir)."""
+        self._groups = {group: keys for group, keys in self._groups.items() if group[0] != namespace}
+
     def keys_of(self, namespace: str, owner: Any) -> list[tuple[Any, ...]]:
         """The rows written for request ``owner`` (a pk) or piece ``owner`` (a table) of ``namespace``."""
         return list(self._groups.get((namespace, owner), ()))

@@ -103,10 +103,8 @@ class DataDir:
     def collect_garbage(self, referenced: set[str]) -> set[str]:
         """Remove the blobs not in ``referenced``; the digests that went."""
         stale = {digest for (digest,) in self._db.execute("SELECT sha256 FROM blobs")} - referenced
-        with contextlib.closing(self._db.cursor()) as cursor:
-            cursor.execute("BEGIN IMMEDIATE")
+        with self._transaction() as cursor:
             cursor.executemany("DELETE FROM blobs WHERE sha256 = ?", [(digest,) for digest in stale])
-            cursor.execute("COMMIT")
         self._db.execute("PRAGMA incremental_vacuum")
         return stale
 
@@ -137,36 +135,40 @@ class DataDir:
 
     def import_namespace(self, namespace: str, tables: Tables, blobs: dict[str, bytes]) -> None:
         """Replace the rows of ``namespace`` with ``tables``, in one transaction."""
-        with contextlib.closing(self._db.cursor()) as cursor:
-            cursor.execute("BEGIN IMMEDIATE")
-            try:
-                for table in NAMESPACE_TABLES:
-                    cursor.execute(f"DELETE FROM {table} WHERE namespace = ?", (namespace,))
-                for table, rows in tables.items():
-                    columns = COLUMNS[table]
-                    marks = ", ".join("?" * len(columns))
-                    cursor.executemany(f"INSERT INTO {table} VALUES ({marks})",
-                                       [tuple(namespace if column == "namespace" else row[column]
-                                              for column in columns) for row in rows])
-                cursor.executemany("INSERT OR IGNORE INTO blobs VALUES (?, ?, ?)",
-                                   [(digest, len(data), data) for digest, data in blobs.items()])
-            except BaseException:
-                cursor.execute("ROLLBACK")
-                raise
-            cursor.execute("COMMIT")
+        with self._transaction() as cursor:
+            _delete_namespace_rows(cursor, namespace)
+            for table, rows in tables.items():
+                columns = COLUMNS[table]
+                marks = ", ".join("?" * len(columns))
+                cursor.executemany(f"INSERT INTO {table} VALUES ({marks})",
+                                   [tuple(namespace if column == "namespace" else row[column]
+                                          for column in columns) for row in rows])
+            cursor.executemany("INSERT OR IGNORE INTO blobs VALUES (?, ?, ?)",
+                               [(digest, len(data), data) for digest, data in blobs.items()])
+
+    def delete_namespace(self, namespace: str) -> None:
+        """Remove every row of ``namespace``, in one transaction (its blobs go with the next collection)."""
+        with self._transaction() as cursor:
+            _delete_namespace_rows(cursor, namespace)
 
     def commit(self, write: Write) -> None:
         """The rows and the blobs they name, in one transaction."""
+        with self._transaction() as cursor:
+            cursor.executemany("INSERT OR IGNORE INTO blobs VALUES (?, ?, ?)",
+                               [(digest, len(data), data) for digest, data in write.blobs.items()])
+            for table, where, values in write.deletes:
+                cursor.execute(f"DELETE FROM {table} WHERE {where}", values)
+            for table, rows in write.upserts.items():
+                marks = ", ".join("?" * len(rows[0]))
+                cursor.executemany(f"INSERT OR REPLACE INTO {table} VALUES ({marks})", rows)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Cursor]:
+        """A cursor in a write transaction, committed at the end of the block, rolled back on any error."""
         with contextlib.closing(self._db.cursor()) as cursor:
             cursor.execute("BEGIN IMMEDIATE")
             try:
-                cursor.executemany("INSERT OR IGNORE INTO blobs VALUES (?, ?, ?)",
-                                   [(digest, len(data), data) for digest, data in write.blobs.items()])
-                for table, where, values in write.deletes:
-                    cursor.execute(f"DELETE FROM {table} WHERE {where}", values)
-                for table, rows in write.upserts.items():
-                    marks = ", ".join("?" * len(rows[0]))
-                    cursor.executemany(f"INSERT OR REPLACE INTO {table} VALUES ({marks})", rows)
+                yield cursor
             except BaseException:
                 cursor.execute("ROLLBACK")
                 raise
@@ -175,6 +177,11 @@ class DataDir:
     def close(self) -> None:
         """Close the database."""
         self._db.close()
+
+
+def _delete_namespace_rows(cursor: sqlite3.Cursor, namespace: str) -> None:
+    for table in NAMESPACE_TABLES:
+        cursor.execute(f"DELETE FROM {table} WHERE namespace = ?", (namespace,))
 
 
 class Persistence:
@@ -262,6 +269,18 @@ class Persistence:
             self._blobs.new.clear()
             self._rows_went |= bool(write.deletes)
             self._done = taken
+
+    def writing(self) -> asyncio.Lock:
+        """The write barrier: no flush runs while it is held."""
+        return self._lock
+
+    async def forget(self, namespace: str) -> None:
+        """Remove every stored row of ``namespace``; called inside :meth:`writing`, before the
+        namespace leaves the tenants (so no flush in between writes it back)."""
+        await asyncio.to_thread(self._dir.delete_namespace, namespace)
+        self._written.forget(namespace)
+        self._scenarios.forget()
+        self._rows_went = True
 
     def _existing(self) -> list[Tenant]:
         return self._tenants.existing() if self._tenants else []

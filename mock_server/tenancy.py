@@ -6,10 +6,13 @@ PKI, the key pool and the signing workers are shared.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from typing import Protocol
 
 from mock_server.domain.service import Sandbox
 from mock_server.journal import Journal
@@ -22,7 +25,19 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 class NamespaceRefused(ValueError):
-    """A namespace name that is malformed, or one too many."""
+    """A namespace name that is malformed, or one too many; the default namespace's deletion."""
+
+
+class NamespaceStore(Protocol):
+    """Where namespaces are kept beyond memory (a data dir)."""
+
+    def writing(self) -> AbstractAsyncContextManager[object]:
+        """Hold off every write while namespaces are added to or taken from the store."""
+        ...
+
+    async def forget(self, namespace: str) -> None:
+        """Remove what is stored of ``namespace`` (inside :meth:`writing`)."""
+        ...
 
 
 @dataclass
@@ -60,9 +75,10 @@ def check_name(namespace: str) -> str:
 class Tenants:
     """The namespaces that exist, created on first use."""
 
-    def __init__(self, build: Callable[[str], Tenant], limit: int) -> None:
+    def __init__(self, build: Callable[[str], Tenant], limit: int, store: NamespaceStore | None = None) -> None:
         self._build = build
         self._limit = limit
+        self._store = store
         # The default namespace is built at once, so a broken seed file fails the start.
         self._tenants: dict[str, Tenant] = {DEFAULT: build(DEFAULT)}
 
@@ -87,6 +103,24 @@ class Tenants:
             raise NamespaceRefused(f"too many namespaces (limit {self._limit}); reuse one or raise --max-namespaces")
         tenant = self._tenants[namespace] = self._build(namespace)
         await tenant.webhooks.start()
+        return tenant
+
+    async def delete(self, namespace: str) -> Tenant:
+        """Remove ``namespace`` with all it holds, stored too, and stop its background work (async
+        signings, VideoID completions, webhook deliveries and retries); the name can then be used
+        again, for a namespace as new. ``LookupError`` when there is none of that name."""
+        if namespace == DEFAULT:
+            raise NamespaceRefused("the default namespace cannot be deleted: reset it instead")
+        # Inside the store's write barrier, no flush takes the namespace's changes while its rows go.
+        async with self._store.writing() if self._store else contextlib.nullcontext():
+            tenant = self._tenants.get(namespace)
+            if tenant is None:
+                raise LookupError(f"namespace {namespace!r} does not exist")
+            if self._store is not None:
+                await self._store.forget(namespace)
+            del self._tenants[namespace]
+        await tenant.webhooks.stop()
+        await tenant.sandbox.stop()
         return tenant
 
     def existing(self) -> list[Tenant]:

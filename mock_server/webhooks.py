@@ -360,8 +360,14 @@ class WebhookDispatcher:
         pending = [e.id for queue in self._queues.values() for e in queue]
         if pending:
             log.warning("shutting down with %d webhook deliveries pending: %s", len(pending), ", ".join(pending))
-        for task in list(self._workers.values()):
+        await self.stop()
+
+    async def stop(self) -> None:
+        """Stop delivering at once, whatever is pending (its namespace is gone)."""
+        workers = list(self._workers.values())
+        for task in workers:
             task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
 

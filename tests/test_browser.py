@@ -1,6 +1,7 @@
 """A real headless Chromium on the dashboard and the VideoID link page, while a client app drives the sandbox
 over HTTP: what a QA person would see and click (a flow, a webhook replay, a VideoID; signing in with the
-admin token, moving the clock past an OTP, loading a scenario, resetting). Screenshots go to test-artifacts/.
+admin token, moving the clock past an OTP, loading a scenario, resetting, deleting a namespace).
+Screenshots go to test-artifacts/.
 
 Debian's Chromium (``apt-get install chromium``) driven by Playwright; no ``playwright install``. Without
 /usr/bin/chromium the test skips, unless the CI environment variable is set: CI must run it.
@@ -155,6 +156,18 @@ async def test_a_person_signs_in_expires_an_otp_loads_a_scenario_and_resets(make
     await expect(page.locator("#clock + table td").nth(1)).to_have_text("+0 s")
     await expect(page.get_by_role("row", name=re.compile(r"^sms-outage "))).to_have_count(0)
     await screenshot(page, "dashboard-reset.png")
+
+    # A QA worker's namespace, opened from the header and deleted once its name is typed.
+    await sandbox.in_namespace("qa-case").create_request()
+    await page.reload()
+    await page.get_by_role("link", name="qa-case (1)").click()
+    await page.get_by_label("type its name").fill("qa-case")
+    await screenshot(page, "dashboard-namespace-to-delete.png")
+    await page.get_by_role("button", name="Delete namespace").click()
+    await expect(page.locator(".message")).to_have_text("Namespace qa-case was deleted with its 1 request(s).")
+    await expect(page.get_by_role("link", name="qa-case (1)")).to_have_count(0)
+    listed = await sandbox.call("GET", "/_mock/namespaces", headers={"Authorization": "Bearer qa-secret"})
+    assert [n["namespace"] for n in listed.body["namespaces"]] == [""], listed.body
 
 
 async def test_the_overview_follows_live_events_without_reloading(make_client, browser):

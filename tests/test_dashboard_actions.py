@@ -279,3 +279,21 @@ async def test_without_an_admin_token_the_sign_in_url_leads_straight_on(sandbox)
         async with sandbox.http.request(method, "/_mock/dashboard/sign-in", allow_redirects=False, **kwargs) as answer:
             assert answer.status == 303 and answer.headers["Location"] == "/_mock/?namespace=qa", method
             assert "Set-Cookie" not in answer.headers
+
+
+async def test_a_namespace_is_deleted_from_its_overview_once_its_name_is_typed(sandbox):
+    worker = sandbox.in_namespace("qa-case")
+    await worker.create_request()
+    assert "Delete namespace" not in forms(await overview(sandbox)), "the default namespace has no delete form"
+    action = forms(await overview(sandbox, "qa-case"))["Delete namespace"]
+    for typed in ({}, {"confirm": "qa"}):
+        status, _, markup = await post_form(sandbox, action, typed)
+        assert status == 400 and "To delete namespace 'qa-case', type its name." in text_of(markup)
+        assert (await worker.call("GET", "/_mock/requests")).body["requests"] != [], "a refusal deletes nothing"
+    status, url, markup = await post_form(sandbox, action, {"confirm": "qa-case"})
+    assert status == 200 and "namespace=" not in url, "back to the default namespace's overview"
+    assert "Namespace qa-case was deleted with its 1 request(s)." in text_of(section(markup, "controls"))
+    assert [n["namespace"] for n in (await sandbox.call("GET", "/_mock/namespaces")).body["namespaces"]] == [""]
+    refused = action.replace("namespace=qa-case", "namespace=")
+    status, _, markup = await post_form(sandbox, refused, {"confirm": ""})
+    assert status == 400 and "the default namespace cannot be deleted: reset it instead" in text_of(markup)

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 
+import pytest
 from cryptography import x509
 from cryptography.x509.oid import AuthorityInformationAccessOID
 from yarl import URL
 
+from mock_server.client import ControlClient, ControlError
 from mock_server.domain.pkspace import BLOCK_SIZE, PkSpace
 from tests.helpers import SandboxClient, blank_pdf, validate
+from tests.test_events import EventReader
 from tests.test_videoid import EIDAS, create_videoid, request_detail
 
 
@@ -155,3 +159,81 @@ def test_a_namespace_whose_block_is_taken_goes_on_in_a_free_one():
     assert moved // BLOCK_SIZE != start // BLOCK_SIZE and moved % BLOCK_SIZE == 0
     assert space.allocate("a", start + 1) == start + 1
     assert space.allocate("b", moved + 1) == moved + 1
+
+
+async def namespace_names(sandbox: SandboxClient) -> list[str]:
+    return [entry["namespace"] for entry in (await sandbox.call("GET", "/_mock/namespaces")).body["namespaces"]]
+
+
+async def test_a_deleted_namespace_is_gone_and_its_name_starts_afresh(sandbox):
+    gone, kept = sandbox.in_namespace("gone"), sandbox.in_namespace("kept")
+    first, _ = await signed_flow(gone, "Gone")
+    await gone.create_request()
+    kept_pk = await kept.create_request()
+    assert (await gone.call("POST", "/_mock/clock", json={"advance_s": 3600})).status == 200
+    scenario = ("name: refuse-signing\nrules:\n  - match: {operation: sign}\n"
+                "    then: {error: sign.400.documents_refused}\n")
+    assert (await gone.call("POST", "/_mock/scenarios", data=scenario)).status == 201
+
+    answer = await sandbox.call("DELETE", "/_mock/namespaces/gone")
+    assert answer.status == 200 and answer.body == {"status": "deleted", "namespace": "gone", "requests": 2}
+    assert await namespace_names(sandbox) == ["", "kept"]
+    assert await namespace_names(gone) == ["", "kept"], "naming a namespace to list them does not create it"
+    assert await pks(kept) == {kept_pk}, "the other namespaces keep what they hold"
+
+    again = await sandbox.call("DELETE", "/_mock/namespaces/gone")
+    assert again.status == 404 and again.body["error"] == "namespace 'gone' does not exist"
+    assert (await gone.call("GET", f"/api/v1/request/{first}")).status == 404
+    assert await pks(gone) == set()
+    assert (await gone.call("GET", "/_mock/clock")).body["offset_s"] == 0
+    assert [s["name"] for s in (await gone.call("GET", "/_mock/scenarios")).body["scenarios"]] == ["magic-values"]
+    assert await gone.create_request() == first, "a namespace made again replays its seed from the start"
+
+
+async def test_deleting_a_namespace_stops_its_background_work_at_once(make_client, start_receiver):
+    """An asynchronous signing under way and a webhook waiting 10 s for its retry end with the
+    namespace: the delete answers at once (not after a drain), and the receiver hears nothing more."""
+    receiver = await start_receiver()
+    sandbox = await make_client(webhook_retry_scale=10)
+    receiver.script.append(500)
+    gone = sandbox.in_namespace("busy")
+    pk = await gone.create_request(useasync="true", callback=receiver.url)
+    pdf = blank_pdf(40)
+    assert (await gone.upload(pk, *[("file", f"doc{i}.pdf", pdf) for i in range(10)])).status == 200
+    await receiver.wait_for(1)  # CREATED, refused: its retry waits
+    assert (await gone.sign(pk, {"secret": await gone.otp(pk)})).status == 200
+    assert (await gone.call("GET", f"/api/v1/async/status/{pk}")).body["details"] == "signing"
+
+    started = time.monotonic()
+    answer = await sandbox.call("DELETE", "/_mock/namespaces/busy")
+    assert answer.status == 200 and answer.body["requests"] == 1
+    assert time.monotonic() - started < 2
+    heard = len(receiver.deliveries)
+    await asyncio.sleep(3)
+    assert len(receiver.deliveries) == heard == 1, [d.event for d in receiver.deliveries]
+    assert await namespace_names(sandbox) == [""]
+
+
+async def test_a_deleted_namespace_ends_the_event_streams_that_follow_it(sandbox):
+    gone = sandbox.in_namespace("watched")
+    async with EventReader(gone) as reader:
+        pk = await gone.create_request()
+        await reader.until(lambda events: any(data.get("pk") == pk for _, data in events))
+        assert (await sandbox.call("DELETE", "/_mock/namespaces/watched")).status == 200
+        events = await reader.until(lambda events: events[-1][0] == "end")
+    assert events[-1] == ("end", {"reason": "namespace 'watched' was deleted"})
+    assert (await sandbox.call("GET", "/_mock/health")).body["event_streams"] == 0
+
+
+async def test_the_control_client_deletes_its_own_namespace(sandbox):
+    gone = sandbox.in_namespace("client-side")
+    await gone.create_request()
+    control = ControlClient(str(sandbox.http.make_url("")), namespace="client-side")
+    assert await asyncio.to_thread(control.delete_namespace) == 1
+    assert await namespace_names(sandbox) == [""]
+    with pytest.raises(ControlError) as missing:
+        await asyncio.to_thread(control.delete_namespace, "client-side")
+    assert missing.value.status == 404, "naming the namespace to delete it did not create it"
+    with pytest.raises(ControlError) as default:
+        await asyncio.to_thread(ControlClient(str(sandbox.http.make_url(""))).delete_namespace)
+    assert default.value.status == 400 and "reset it instead" in str(default.value)

@@ -776,3 +776,52 @@ async def test_a_namespace_first_used_after_a_restart_keeps_its_start_state(tmp_
             with running_sandbox(tmp_path, "--data-dir", str(data)) as server:
                 await Http(session, server.base).create("Default")
                 server.kill()
+
+
+def rows_of_namespace(data: Path, namespace: str) -> dict[str, int]:
+    """How many rows each table of the data dir holds for ``namespace`` (tables with none left out)."""
+    with contextlib.closing(sqlite3.connect(data / "state.sqlite3")) as db:
+        tables = [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+                  if name not in ("meta", "blobs")]
+        counts = {table: db.execute(f"SELECT count(*) FROM {table} WHERE namespace = ?", (namespace,)).fetchone()[0]
+                  for table in tables}
+    return {table: count for table, count in counts.items() if count}
+
+
+async def test_a_deleted_namespace_leaves_the_data_dir_and_one_made_again_is_kept(tmp_path):
+    """Deleting a namespace removes its rows at once (its documents' bytes soon after); a kill
+    right after brings back the other namespaces, and the name used again is stored afresh."""
+    data = tmp_path / "data"
+    pdf = blank_pdf(12)  # over 1 KiB: a blob
+    worker = {"X-Mock-Namespace": "w1"}
+    async with aiohttp.ClientSession() as session:
+        with on_data_dir(session, tmp_path, data) as http:
+            kept = await http.create("Kept")
+            form = aiohttp.FormData({**IDENTITY, "token": DEFAULT_TOKEN, "given_name": "Deleted"})
+            status, body = await http.call("POST", "/api/v1/request", data=form, headers=worker)
+            assert status == 201, body
+            upload = aiohttp.FormData()
+            upload.add_field("file", pdf, filename="gone.pdf", content_type="application/pdf")
+            uploaded = await http.call("POST", f"/api/v1/document/{body['details']}", data=upload, headers=worker)
+            assert uploaded[0] == 200, uploaded
+            assert set(rows_of_namespace(data, "w1")) >= {"namespaces", "requests", "documents", "tokens"}
+
+            status, body = await http.call("DELETE", "/_mock/namespaces/w1")
+            assert status == 200 and body["requests"] == 1, body
+            assert rows_of_namespace(data, "w1") == {}
+
+            async def blob_gone() -> bool:
+                return hashlib.sha256(pdf).hexdigest() not in stored_blobs(data)
+
+            await eventually(blob_gone, "the deleted namespace's document bytes removed", timeout=15)
+            form = aiohttp.FormData({**IDENTITY, "token": DEFAULT_TOKEN, "given_name": "Again"})
+            status, body = await http.call("POST", "/api/v1/request", data=form, headers=worker)
+            assert status == 201, body
+            again = body["details"]
+            http.server.kill()
+        with on_data_dir(session, tmp_path, data) as http:
+            _, listed = await http.call("GET", "/_mock/namespaces")
+            assert listed["namespaces"] == [{"namespace": "", "requests": 1}, {"namespace": "w1", "requests": 1}]
+            assert (await http.call("GET", f"/api/v1/request/{kept}"))[0] == 200
+            _, found = await http.call("GET", "/_mock/requests", headers=worker)
+            assert [(r["pk"], r["signer"].split()[0]) for r in found["requests"]] == [(again, "Again")], found

@@ -15,7 +15,7 @@ from aiohttp import web
 from mock_server import __version__, archive
 from mock_server.api import parsing
 from mock_server.api.faults import known_operations
-from mock_server.api.keys import FEED, TENANT, TENANTS, sandbox_of, scenarios_of, webhooks_of
+from mock_server.api.keys import FEED, TENANT, TENANTS, across_namespaces, sandbox_of, scenarios_of, webhooks_of
 from mock_server.api.routing import add
 from mock_server.domain import views
 from mock_server.domain.clock import ClockRangeError, parse_time
@@ -26,7 +26,7 @@ from mock_server.errors import CATALOGUE, VendorError, status_line
 from mock_server.rows import load_namespace, namespace_rows
 from mock_server.scenarios import Scenario, ScenarioError, check_operations, parse_scenario
 from mock_server.schema import DataDirError
-from mock_server.tenancy import DEFAULT
+from mock_server.tenancy import DEFAULT, NamespaceRefused
 from mock_server.webhooks import Attempt, WebhookEvent
 
 PREFIX = "/_mock"
@@ -98,11 +98,32 @@ async def import_state(request: web.Request) -> web.Response:
                               "from_namespace": found.namespace, "requests": held})
 
 
+@across_namespaces
 async def namespaces(request: web.Request) -> web.Response:
     return web.json_response({"namespaces": [
         {"namespace": tenant.namespace, "requests": len(tenant.sandbox.state.requests)}
         for tenant in request.app[TENANTS].existing()
     ]})
+
+
+@across_namespaces
+async def delete_namespace_route(request: web.Request) -> web.Response:
+    name = request.match_info["namespace"]
+    held = await delete_namespace(request, name)
+    return web.json_response({"status": "deleted", "namespace": name, "requests": held})
+
+
+async def delete_namespace(request: web.Request, namespace: str) -> int:
+    """Delete ``namespace`` with everything it holds, in memory and in the data dir, and end the
+    event streams that follow it; how many requests it held."""
+    try:
+        tenant = await request.app[TENANTS].delete(namespace)
+    except NamespaceRefused as refused:
+        raise ControlError(400, str(refused)) from None
+    except LookupError as missing:
+        raise ControlError(404, str(missing.args[0])) from None
+    request.app[FEED].end_namespace(namespace)
+    return len(tenant.sandbox.state.requests)
 
 
 def _summary(found: SignatureRequest) -> dict[str, Any]:
@@ -369,6 +390,7 @@ def setup(app: web.Application) -> None:
     add(app, "GET", PREFIX + "/state", export_state)
     add(app, "PUT", PREFIX + "/state", import_state)
     add(app, "GET", PREFIX + "/namespaces", namespaces)
+    add(app, "DELETE", PREFIX + "/namespaces/{namespace}", delete_namespace_route)
     add(app, "GET", PREFIX + "/requests", list_requests)
     add(app, "GET", PREFIX + "/requests/{pk}", get_request)
     add(app, "GET", PREFIX + "/sms", sms)

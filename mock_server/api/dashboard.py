@@ -45,6 +45,7 @@ CLOCK = control.PREFIX + "/dashboard/clock"
 LOAD_SCENARIO = control.PREFIX + "/dashboard/scenarios/load"
 UNLOAD_SCENARIO = control.PREFIX + "/dashboard/scenarios/unload"
 FLUSH_WEBHOOKS = control.PREFIX + "/dashboard/webhooks/flush"
+DELETE_NAMESPACE = control.PREFIX + "/dashboard/namespaces/delete"
 DEFAULT_REFRESH_S = 5
 MAX_REFRESH_S = 3600
 # The overview shows the newest entries of the outbox and the webhook log (they keep up to
@@ -56,7 +57,7 @@ _REFRESH = re.compile(r"[0-9]{1,4}")
 _PAGE = re.compile(r"[0-9]{1,6}")
 _MAX_SEARCH = 200
 _PATHS = SimpleNamespace(reset=RESET, clock=CLOCK, load_scenario=LOAD_SCENARIO, unload_scenario=UNLOAD_SCENARIO,
-                         flush_webhooks=FLUSH_WEBHOOKS)
+                         flush_webhooks=FLUSH_WEBHOOKS, delete_namespace=DELETE_NAMESPACE)
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,13 @@ from mock_server import scenario_library
 from mock_server.api import control, parsing
 from mock_server.api.dashboard import (
     CLOCK,
+    DELETE_NAMESPACE,
     FLUSH_WEBHOOKS,
     INDEX,
     LOAD_SCENARIO,
     RESET,
     UNLOAD_SCENARIO,
+    View,
     html_response,
     notice_page,
     view_of,
@@ -25,10 +27,11 @@ from mock_server.api.dashboard import (
 from mock_server.api.keys import CONFIG, TENANTS, sandbox_of, scenarios_of, webhooks_of
 from mock_server.api.routing import add
 from mock_server.domain.service import Sandbox
+from mock_server.tenancy import DEFAULT
 
 
-def _back(request: web.Request, anchor: str, done: str) -> web.Response:
-    location = view_of(request).url(INDEX + "/", done=done) + anchor
+def _back(request: web.Request, anchor: str, done: str, view: View | None = None) -> web.Response:
+    location = (view or view_of(request)).url(INDEX + "/", done=done) + anchor
     return web.Response(status=303, headers={"Location": location}, text="303: See Other")
 
 
@@ -92,6 +95,19 @@ async def flush_webhooks(request: web.Request) -> web.Response:
     return _back(request, "#webhooks", f"Every delivery waiting for a retry goes now ({pending} event(s) pending).")
 
 
+async def delete_namespace(request: web.Request) -> web.Response:
+    """Delete the page's namespace, as ``DELETE /_mock/namespaces/{namespace}``, then show the default one."""
+    namespace = view_of(request).namespace
+    if namespace != DEFAULT and (await _form(request)).fields.get("confirm") != namespace:
+        return _refused(request, control.ControlError(400, f"To delete namespace {namespace!r}, type its name."))
+    try:
+        held = await control.delete_namespace(request, namespace)
+    except control.ControlError as error:
+        return _refused(request, error)
+    return _back(request, "#controls", f"Namespace {namespace} was deleted with its {held} request(s).",
+                 view_of(request).with_namespace(DEFAULT))
+
+
 async def _form(request: web.Request) -> parsing.Form:
     """The posted form (urlencoded or multipart, as a browser sends it; JSON too), files up to the
     upload limit."""
@@ -109,3 +125,4 @@ def setup(app: web.Application) -> None:
     add(app, "POST", LOAD_SCENARIO, load_scenario)
     add(app, "POST", UNLOAD_SCENARIO, unload_scenario)
     add(app, "POST", FLUSH_WEBHOOKS, flush_webhooks)
+    add(app, "POST", DELETE_NAMESPACE, delete_namespace)

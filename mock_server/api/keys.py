@@ -76,3 +76,14 @@ def webhooks_of(request: web.Request) -> WebhookDispatcher:
 def scenarios_of(request: web.Request) -> ScenarioBook:
     """The scenario book of the namespace the call addresses."""
     return request[TENANT].scenarios
+
+
+# The attribute of a handler about namespaces themselves (list, delete): it runs in the default
+# namespace whatever the call names, so that naming one does not create it.
+ACROSS_NAMESPACES = "across_namespaces"
+
+
+def across_namespaces(handler: Handler) -> Handler:
+    """Mark ``handler`` as acting on namespaces, not in one (see :data:`ACROSS_NAMESPACES`)."""
+    setattr(handler, ACROSS_NAMESPACES, True)
+    return handler

@@ -519,6 +519,13 @@ class Sandbox:
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
 
+    async def stop(self) -> None:
+        """End background work at once, unfinished (the namespace is gone)."""
+        running = list(self._background)
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+
     def async_status(self, pk: str) -> str:
         """Where an asynchronous request stands (docs/api-families.md lists the values)."""
         request = self.read_request(pk, "async_status.404.not_found")
