@@ -274,6 +274,7 @@ def create_app(config: Config, executor: Executor | None = None) -> web.Applicat
                              handler_args=handler_args(config))
     app[CONFIG] = config
     app[TENANTS] = tenants
+    dashboard.setup_templates(app)  # the sign-in page too, which the admin guard may answer anywhere
     journal.setup(app)
     events.setup(app, feed)
     legacy.setup(app)

@@ -44,7 +44,7 @@ def guard(token: str) -> Any:
             return await handler(request)
         status = 403 if given else 401
         if status == 401 and request.method == "GET" and _is_page(request.path):
-            return _sign_in_page(request.path_qs, status=401)
+            return _sign_in_page(request, request.path_qs, status=401)
         return web.json_response(
             {"error": "the control API needs 'Authorization: Bearer <admin token>'", "status": status},
             status=status, headers={"WWW-Authenticate": "Bearer"} if status == 401 else None,
@@ -60,7 +60,7 @@ def setup(app: web.Application, token: str | None) -> None:
     async def show(request: web.Request) -> web.Response:
         if token is None:
             return _see_other(_local(request.query.get("next", "")))
-        return _sign_in_page(request.query.get("next", ""))
+        return _sign_in_page(request, request.query.get("next", ""))
 
     async def sign_in(request: web.Request) -> web.Response:
         fields = (await parsing.read_form(request, 0, "api.413.body_too_large")).fields
@@ -68,7 +68,7 @@ def setup(app: web.Application, token: str | None) -> None:
         if token is None:
             return _see_other(target)
         if not hmac.compare_digest(fields.get("token", "").encode(), token.encode()):
-            return _sign_in_page(target, status=403, problem="That is not this sandbox's admin token.")
+            return _sign_in_page(request, target, status=403, problem="That is not this sandbox's admin token.")
         response = _see_other(target)
         response.set_cookie(COOKIE, session_value(token), path=control.PREFIX, httponly=True, samesite="Strict")
         return response
@@ -90,7 +90,7 @@ def _local(target: str) -> str:
     return target if control.owns(target.partition("?")[0]) else INDEX
 
 
-def _sign_in_page(next_path: str, status: int = 200, problem: str = "") -> web.Response:
-    text = dashboard.render_standalone("sign_in.html", problem=problem, action=SIGN_IN, next=_local(next_path))
+def _sign_in_page(request: web.Request, next_path: str, status: int = 200, problem: str = "") -> web.Response:
+    text = dashboard.render_standalone(request, "sign_in.html", problem=problem, action=SIGN_IN, next=_local(next_path))
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return web.Response(text=text, status=status, content_type="text/html", headers=headers)

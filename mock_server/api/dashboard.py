@@ -3,7 +3,8 @@
 An overview (namespaces, controls, clock, requests, SMS outbox, webhook log, scenarios, PKI downloads) and
 one page per request (status history, documents, contract, SMS, webhook deliveries with a Replay button,
 VideoID). The overview's buttons and forms post to :mod:`mock_server.api.dashboard_actions`.
-The pages are Jinja2 templates (``mock_server/api/templates/``) with autoescape: every value is escaped.
+The pages are Jinja2 templates (``mock_server/api/templates/``) rendered through aiohttp-jinja2 with
+autoescape: every value is escaped.
 No external assets, and everything works without JavaScript (pages reload every few seconds); with it, a
 page follows the namespace's live events and redraws itself in place instead. The namespace is the one
 the namespace middleware resolved from ``?namespace=``, and every link carries it on.
@@ -20,6 +21,7 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
@@ -33,7 +35,7 @@ from mock_server.domain.model import SignatureRequest, Status
 from mock_server.domain.service import Sandbox
 from mock_server.sms import OutboxMessage
 from mock_server.tail import KINDS as LIVE_KINDS
-from mock_server.tenancy import DEFAULT, Tenant
+from mock_server.tenancy import DEFAULT
 from mock_server.webhooks import Attempt, WebhookDispatcher, WebhookEvent
 
 INDEX = control.PREFIX
@@ -147,35 +149,39 @@ def _last_result(event: WebhookEvent) -> str:
     return _attempt_result(event.attempts[-1]) if event.attempts else "-"
 
 
-_TEMPLATES = jinja2.Environment(
-    loader=jinja2.PackageLoader("mock_server.api", "templates"),
-    autoescape=True, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined,
-)
-_TEMPLATES.filters["when"] = _when
-_TEMPLATES.globals.update(
-    index=INDEX + "/", paths=_PATHS, periods=_PERIODS,
-    failed=frozenset({Status.CANCELLED.value, Status.VIDEOERROR.value}),
-    kinds=list(LIVE_KINDS), request_page=_request_path, signer_name=views.signer_name,
-    attempt_result=_attempt_result, last_result=_last_result,
-    replay_path=lambda event_id: REPLAY.format(id=quote(event_id)),
-    payload=lambda event: json.dumps(json.loads(event.body), indent=2, ensure_ascii=False),
-)
+def setup_templates(app: web.Application) -> None:
+    """Give ``app`` the dashboard's template environment (aiohttp-jinja2): autoescape on, an
+    undefined name an error, not an empty string."""
+    environment = aiohttp_jinja2.setup(
+        app, loader=jinja2.PackageLoader("mock_server.api", "templates"), default_helpers=False,
+        filters={"when": _when}, autoescape=True, trim_blocks=True, lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    environment.globals.update(
+        index=INDEX + "/", paths=_PATHS, periods=_PERIODS,
+        failed=frozenset({Status.CANCELLED.value, Status.VIDEOERROR.value}),
+        kinds=list(LIVE_KINDS), request_page=_request_path, signer_name=views.signer_name,
+        attempt_result=_attempt_result, last_result=_last_result,
+        replay_path=lambda event_id: REPLAY.format(id=quote(event_id)),
+        payload=lambda event: json.dumps(json.loads(event.body), indent=2, ensure_ascii=False),
+    )
 
 
-def _render(template: str, view: View, tenants: Sequence[Tenant], here: str, *, refreshing: bool = True,
+def _render(request: web.Request, template: str, here: str, *, refreshing: bool = True,
             sticky: Mapping[str, str] | None = None, **context: Any) -> str:
-    # The refresh reloads the page without one-off parameters (a replay's message), keeping ``sticky``
-    # ones (a search, a page of requests).
+    """A page of the call's view and namespace. Its refresh reloads it without one-off parameters (a
+    replay's message), keeping ``sticky`` ones (a search, a page of requests)."""
+    view = view_of(request)
     query = control.namespace_query(view.namespace)
     events_url = control.PREFIX + "/events" + ("?" + urlencode(query) if query else "")
-    return _TEMPLATES.get_template(template).render(
-        view=view, tenants=tenants, here=here, refreshing=refreshing, sticky=sticky or {}, events_url=events_url,
-        **context)
+    return aiohttp_jinja2.render_string(template, request, {
+        "view": view, "tenants": request.app[TENANTS].existing(), "here": here, "refreshing": refreshing,
+        "sticky": sticky or {}, "events_url": events_url, **context})
 
 
-def render_standalone(template: str, **context: Any) -> str:
+def render_standalone(request: web.Request, template: str, **context: Any) -> str:
     """A page of its own (the sign-in form) from the dashboard's templates, escaped the same way."""
-    return _TEMPLATES.get_template(template).render(**context)
+    return aiohttp_jinja2.render_string(template, request, context)
 
 
 def _newest(items: Sequence[Any]) -> SimpleNamespace:
@@ -219,14 +225,14 @@ def _requests(sandbox: Sandbox, search: RequestSearch) -> SimpleNamespace:
     )
 
 
-def index_page(view: View, tenant: Tenant, tenants: Sequence[Tenant], done: str | None = None,
-               search: RequestSearch = RequestSearch()) -> str:
-    """The overview of one namespace, its requests as ``search`` finds them; ``done`` says what the
-    last action did."""
+def index_page(request: web.Request, done: str | None = None, search: RequestSearch = RequestSearch()) -> str:
+    """The overview of the call's namespace, its requests as ``search`` finds them; ``done`` says what
+    the last action did."""
+    tenant = request[TENANT]
     sandbox = tenant.sandbox
     now = sandbox.clock.now()
     return _render(
-        "overview.html", view, tenants, INDEX + "/", sticky=search.query(), title="Dashboard", done=done,
+        request, "overview.html", INDEX + "/", sticky=search.query(), title="Dashboard", done=done,
         now=now, offset_s=sandbox.clock.offset.total_seconds(), requests=_requests(sandbox, search),
         sms=_newest(sandbox.otp.messages(undelivered=True)), delivery=_delivery(now),
         webhooks=_newest(tenant.webhooks.events()), next_attempt=_next_attempt(tenant.webhooks),
@@ -267,28 +273,28 @@ def _videoid(found: SignatureRequest) -> list[tuple[str, object]]:
     return rows
 
 
-def request_page(view: View, tenant: Tenant, tenants: Sequence[Tenant], found: SignatureRequest,
-                 replayed: WebhookEvent | None) -> str:
+def request_page(request: web.Request, found: SignatureRequest, replayed: WebhookEvent | None) -> str:
     """One request: summary, history, documents and contract, SMS, webhooks, VideoID."""
+    tenant = request[TENANT]
     sandbox = tenant.sandbox
     return _render(
-        "request.html", view, tenants, _request_path(found.pk), title=f"Request {found.pk}", found=found,
-        replayed=replayed, summary=_summary(found), default_namespace=view.namespace == DEFAULT,
+        request, "request.html", _request_path(found.pk), title=f"Request {found.pk}", found=found,
+        replayed=replayed, summary=_summary(found), default_namespace=tenant.namespace == DEFAULT,
         documents=list(found.documents.values()), sms=sandbox.otp.messages(found.pk, undelivered=True),
         delivery=_delivery(sandbox.clock.now()), events=tenant.webhooks.events(found.pk), videoid=_videoid(found),
     )
 
 
-def not_found_page(view: View, tenants: Sequence[Tenant], what: str) -> str:
+def not_found_page(request: web.Request, what: str) -> str:
     """A 404 a person can leave: what was not found, in which namespace, and the way back."""
-    namespace = view.namespace or "default"
-    return notice_page(view, tenants, "Not found",
+    namespace = request[TENANT].namespace or "default"
+    return notice_page(request, "Not found",
                        f"{what} does not exist in namespace {namespace} (a reset removes everything).")
 
 
-def notice_page(view: View, tenants: Sequence[Tenant], title: str, text: str) -> str:
+def notice_page(request: web.Request, title: str, text: str) -> str:
     """A page that says ``text`` (why an action was refused, what was not found) and the way back."""
-    return _render("notice.html", view, tenants, INDEX + "/", refreshing=False, title=title, text=text)
+    return _render(request, "notice.html", INDEX + "/", refreshing=False, title=title, text=text)
 
 
 # Handlers -------------------------------------------------------------------------------------------
@@ -301,30 +307,26 @@ def html_response(text: str, status: int = 200) -> web.Response:
 
 async def show_index(request: web.Request) -> web.Response:
     """The overview of the namespace ``?namespace=`` names."""
-    return html_response(index_page(view_of(request), request[TENANT], request.app[TENANTS].existing(),
-                                    request.query.get("done"), search_of(request)))
+    return html_response(index_page(request, request.query.get("done"), search_of(request)))
 
 
 async def show_request(request: web.Request) -> web.Response:
     """A request's page; an HTML 404 when the namespace has no such request."""
-    view, tenants = view_of(request), request.app[TENANTS].existing()
     pk = request.match_info["pk"]
     found = sandbox_of(request).state.requests.get(parse_number(pk))
     if found is None:
-        return html_response(not_found_page(view, tenants, f"Request {pk}"), status=404)
+        return html_response(not_found_page(request, f"Request {pk}"), status=404)
     replayed = webhooks_of(request).event(request.query.get("replayed", ""))
-    return html_response(request_page(view, request[TENANT], tenants, found, replayed))
+    return html_response(request_page(request, found, replayed))
 
 
 async def replay_webhook(request: web.Request) -> web.Response:
     """The Replay button: the dispatcher's replay (as POST /_mock/webhooks/{id}/replay), then back."""
-    view = view_of(request)
     event = webhooks_of(request).event(request.match_info["id"])
     if event is None:
-        what = f"Webhook event {request.match_info['id']}"
-        return html_response(not_found_page(view, request.app[TENANTS].existing(), what), status=404)
+        return html_response(not_found_page(request, f"Webhook event {request.match_info['id']}"), status=404)
     await webhooks_of(request).replay(event.id)
-    location = view.url(_request_path(event.request), replayed=event.id) + "#webhooks"
+    location = view_of(request).url(_request_path(event.request), replayed=event.id) + "#webhooks"
     return web.Response(status=303, headers={"Location": location}, text="303: See Other")
 
 

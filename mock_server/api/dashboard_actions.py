@@ -24,7 +24,7 @@ from mock_server.api.dashboard import (
     notice_page,
     view_of,
 )
-from mock_server.api.keys import CONFIG, TENANTS, sandbox_of, scenarios_of, webhooks_of
+from mock_server.api.keys import CONFIG, sandbox_of, scenarios_of, webhooks_of
 from mock_server.api.routing import add
 from mock_server.domain.service import Sandbox
 from mock_server.tenancy import DEFAULT
@@ -36,7 +36,7 @@ def _back(request: web.Request, anchor: str, done: str, view: View | None = None
 
 
 def _refused(request: web.Request, error: control.ControlError) -> web.Response:
-    page = notice_page(view_of(request), request.app[TENANTS].existing(), "Not done", str(error))
+    page = notice_page(request, "Not done", str(error))
     return html_response(page, status=error.http_status)
 
 
