@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import NoReturn
+from urllib.parse import urlsplit
 
 from mock_server import __version__, env_options
 from mock_server.config import Config
@@ -94,6 +95,20 @@ def _positive(value: str) -> int:
     if not value.strip().isdigit() or int(value) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive whole number, got {value!r}")
     return int(value)
+
+
+def _url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an http(s) URL")
+    return value
+
+
+def _rao(value: str) -> tuple[str, str, str]:
+    parts = value.split(":", 2)
+    if len(parts) != 3 or not all(parts):
+        raise argparse.ArgumentTypeError("give USER:PASS:PIN")
+    return parts[0], parts[1], parts[2]
 
 
 def _kinds(value: str) -> str:
@@ -212,6 +227,31 @@ def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     tail.add_argument("--admin-token", default=None, metavar="TOKEN", help="the sandbox's --admin-token")
     tail.add_argument("--count", type=_positive, default=None, metavar="N", help="stop after N events (default: never)")
 
+    check = commands.add_parser("conformance", help="run the documented flows against a target and an embedded "
+                                                    "sandbox, and say where they differ")
+    check.add_argument("--target", required=True, type=_url, metavar="URL",
+                       help="the service to hold the sandbox against (the vendor's hosted sandbox, or any URL)")
+    check.add_argument("--family", choices=("legacy", "new"), default="legacy",
+                       help="legacy (/api/v1, default) or new (/oneshot/api/v1)")
+    signing_in = check.add_mutually_exclusive_group()
+    signing_in.add_argument("--token", default=None, metavar="T", help="the target's API token")
+    signing_in.add_argument("--rao", type=_rao, default=None, metavar="USER:PASS:PIN",
+                            help="the target's RAO credentials instead of a token")
+    check.add_argument("--otp-from", default="sandbox-control", metavar="sandbox-control|prompt|CODE",
+                       help="where the target's OTPs come from: its /_mock/sms (a sandbox; the default), a prompt "
+                            "(the code the phone received), or a fixed CODE")
+    check.add_argument("--report", type=Path, default=None, metavar="FILE",
+                       help="write a JSON report to FILE and an HTML one beside it (FILE with .html)")
+
+    proxy = commands.add_parser("proxy", help="pass calls through to an upstream and record them as a scenario "
+                                              "and a HAR file")
+    proxy.add_argument("--upstream", required=True, type=_url, metavar="URL",
+                       help="where calls go (the vendor's sandbox)")
+    proxy.add_argument("--record", required=True, type=Path, metavar="DIR",
+                       help="where the recording goes: DIR/recording.yaml (a scenario) and DIR/session.har")
+    proxy.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    proxy.add_argument("--port", type=_port, default=8090, help="TCP port to listen on (default 8090)")
+
     for name, text in (("export", "write a namespace of a data dir to FILE (a zip; the sandbox stopped)"),
                        ("import", "replace a namespace of a data dir with FILE's (the sandbox stopped)")):
         moving = commands.add_parser(name, help=text)
@@ -263,6 +303,44 @@ def _move_state(args: argparse.Namespace) -> str | None:
         return None
     except (OSError, archive.ArchiveError, DataDirError, NamespaceRefused) as fault:
         return str(fault)
+
+
+def _conformance(args: argparse.Namespace) -> int:
+    """``conformance``: 0 when no step differs, 1 when some do."""
+    import asyncio
+
+    from mock_server.conformance.run import Options, run
+
+    options = Options(args.target, args.family, args.token, args.rao, args.otp_from)
+    report = asyncio.run(run(options))
+    for line in report.lines():
+        _print(line)
+    if args.report is not None:
+        try:
+            written = report.write(args.report)
+        except OSError as fault:
+            _fail(f"--report {args.report}: {fault.strerror or fault}")
+        _print(f"report: {written[0]} and {written[1]}")
+    return 1 if report.differing else 0
+
+
+def _proxy(args: argparse.Namespace) -> None:
+    """``proxy``: serve until stopped; the recording is complete after each call."""
+    from aiohttp import web
+
+    from mock_server.proxy import HAR_FILE, SCENARIO_FILE, Recording, create_proxy
+
+    upstream = args.upstream.rstrip("/")
+    app = create_proxy(upstream, Recording(args.record, upstream))
+
+    def listening(_: str) -> None:
+        _print(f"proxy on http://{args.host}:{args.port} to {upstream}, recording to "
+               f"{args.record / SCENARIO_FILE} and {args.record / HAR_FILE}")
+
+    try:
+        web.run_app(app, host=args.host, port=args.port, access_log=None, print=listening)
+    except OSError as fault:
+        _fail(f"cannot listen on {args.host}:{args.port}: {fault.strerror or fault}")
 
 
 def serve_config(argv: Sequence[str] = (), environ: Mapping[str, str] | None = None) -> Config:
@@ -354,6 +432,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             _fail(str(fault))
         except KeyboardInterrupt:
             pass  # Ctrl-C is how a tail ends
+        return
+
+    if args.command == "conformance":
+        sys.exit(_conformance(args))
+
+    if args.command == "proxy":
+        _proxy(args)
         return
 
     if args.command in ("export", "import"):

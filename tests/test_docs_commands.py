@@ -161,8 +161,15 @@ def _check_persistence(ran: list[tuple[str, str]], workdir: Path) -> None:
     assert json.loads(_output(ran, "-X PUT"))["status"] == "imported"
 
 
+def _check_conformance(ran: list[tuple[str, str]], workdir: Path) -> None:
+    printed = _output(ran, "oneshot-mock conformance")
+    assert re.search(r"^all \d+ steps the same$", printed, re.M), printed
+    assert json.loads((workdir / "conformance.json").read_text())["differing_steps"] == 0
+    assert (workdir / "conformance.html").is_file()
+
+
 CHECKS = {"README.md": _check_readme, "api-families.md": _check_api_families, "control-api.md": _check_control_api,
-          "persistence.md": _check_persistence}
+          "persistence.md": _check_persistence, "conformance.md": _check_conformance}
 TOOLS = ("curl", "openssl", "certutil", "pdfsig")
 
 
@@ -228,9 +235,9 @@ def test_ci_runs_the_readme_test_command_verbatim():
 def test_the_synopses_show_only_options_the_commands_accept():
     for page in PAGES:
         for block in (block for block in shell_blocks(page) if block.marker == "synopsis"):
-            module = re.match(r"python -m ([\w.]+)", block.text).group(1)
-            usage = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True,
-                                   timeout=60, check=True).stdout
+            module, command = re.match(r"python -m ([\w.]+)((?: [a-z][a-z-]*)*)", block.text).groups()
+            usage = subprocess.run([sys.executable, "-m", module, *command.split(), "--help"], capture_output=True,
+                                   text=True, timeout=60, check=True).stdout
             shown = set(re.findall(r"--[a-z][a-z-]+", block.text))
             assert shown and shown <= set(re.findall(r"--[a-z][a-z-]+", usage)), (block.where(), shown)
 

@@ -312,6 +312,24 @@ async def test_respond_action_answers_the_canned_answer(sandbox):
     assert answer.body["status"].startswith("503"), answer.body
 
 
+async def test_respond_gives_a_whole_json_body_or_bytes_with_headers(sandbox):
+    """What a recording replays: the body as the upstream sent it, any envelope; bytes with their type."""
+    body = {"status": "success", "message": "Tokens retrieved", "details": {}}
+    pdf = b"%PDF-1.7\n% recorded\n"
+    await load(sandbox, scenario(
+        "recorded",
+        rule({"respond": {"status": 200, "body": body}}, {"method": "GET", "path": "^/oneshot/api/v1/images$"}),
+        rule({"respond": {"status": 200, "body_base64": base64.b64encode(pdf).decode(),
+                          "content_type": "application/pdf",
+                          "headers": {"Content-Disposition": 'attachment; filename="signed.pdf"'}}},
+             {"operation": "retrieve_document"})))
+    answer = await sandbox.call("GET", "/oneshot/api/v1/images")
+    assert (answer.status, answer.content_type, answer.body) == (200, "application/json", body)
+    answer = await sandbox.call("GET", "/api/v1/document/35247/signed/some-uid")
+    assert (answer.status, answer.content_type, answer.raw) == (200, "application/pdf", pdf)
+    assert answer.headers["Content-Disposition"] == 'attachment; filename="signed.pdf"'
+
+
 async def test_delay_range_action_delays_within_the_range(sandbox):
     await load(sandbox, scenario("sluggish", rule({"delay_ms": [300, 600]}, {"operation": "hello"})))
     for _ in range(3):
@@ -696,8 +714,12 @@ async def test_delete_unloads_a_scenario(sandbox):
     (scenario("x", rule({"otp": "always_valid"})), "rules[0].then.otp"),
     (scenario("x", rule({"delay_ms": 10}, when={"probability": 2})), "rules[0].when.probability"),
     (scenario("x", rule({"delay_ms": 10}), activation="sometimes"), "activation"),
+    (scenario("x", rule({"respond": {"status": 200}})), "rules[0].then.respond"),
+    (scenario("x", rule({"respond": {"status": 200, "body": {}, "details": "both"}})), "rules[0].then.respond"),
+    (scenario("x", rule({"respond": {"status": 200, "body_base64": "not base64!"}})), "rules[0].then.respond"),
 ], ids=["unknown-action", "unknown-catalogue-key", "bad-fault", "reversed-range", "bad-regex", "webhook-typo",
-        "bad-otp", "probability-over-one", "bad-activation"])
+        "bad-otp", "probability-over-one", "bad-activation", "respond-without-answer", "respond-twice",
+        "respond-bad-base64"])
 async def test_invalid_scenario_is_refused_naming_the_field(sandbox, document, named):
     answer = await sandbox.call("POST", "/_mock/scenarios", data=yaml.safe_dump(document))
     assert answer.status == 400, answer.body

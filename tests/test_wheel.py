@@ -64,7 +64,9 @@ def test_the_wheel_holds_the_data_files_licence_and_entry_points(wheel):
     for needed in ("mock_server/openapi.yaml", "mock_server/magic.yaml", "mock_server/scenario.schema.json",
                    "mock_server/seedfile.schema.json", "mock_server/fixtures/pki/root.pem",
                    "mock_server/fixtures/pki/issuing.key", "mock_server/scenario_library/sms-outage.yaml",
-                   "mock_server/scenario_library/errors/sign.403.invalid_otp.yaml"):
+                   "mock_server/scenario_library/errors/sign.403.invalid_otp.yaml",
+                   "mock_server/fixtures/document.pdf", "mock_server/conformance/templates/report.html",
+                   "mock_server/api/templates/overview.html"):
         assert needed in names, needed
     assert any(name.endswith("/LICENSE") and ".dist-info/" in name for name in names), "the MIT licence"
     entry_points = next(name for name in names if name.endswith(".dist-info/entry_points.txt"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 from http import HTTPStatus
@@ -56,9 +57,7 @@ async def scenario_middleware(request: web.Request, handler: Any) -> web.StreamR
         if "error" in then:
             raise vendor_error(then["error"], pk=call.request_pk or "", **call.fields)
         if "respond" in then:
-            answer = then["respond"]
-            status = f"{answer['status']} {HTTPStatus(answer['status']).phrase}"
-            return web.json_response({"status": status, "details": answer["details"]}, status=answer["status"])
+            return _canned(then["respond"])
     fault = next((then["fault"] for then in fired if "fault" in then), None)
     if fault in ("connection_reset", "empty_response", "malformed_json"):
         return _fault(request, fault)
@@ -100,6 +99,19 @@ async def _body_fields(request: web.Request, body_type: str) -> dict[str, str]:
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         return {}  # the handler answers the malformed body itself
     return {k: str(v) for k, v in body.items()} if isinstance(body, dict) else {}
+
+
+def _canned(answer: dict[str, Any]) -> web.Response:
+    """A ``respond`` rule's answer: its details in the envelope, its JSON body, or its bytes."""
+    status, headers = answer["status"], answer.get("headers")
+    if "details" in answer:
+        line = f"{status} {HTTPStatus(status).phrase}"
+        return web.json_response({"status": line, "details": answer["details"]}, status=status, headers=headers)
+    if "body" in answer:
+        return web.json_response(answer["body"], status=status, headers=headers,
+                                 content_type=answer.get("content_type", "application/json"))
+    return web.Response(body=base64.b64decode(answer["body_base64"]), status=status, headers=headers,
+                        content_type=answer.get("content_type", "application/octet-stream"))
 
 
 def _fault(request: web.Request, fault: str) -> web.StreamResponse:
