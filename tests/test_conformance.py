@@ -47,7 +47,7 @@ def test_a_plain_sandbox_as_the_target_is_the_same_at_every_step(tmp_path, famil
     found = steps(report)
     assert len(found) == len(step_lines) and {step["verdict"] for step in found} == {"same"}
     flows = {step["flow"] for step in found}
-    assert flows == ({"read-only", "classic", "hash", "async"} if family == "legacy" else {"read-only", "classic"})
+    assert flows == {"read-only", "classic", "hash", "async"}
     signed = next(step for step in found if step["step"] == "signed document")
     assert signed["target"]["media_type"] == signed["sandbox"]["media_type"] == "application/pdf"
     page = report.with_suffix(".html").read_text()

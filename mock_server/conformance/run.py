@@ -21,7 +21,7 @@ from aiohttp import web
 from mock_server.app import create_app
 from mock_server.config import Config
 from mock_server.conformance.compare import compare_steps
-from mock_server.conformance.flows import FLOWS, FlowStopped, OtpSource, Target, legacy_async
+from mock_server.conformance.flows import FLOWS, FlowStopped, OtpSource, Target, legacy_async, new_async
 from mock_server.conformance.report import Report
 from mock_server.domain.defaults import NAMIRIAL_TOKEN, SANDBOX_PASSWORD, SANDBOX_PIN, default_tokens
 
@@ -58,7 +58,7 @@ async def run(options: Options, prompt: Callable[[str], str] = input) -> Report:
                          _control_otp, callback)
         skipped = []
         for flow in FLOWS[options.family]:
-            if flow is legacy_async and target.callback is None:
+            if flow in (legacy_async, new_async) and target.callback is None:
                 skipped.append("async: the target cannot deliver webhooks to this machine (its callback would be "
                                "a loopback address)")
                 continue
