@@ -310,6 +310,10 @@ async def test_respond_action_answers_the_canned_answer(sandbox):
     assert answer.status == 503
     assert answer.body["details"] == details
     assert answer.body["status"].startswith("503"), answer.body
+    await load(sandbox, scenario("canned", rule({"respond": {"status": 299, "details": "unnamed"}},
+                                                {"operation": "hello"})))
+    answer = await sandbox.call("GET", "/api/v1/hello")
+    assert (answer.status, answer.body) == (299, {"status": "299", "details": "unnamed"})
 
 
 async def test_respond_gives_a_whole_json_body_or_bytes_with_headers(sandbox):

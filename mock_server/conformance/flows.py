@@ -63,7 +63,6 @@ OtpSource = Callable[["Target", int], Awaitable[str]]
 class Target:
     """One server the flows run against, and what they saw there."""
 
-    name: str
     base: str
     session: aiohttp.ClientSession
     credentials: Mapping[str, str]  # token, or RAO username, password and pin, as create sends them

@@ -51,10 +51,10 @@ async def run(options: Options, prompt: Callable[[str], str] = input) -> Report:
     timeout = aiohttp.ClientTimeout(total=_CALL_TIMEOUT_S)
     async with (embedded_sandbox() as sandbox_url, callback_receiver() as callback,
                 aiohttp.ClientSession(timeout=timeout) as session):
-        target = Target("target", options.target.rstrip("/"), session, _credentials(options),
+        target = Target(options.target.rstrip("/"), session, _credentials(options),
                         _otp_source(options.otp_from, prompt), callback if _is_loopback(options.target) else None)
         kind = "rao" if options.rao else "token"
-        sandbox = Target("sandbox", sandbox_url, session, _SANDBOX_CREDENTIALS[(options.family, kind)],
+        sandbox = Target(sandbox_url, session, _SANDBOX_CREDENTIALS[(options.family, kind)],
                          _control_otp, callback)
         skipped = []
         for flow in FLOWS[options.family]:
