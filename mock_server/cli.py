@@ -309,10 +309,13 @@ def _conformance(args: argparse.Namespace) -> int:
     """``conformance``: 0 when no step differs, 1 when some do."""
     import asyncio
 
-    from mock_server.conformance.run import Options, run
+    from mock_server.conformance.run import Options, TargetUnreachable, run
 
     options = Options(args.target, args.family, args.token, args.rao, args.otp_from)
-    report = asyncio.run(run(options))
+    try:
+        report = asyncio.run(run(options))
+    except TargetUnreachable as fault:
+        _fail(str(fault))
     for line in report.lines():
         _print(line)
     if args.report is not None:

@@ -72,6 +72,13 @@ def test_a_drifted_target_differs_in_exactly_the_three_changes(tmp_path):
     assert sum("differs: " in line for line in done.stdout.splitlines()) == 3
 
 
+def test_a_target_that_does_not_answer_is_one_line_and_status_2():
+    done = oneshot_mock("conformance", "--target", f"http://127.0.0.1:{free_port()}")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.startswith("oneshot-mock: http://127.0.0.1:") and "does not answer" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and done.stdout == "", done.stderr
+
+
 def test_bad_options_are_one_line_and_status_2():
     for args, says in ((("--target", "127.0.0.1:8080"), "not an http(s) URL"),
                        (("--target", "http://127.0.0.1:1", "--rao", "user-only"), "give USER:PASS:PIN"),

@@ -35,6 +35,10 @@ _SANDBOX_CREDENTIALS = {
 }
 
 
+class TargetUnreachable(Exception):
+    """Not one call reached the target: a wrong URL, or a service that is down."""
+
+
 @dataclass(frozen=True)
 class Options:
     """What ``oneshot-mock conformance`` was asked."""
@@ -65,6 +69,9 @@ async def run(options: Options, prompt: Callable[[str], str] = input) -> Report:
             for server in (target, sandbox):
                 with contextlib.suppress(FlowStopped):
                     await flow(server)
+            unanswered = [seen for seen in target.observations if seen.status is None]
+            if unanswered and len(unanswered) == len(target.observations):
+                raise TargetUnreachable(f"{options.target} does not answer: {unanswered[0].problem}")
     return Report(options.target, options.family, compare_steps(target.observations, sandbox.observations), skipped)
 
 
