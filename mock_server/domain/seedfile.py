@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jsonschema
 import yaml
@@ -22,11 +22,9 @@ import yaml
 from mock_server.domain import library
 from mock_server.domain.defaults import DEFAULT_RA, default_raos, default_tokens
 from mock_server.domain.model import Document, Rao, Token, Upload
+from mock_server.domain.ports import RequestDesk
 from mock_server.errors import VendorError
 from mock_server.pki.pades import DocumentRefused, inspect_pdf
-
-if TYPE_CHECKING:
-    from mock_server.domain.service import Sandbox
 
 SCHEMA: dict[str, Any] = json.loads((resources.files("mock_server") / "seedfile.schema.json").read_text())
 _VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
@@ -108,7 +106,7 @@ class SeedData:
             source=str(path),
         )
 
-    def apply(self, sandbox: Sandbox) -> None:
+    def apply(self, sandbox: RequestDesk) -> None:
         """Create everything the seed file names in ``sandbox``'s (fresh) state."""
         state, now = sandbox.state, sandbox.clock.now()
         library.update_settings(state, copy.deepcopy(self.settings))

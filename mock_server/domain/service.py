@@ -41,6 +41,7 @@ from mock_server.domain.model import (
 )
 from mock_server.domain.pdfchecks import CheckedPdfs
 from mock_server.domain.pkspace import PkSpace
+from mock_server.domain.ports import Runner
 from mock_server.domain.retention import FINISHED, Retention, RetentionPolicy
 from mock_server.domain.seedfile import SeedData
 from mock_server.domain.signparams import DocumentOptions, SignParams, parse_sign_body
@@ -64,7 +65,6 @@ from mock_server.pki.signing import (
 from mock_server.scenarios import current_effects
 from mock_server.sms import CHANNELS, OtpDesk, OtpPolicy, OutboxMessage
 
-Runner = Callable[..., Awaitable[Any]]
 log = logging.getLogger(__name__)
 CONTRACT_UID = "contract"
 _INLINE_INSPECTION_BYTES = 256 * 1024

@@ -11,6 +11,7 @@ from cryptography.x509 import ocsp
 
 from mock_server.domain.lifecycle import CertificateRevoked
 from mock_server.domain.model import IssuedCertificate, Rao
+from mock_server.domain.ports import SandboxCore
 from mock_server.pki.authority import SignerIdentity, certificate_summary
 from mock_server.pki.revocation import (
     OcspQuery,
@@ -24,7 +25,6 @@ from mock_server.pki.signing import officer_certificate
 from mock_server.pki.tsa import timestamp_reply
 
 if TYPE_CHECKING:
-    from mock_server.domain.service import Sandbox
     from mock_server.domain.store import State
 
 
@@ -34,7 +34,7 @@ _RAO_CERTIFICATE_LIFETIME = timedelta(days=730)
 class TrustServices:
     """What the sandbox's CA and TSA answer, from the sandbox's current state."""
 
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: SandboxCore) -> None:
         self._sandbox = sandbox
         # Every signature's CRL needs the revoked certificates, and walking every certificate ever
         # issued grew with the sandbox's age: the list is kept until a revocation, a certificate

@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mock_server.domain import accounts, validation
 from mock_server.domain.evidences import review_evidences
 from mock_server.domain.ids import parse_number
 from mock_server.domain.model import SignatureRequest, Status, Upload, VideoId
+from mock_server.domain.ports import RequestDesk
 from mock_server.errors import vendor_error
 from mock_server.fakes import fake_identity
-
-if TYPE_CHECKING:
-    from mock_server.domain.service import Sandbox
 
 _WAITING = (Status.VIDEOPENDING, Status.VIDEOINCOMPLETE)
 _OUTCOMES = {"complete": Status.VIDEOREVIEW, "incomplete": Status.VIDEOINCOMPLETE, "error": Status.VIDEOERROR}
@@ -29,7 +27,7 @@ _IDENTITY_KEYS = ("given_name", "surname_1", "surname_2", "serial_number", "id_d
 class VideoIdDesk:
     """Every VideoID operation, on the sandbox's state."""
 
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: RequestDesk) -> None:
         self._sandbox = sandbox
 
     # Creation and identification ------------------------------------------------

@@ -1,0 +1,126 @@
+"""The package's shape: no module imports another in a circle, counting every import (at the top,
+inside functions, and those only type checkers read)."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "mock_server"
+
+
+def module_names() -> dict[str, Path]:
+    """Every module of the package by dotted name (a package by its ``__init__``)."""
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        found[".".join(parts)] = path
+    return found
+
+
+def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
+    """Each module → the package's modules it imports (``from a import b`` counts ``a.b`` when it is a module)."""
+
+    def known(name: str) -> str | None:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        imported: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported.update(filter(None, (known(alias.name) for alias in node.names)))
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.update(filter(None, (known(f"{node.module}.{alias.name}") for alias in node.names)))
+        graph[name] = {target for target in imported if target != name and target.startswith("mock_server")}
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One circle through each strongly connected group of modules (Tarjan), as ``[a, b, ..., a]``."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in sorted(graph.get(node, ())):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                found.append(_circle_through(sorted(group), graph))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def _circle_through(group: list[str], graph: dict[str, set[str]]) -> list[str]:
+    """A path from the group's first module back to it, inside the group."""
+    start, members = group[0], set(group)
+    paths = {start: [start]}
+    frontier = [start]
+    while frontier:
+        node = frontier.pop(0)
+        for target in sorted(graph[node] & members):
+            if target == start:
+                return [*paths[node], start]
+            if target not in paths:
+                paths[target] = [*paths[node], target]
+                frontier.append(target)
+    return group
+
+
+def test_no_module_imports_another_in_a_circle():
+    found = circles(import_graph(module_names()))
+    assert found == [], "import circles: " + "; ".join(" -> ".join(circle) for circle in found)
+
+
+def test_the_circle_finder_finds_circles():
+    """The check above can fail: a circle of three and one of two are each named, a chain is not."""
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set(), "e": {"f"}, "f": {"e"}, "g": {"d"}}
+    assert sorted(circles(graph)) == [["a", "b", "c", "a"], ["e", "f", "e"]]
+
+
+def test_the_graph_sees_imports_inside_functions_and_for_type_checkers():
+    graph = import_graph(module_names())
+    assert "mock_server.domain.store" in graph["mock_server.domain.trust"], "an import under TYPE_CHECKING"
+    assert "mock_server.conformance.run" in graph["mock_server.cli"], "an import inside a function"
+
+
+README = PACKAGE.parent / "README.md"
+
+
+def layout_section() -> str:
+    text = README.read_text(encoding="utf-8")
+    return text.split("\n## Layout\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_readme_layout_names_every_package_folder_and_only_paths_that_exist():
+    named = {name.rstrip("/") for name in re.findall(r"`((?:mock_server|fixtures|tests|scenarios)/[\w/.-]*)`",
+                                                       layout_section())}
+    named_folders = {name for name in named if (PACKAGE.parent / name).is_dir()}
+    missing = sorted(name for name in named if not (PACKAGE.parent / name).exists())
+    assert missing == [], f"the README's Layout names what is not there: {missing}"
+    packages = sorted(str(path.parent.relative_to(PACKAGE.parent)) for path in PACKAGE.rglob("__init__.py")
+                      if path.parent != PACKAGE)
+    unnamed = [package for package in packages if package not in named_folders]
+    assert unnamed == [], f"package folders the README's Layout does not name: {unnamed}"
