@@ -13,10 +13,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from mock_server.app import create_app
-from mock_server.config import Config
-from mock_server.processes import free_port
-from mock_server.workers import signing_pool
+from mock_server.server.app import create_app
+from mock_server.server.config import Config
+from mock_server.server.processes import free_port
+from mock_server.server.workers import signing_pool
 from tests.helpers import SandboxClient
 from tests.receivers import Receiver
 

@@ -28,7 +28,7 @@ from pyhanko.sign.validation.status import PdfSignatureStatus
 from pyhanko_certvalidator import ValidationContext
 
 from mock_server.bench.servers import stop
-from mock_server.processes import free_port, wait_until_ready
+from mock_server.server.processes import free_port, wait_until_ready
 from tests import example_client
 
 ROOT_PEM = Path(__file__).resolve().parents[1] / "fixtures" / "pki" / "root.pem"

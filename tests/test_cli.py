@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mock_server.app import create_app
-from mock_server.config import Config
+from mock_server.server.app import create_app
+from mock_server.server.config import Config
 from tests.conftest import free_port
 from tests.helpers import (
     DEFAULT_TOKEN,

@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from mock_server.cli import serve_config
+from mock_server.server.cli import serve_config
 from tests.conftest import REPO, free_port
 from tests.helpers import environment_without_oneshot, serving
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from mock_server import env_options
-from mock_server.cli import build_parsers, parse_args, serve_config
+from mock_server.server import env_options
+from mock_server.server.cli import build_parsers, parse_args, serve_config
 from tests.conftest import free_port
 from tests.helpers import DEFAULT_TOKEN, IDENTITY, environment_without_oneshot, serving
 

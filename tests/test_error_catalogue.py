@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mock_server.errors import CATALOGUE, markdown_table
+from mock_server.domain.errors import CATALOGUE, markdown_table
 
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "reference" / "legacy-oneshot-videoid-v1.openapi.yaml"
 # Placeholders the vendor's examples use where a real value would go.
@@ -76,4 +76,5 @@ async def test_catalogue_is_served(sandbox):
 def test_the_documented_table_is_the_catalogue():
     page = (Path(__file__).resolve().parents[1] / "docs" / "scenarios.md").read_text()
     table = page.split("<!-- error-table:start -->\n")[1].split("\n<!-- error-table:end -->")[0]
-    assert table == markdown_table(), "regenerate docs/scenarios.md's table from mock_server.errors.markdown_table()"
+    assert table == markdown_table(), \
+        "regenerate docs/scenarios.md's table from mock_server.domain.errors.markdown_table()"

@@ -8,12 +8,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mock_server.domain.errors import VendorError
 from mock_server.domain.evidences import review_evidences
 from mock_server.domain.hashfile import parse_hash_file
+from mock_server.domain.scenarios import ScenarioError, parse_scenario
 from mock_server.domain.signparams import parse_sign_body
 from mock_server.domain.validation import RequestDefaults, validate_create_request
-from mock_server.errors import VendorError
-from mock_server.scenarios import ScenarioError, parse_scenario
 
 FUZZ = settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40)

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from mock_server.client import ControlClient, JournalMismatch
+from mock_server.testing.client import ControlClient, JournalMismatch
 from tests.helpers import blank_pdf, running_sandbox
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "mock_server"
@@ -103,7 +105,7 @@ def test_the_circle_finder_finds_circles():
 def test_the_graph_sees_imports_inside_functions_and_for_type_checkers():
     graph = import_graph(module_names())
     assert "mock_server.domain.store" in graph["mock_server.domain.trust"], "an import under TYPE_CHECKING"
-    assert "mock_server.conformance.run" in graph["mock_server.cli"], "an import inside a function"
+    assert "mock_server.conformance.run" in graph["mock_server.server.cli"], "an import inside a function"
 
 
 README = PACKAGE.parent / "README.md"
@@ -124,3 +126,18 @@ def test_the_readme_layout_names_every_package_folder_and_only_paths_that_exist(
                       if path.parent != PACKAGE)
     unnamed = [package for package in packages if package not in named_folders]
     assert unnamed == [], f"package folders the README's Layout does not name: {unnamed}"
+
+
+def test_the_public_import_paths_still_work():
+    """``mock_server.client`` is the path the docs give; ``mock_server.pytest_plugin`` works, with a warning."""
+    from mock_server import client
+    from mock_server.testing import client as moved
+
+    assert client.ControlClient is moved.ControlClient and client.WaitTimeout is moved.WaitTimeout
+    script = ("import warnings; warnings.simplefilter('always')\n"
+              "with warnings.catch_warnings(record=True) as seen:\n"
+              "    import mock_server.pytest_plugin as plugin\n"
+              "print(plugin.oneshot_mock.__module__, seen[0].category.__name__, seen[0].message)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == ("mock_server.testing.pytest_plugin DeprecationWarning mock_server.pytest_plugin "
+                                   "moved to mock_server.testing.pytest_plugin"), done.stdout + done.stderr

@@ -9,7 +9,7 @@ import logging
 
 import pytest
 
-from mock_server import logs
+from mock_server.server import logs
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from cryptography import x509
 from cryptography.x509.oid import AuthorityInformationAccessOID
 from yarl import URL
 
-from mock_server.client import ControlClient, ControlError
 from mock_server.domain.pkspace import BLOCK_SIZE, PkSpace
+from mock_server.testing.client import ControlClient, ControlError
 from tests.helpers import SandboxClient, blank_pdf, validate
 from tests.test_events import EventReader
 from tests.test_videoid import EIDAS, create_videoid, request_detail

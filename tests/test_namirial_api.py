@@ -20,7 +20,7 @@ import aiohttp
 import pytest
 from pyhanko.pdf_utils.reader import PdfFileReader
 
-from mock_server.fakes import fake_evidences
+from mock_server.domain.fakes import fake_evidences
 from tests.helpers import IDENTITY, Answer, SandboxClient, blank_pdf, picture, validate
 
 NEW = "/oneshot/api/v1"

@@ -29,7 +29,7 @@ import pytest
 from cryptography import x509
 
 from mock_server.api.namirial import ROUTES
-from mock_server.fakes import fake_evidences
+from mock_server.domain.fakes import fake_evidences
 from tests.helpers import DEFAULT_TOKEN, IDENTITY, Answer, SandboxClient, blank_pdf, picture
 from tests.test_namirial_api import (
     NEW,

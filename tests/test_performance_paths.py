@@ -30,10 +30,10 @@ from mock_server.domain.changes import ChangeLog
 from mock_server.domain.clock import Clock
 from mock_server.domain.ids import RandomSource
 from mock_server.domain.pdfchecks import CheckedPdfs
+from mock_server.domain.sms import OtpDesk, OtpPolicy
 from mock_server.pki.authority import COMMON_NAME_MAX_BYTES, PkiMaterial, asn1_certificate, parsed
 from mock_server.pki.keysigner import signing_certificate_v2
 from mock_server.pki.pades import DocumentRefused, PdfReport
-from mock_server.sms import OtpDesk, OtpPolicy
 from tests.helpers import blank_pdf, running_sandbox, validate
 from tests.test_hash_flow import ca_file, cms_verify, hash_file, sign_hash_files
 

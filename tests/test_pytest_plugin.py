@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from mock_server.client import ControlClient, ControlError, WaitTimeout
+from mock_server.testing.client import ControlClient, ControlError, WaitTimeout
 from tests import example_client
 from tests.example_client import call, create, request_otp, sign, upload
 from tests.helpers import RunningSandbox, blank_pdf, running_sandbox
@@ -172,7 +172,7 @@ import os
 from pathlib import Path
 import pytest
 from client import call, create, request_otp, sign, upload
-from mock_server.tenancy import namespace_seed
+from mock_server.domain.tenancy import namespace_seed
 
 PDF = (Path(__file__).parent / "doc.pdf").read_bytes()
 
@@ -210,7 +210,7 @@ XDIST_START_FAILS_CONFTEST = '''
 import socket
 from pathlib import Path
 
-import mock_server.xdist_share
+import mock_server.testing.xdist_share
 
 HERE = Path(__file__).parent
 TAKEN = []
@@ -229,7 +229,7 @@ def taken_port():
     return int((HERE / "taken-port").read_text())
 
 
-mock_server.xdist_share.free_port = taken_port
+mock_server.testing.xdist_share.free_port = taken_port
 '''
 
 XDIST_START_FAILS = '''

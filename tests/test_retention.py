@@ -12,7 +12,7 @@ from datetime import timedelta
 import aiohttp
 import pytest
 
-from mock_server.cli import serve_config
+from mock_server.server.cli import serve_config
 from tests.conftest import free_port
 from tests.helpers import DEFAULT_TOKEN, IDENTITY, SandboxClient, running_sandbox
 from tests.test_persistence import Http

@@ -21,7 +21,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from mock_server.fakes import fake_evidences
+from mock_server.domain.fakes import fake_evidences
 from tests.conftest import REPO
 from tests.helpers import DEFAULT_TOKEN, IDENTITY, SandboxClient, blank_pdf, eventually, validate
 from tests.test_scenarios import (

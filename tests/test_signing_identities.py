@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mock_server.bench.inputs import documents, identity_common_name
-from mock_server.client import ControlClient
 from mock_server.pki.authority import COMMON_NAME_MAX_BYTES, common_name
+from mock_server.testing.client import ControlClient
 from tests.example_client import call, create, request_otp, sign, upload
 from tests.helpers import running_sandbox, validate
 

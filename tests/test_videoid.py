@@ -24,7 +24,7 @@ import pytest
 from PIL import Image
 from yarl import URL
 
-from mock_server.fakes import fake_evidences
+from mock_server.domain.fakes import fake_evidences
 from tests.helpers import DEFAULT_TOKEN, Answer, SandboxClient, validate
 
 CONTACT = {"email": "eva.martin@example.com", "mobile_phone_number": "+34600000002"}

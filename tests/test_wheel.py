@@ -71,7 +71,8 @@ def test_the_wheel_holds_the_data_files_licence_and_entry_points(wheel):
     assert any(name.endswith("/LICENSE") and ".dist-info/" in name for name in names), "the MIT licence"
     entry_points = next(name for name in names if name.endswith(".dist-info/entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    assert "oneshot-mock = mock_server.cli:main" in text and "oneshot_mock = mock_server.pytest_plugin" in text
+    assert "oneshot-mock = mock_server.server.cli:main" in text
+    assert "oneshot_mock = mock_server.testing.pytest_plugin" in text
 
 
 def test_what_runs_is_the_wheel_and_its_dependencies_are_met(installed):

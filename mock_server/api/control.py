@@ -12,22 +12,23 @@ from typing import Any
 
 from aiohttp import web
 
-from mock_server import __version__, archive
+from mock_server import __version__
 from mock_server.api import parsing
 from mock_server.api.faults import known_operations
 from mock_server.api.keys import FEED, TENANT, TENANTS, across_namespaces, sandbox_of, scenarios_of, webhooks_of
 from mock_server.api.routing import add
 from mock_server.domain import views
 from mock_server.domain.clock import ClockRangeError, parse_time
+from mock_server.domain.errors import CATALOGUE, VendorError, status_line
 from mock_server.domain.ids import parse_number
 from mock_server.domain.model import SignatureRequest
+from mock_server.domain.scenarios import Scenario, ScenarioError, check_operations, parse_scenario
 from mock_server.domain.service import Sandbox
-from mock_server.errors import CATALOGUE, VendorError, status_line
-from mock_server.rows import load_namespace, namespace_rows
-from mock_server.scenarios import Scenario, ScenarioError, check_operations, parse_scenario
-from mock_server.schema import DataDirError
-from mock_server.tenancy import DEFAULT, NamespaceRefused
-from mock_server.webhooks import Attempt, WebhookEvent
+from mock_server.domain.tenancy import DEFAULT, NamespaceRefused
+from mock_server.domain.webhooks import Attempt, WebhookEvent
+from mock_server.storage import archive
+from mock_server.storage.rows import load_namespace, namespace_rows
+from mock_server.storage.schema import DataDirError
 
 PREFIX = "/_mock"
 # A request's dashboard page; the VideoID link page links to it too.
@@ -76,7 +77,7 @@ async def reset(request: web.Request) -> web.Response:
 
 
 async def export_state(request: web.Request) -> web.Response:
-    """The namespace's whole state as a zip (:mod:`mock_server.archive`)."""
+    """The namespace's whole state as a zip (:mod:`mock_server.storage.archive`)."""
     tenant = request[TENANT]
     tables, blobs = namespace_rows(tenant)  # on the loop: a consistent snapshot
     filename = f"oneshot-mock-{tenant.namespace or 'default'}.zip"

@@ -33,10 +33,10 @@ from mock_server.domain import views
 from mock_server.domain.ids import parse_number
 from mock_server.domain.model import SignatureRequest, Status
 from mock_server.domain.service import Sandbox
-from mock_server.sms import OutboxMessage
-from mock_server.tail import KINDS as LIVE_KINDS
-from mock_server.tenancy import DEFAULT
-from mock_server.webhooks import Attempt, WebhookDispatcher, WebhookEvent
+from mock_server.domain.sms import OutboxMessage
+from mock_server.domain.tenancy import DEFAULT
+from mock_server.domain.webhooks import Attempt, WebhookDispatcher, WebhookEvent
+from mock_server.testing.tail import KINDS as LIVE_KINDS
 
 INDEX = control.PREFIX
 REQUEST_PAGE = control.DASHBOARD_REQUEST

@@ -27,7 +27,7 @@ from mock_server.api.dashboard import (
 from mock_server.api.keys import CONFIG, sandbox_of, scenarios_of, webhooks_of
 from mock_server.api.routing import add
 from mock_server.domain.service import Sandbox
-from mock_server.tenancy import DEFAULT
+from mock_server.domain.tenancy import DEFAULT
 
 
 def _back(request: web.Request, anchor: str, done: str, view: View | None = None) -> web.Response:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from mock_server.api import control, legacy, namirial
-from mock_server.errors import VendorError
+from mock_server.domain.errors import VendorError
 
 Renderer = Callable[[VendorError], web.Response]
 

@@ -1,4 +1,4 @@
-"""``GET /_mock/events``: the live events of :mod:`mock_server.live` as Server-Sent Events, for
+"""``GET /_mock/events``: the live events of :mod:`mock_server.domain.live` as Server-Sent Events, for
 ``oneshot-mock tail`` and the dashboard."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from mock_server.api.control import PREFIX, ControlError
 from mock_server.api.keys import CONFIG, FEED, TENANT
 from mock_server.api.routing import add
 from mock_server.domain.ids import parse_number
-from mock_server.live import Feed, Stream
-from mock_server.tail import KINDS, parse_kinds
+from mock_server.domain.live import Feed, Stream
+from mock_server.testing.tail import KINDS, parse_kinds
 
 
 def _frame(event_id: int, kind: str, data: dict[str, Any]) -> bytes:

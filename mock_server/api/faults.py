@@ -13,11 +13,11 @@ from aiohttp import web
 
 from mock_server.api.keys import notes_of, request_pk_of, sandbox_of, scenarios_of
 from mock_server.api.parsing import media_type
+from mock_server.domain.errors import vendor_error
 from mock_server.domain.ids import parse_number
 from mock_server.domain.lifecycle import ScenarioFired
 from mock_server.domain.model import Status
-from mock_server.errors import vendor_error
-from mock_server.scenarios import CURRENT_EFFECTS, HEADER, Call, Effects, effects_of
+from mock_server.domain.scenarios import CURRENT_EFFECTS, HEADER, Call, Effects, effects_of
 
 log = logging.getLogger(__name__)
 _FORM_TYPES = ("application/json", "application/x-www-form-urlencoded", "application/octet-stream", "")

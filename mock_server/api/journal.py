@@ -17,7 +17,7 @@ from mock_server.api.control import PREFIX, ControlError, owns
 from mock_server.api.keys import CONFIG, TENANT, CallNotes
 from mock_server.api.routing import add
 from mock_server.domain.ids import parse_number
-from mock_server.journal import Expectation, Journal, Query, QueryError
+from mock_server.domain.journal import Expectation, Journal, Query, QueryError
 
 FAMILIES = ("/oneshot/api/v1/", "/api/v1/")
 NEAR_MISS_HEADER = "X-Mock-Near-Miss"

@@ -7,12 +7,12 @@ from typing import TypeVar
 
 from aiohttp import web
 
-from mock_server.config import Config
+from mock_server.domain.live import Feed
+from mock_server.domain.scenarios import ScenarioBook
 from mock_server.domain.service import Sandbox
-from mock_server.live import Feed
-from mock_server.scenarios import ScenarioBook
-from mock_server.tenancy import Tenant, Tenants
-from mock_server.webhooks import WebhookDispatcher
+from mock_server.domain.tenancy import Tenant, Tenants
+from mock_server.domain.webhooks import WebhookDispatcher
+from mock_server.server.config import Config
 
 Handler = TypeVar("Handler", bound=Callable[[web.Request], Awaitable[web.StreamResponse]])
 

@@ -12,8 +12,8 @@ from mock_server.api import parsing
 from mock_server.api.keys import CONFIG, notes_of, reads_no_state, sandbox_of
 from mock_server.api.routing import add, download
 from mock_server.domain import accounts, library, views
+from mock_server.domain.errors import VendorError, status_line, vendor_error
 from mock_server.domain.service import Sandbox
-from mock_server.errors import VendorError, status_line, vendor_error
 
 PREFIX = "/api/v1"
 

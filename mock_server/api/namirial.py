@@ -16,8 +16,8 @@ from mock_server.api.keys import CONFIG, notes_of, sandbox_of
 from mock_server.api.routing import add, download
 from mock_server.domain import accounts, library, views
 from mock_server.domain.defaults import NAMIRIAL_TOKEN
+from mock_server.domain.errors import VendorError
 from mock_server.domain.service import Sandbox
-from mock_server.errors import VendorError
 
 PREFIX = "/oneshot/api/v1"
 

@@ -26,7 +26,7 @@ from mock_server.api import control, legacy, namirial
 from mock_server.api.envelopes import Renderer, renderer_for
 from mock_server.api.keys import reads_no_state
 from mock_server.api.routing import add
-from mock_server.errors import CATALOGUE, vendor_error
+from mock_server.domain.errors import CATALOGUE, vendor_error
 
 PATH = "/openapi.json"
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")

@@ -17,8 +17,8 @@ from aiohttp.http_exceptions import BadHttpMessage
 from aiohttp.multipart import content_disposition_filename, parse_content_disposition
 
 from mock_server.api.keys import CONFIG, notes_of
+from mock_server.domain.errors import vendor_error
 from mock_server.domain.model import Upload
-from mock_server.errors import vendor_error
 
 _CHUNK = 256 * 1024
 # The deepest body the vendor documents nests four levels (settings' registration authorities);

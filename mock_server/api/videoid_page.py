@@ -13,9 +13,9 @@ from mock_server.api.control import DASHBOARD_REQUEST, namespace_query
 from mock_server.api.keys import CONFIG, TENANTS
 from mock_server.api.routing import add
 from mock_server.domain import views
+from mock_server.domain.errors import VendorError
 from mock_server.domain.model import SignatureRequest, Status
-from mock_server.errors import VendorError
-from mock_server.tenancy import Tenant
+from mock_server.domain.tenancy import Tenant
 
 PREFIX = "/videoid"
 _ACTIONS = (

@@ -20,7 +20,7 @@ from pyhanko.pdf_utils.text import TextBoxStyle
 from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
 from pyhanko.stamp import TextStamp, TextStampStyle
 
-from mock_server.contract import A4, MARGIN, ContractFacts, render_contract
+from mock_server.domain.contract import A4, MARGIN, ContractFacts, render_contract
 from mock_server.pki.authority import COMMON_NAME_MAX_BYTES, common_name
 
 LOCALES = ("es_ES", "pt_PT", "pl_PL", "en_GB", "it_IT", "fr_FR", "de_DE")

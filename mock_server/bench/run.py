@@ -28,8 +28,8 @@ from mock_server.bench.flows import (
 from mock_server.bench.inputs import Draws
 from mock_server.bench.persistence import STORED_REQUESTS, persistence_phase
 from mock_server.bench.suite import xdist_phase
-from mock_server.loop import event_loop_factory
-from mock_server.workers import SIGNING_PRIORITIES
+from mock_server.server.loop import event_loop_factory
+from mock_server.server.workers import SIGNING_PRIORITIES
 
 BROWSING_CLIENTS = 64
 MEMORY_FLOWS = 30_000

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mock_server.processes import free_port, wait_until_ready
+from mock_server.server.processes import free_port, wait_until_ready
 
 _START_TIMEOUT_S = 30.0
 # A CPU-bound neighbour: spins until the deadline given as its argument, so that it stops by itself

@@ -100,8 +100,8 @@ def _pytest(directory: Path, args: list[str]) -> dict[str, Any]:
     # installed for its own tests (each xdist worker would import them all, a second or more apiece).
     env = {name: value for name, value in os.environ.items() if not name.startswith("PYTEST_")}
     env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "mock_server.pytest_plugin",
-               "-p", "xdist.plugin", *args]
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+               "-p", "mock_server.testing.pytest_plugin", "-p", "xdist.plugin", *args]
     started = time.monotonic()
     try:
         done = subprocess.run(command, cwd=directory, env=env, capture_output=True, text=True, timeout=_TIMEOUT_S)

@@ -13,7 +13,7 @@ import jinja2
 
 from mock_server import __version__
 from mock_server.conformance.compare import StepResult
-from mock_server.journal import redact
+from mock_server.domain.journal import redact
 
 _TEMPLATES = jinja2.Environment(loader=jinja2.PackageLoader("mock_server.conformance", "templates"),
                                 autoescape=True, undefined=jinja2.StrictUndefined)

@@ -18,12 +18,12 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
-from mock_server.app import create_app
-from mock_server.config import Config
 from mock_server.conformance.compare import compare_steps
 from mock_server.conformance.flows import FLOWS, FlowStopped, OtpSource, Target, legacy_async, new_async
 from mock_server.conformance.report import Report
 from mock_server.domain.defaults import NAMIRIAL_TOKEN, SANDBOX_PASSWORD, SANDBOX_PIN, default_tokens
+from mock_server.server.app import create_app
+from mock_server.server.config import Config
 
 _CALL_TIMEOUT_S = 60
 # The embedded sandbox signs in with what its own start state holds.

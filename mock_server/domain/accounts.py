@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from mock_server.domain.errors import vendor_error
 from mock_server.domain.ids import RandomSource
 from mock_server.domain.model import Rao, Token
 from mock_server.domain.store import State
-from mock_server.errors import vendor_error
 
 
 def create_token(state: State, rng: RandomSource, fields: Mapping[str, str]) -> Token:

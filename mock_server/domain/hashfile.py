@@ -9,7 +9,7 @@ from typing import Any
 
 from asn1crypto import cms
 
-from mock_server.errors import vendor_error
+from mock_server.domain.errors import vendor_error
 from mock_server.pki.cades import HashToSign
 from mock_server.pki.tsa import DIGEST_SIZES
 

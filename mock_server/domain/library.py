@@ -10,10 +10,10 @@ from typing import Any
 from PIL import Image as PilImage
 from PIL import UnidentifiedImageError
 
+from mock_server.domain.errors import vendor_error
 from mock_server.domain.ids import RandomSource
 from mock_server.domain.model import Image, Metadata, Upload
 from mock_server.domain.store import State
-from mock_server.errors import vendor_error
 
 IMAGE_TYPES = {"PNG": ("image/png", ".png"), "JPEG": ("image/jpeg", ".jpg")}
 # A signature stamp needs far fewer: a file declaring more would take gigabytes to draw.

@@ -21,9 +21,9 @@ import yaml
 
 from mock_server.domain import library
 from mock_server.domain.defaults import DEFAULT_RA, default_raos, default_tokens
+from mock_server.domain.errors import VendorError
 from mock_server.domain.model import Document, Rao, Token, Upload
 from mock_server.domain.ports import RequestDesk
-from mock_server.errors import VendorError
 from mock_server.pki.pades import DocumentRefused, inspect_pdf
 
 SCHEMA: dict[str, Any] = json.loads((resources.files("mock_server") / "seedfile.schema.json").read_text())

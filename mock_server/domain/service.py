@@ -12,10 +12,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from mock_server.contract import ContractFacts, render_contract
 from mock_server.domain import accounts, library, lifecycle, validation, views
 from mock_server.domain.changes import ChangeLog
 from mock_server.domain.clock import Clock
+from mock_server.domain.contract import ContractFacts, render_contract
+from mock_server.domain.errors import vendor_error
 from mock_server.domain.hashfile import parse_hash_file
 from mock_server.domain.ids import RandomSource, parse_number
 from mock_server.domain.lifecycle import (
@@ -43,12 +44,13 @@ from mock_server.domain.pdfchecks import CheckedPdfs
 from mock_server.domain.pkspace import PkSpace
 from mock_server.domain.ports import Runner
 from mock_server.domain.retention import FINISHED, Retention, RetentionPolicy
+from mock_server.domain.scenarios import current_effects
 from mock_server.domain.seedfile import SeedData
 from mock_server.domain.signparams import DocumentOptions, SignParams, parse_sign_body
+from mock_server.domain.sms import CHANNELS, OtpDesk, OtpPolicy, OutboxMessage
 from mock_server.domain.store import State
 from mock_server.domain.trust import TrustServices
 from mock_server.domain.videoid import VideoIdDesk
-from mock_server.errors import vendor_error
 from mock_server.pki.authority import PkiMaterial, RevocationUrls, SignerIdentity, validity_window
 from mock_server.pki.cades import HashToSign
 from mock_server.pki.keypool import KeyPool
@@ -62,8 +64,6 @@ from mock_server.pki.signing import (
     inspect_pdf,
     sign_request,
 )
-from mock_server.scenarios import current_effects
-from mock_server.sms import CHANNELS, OtpDesk, OtpPolicy, OutboxMessage
 
 log = logging.getLogger(__name__)
 CONTRACT_UID = "contract"

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from mock_server.domain.errors import vendor_error
 from mock_server.domain.library import MAX_IMAGE_PIXELS, ImageTooLarge, sniff_image
-from mock_server.errors import vendor_error
 from mock_server.pki.signing import TextTemplate
 
 DEFAULT_TEXT = ("Digitally signed by %(CN)s", "Date: %(DATE)s")

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mock_server.domain.countries import ISO_3166_ALPHA_2
+from mock_server.domain.errors import vendor_error
 from mock_server.domain.ids import parse_number
 from mock_server.domain.model import Identity
-from mock_server.errors import vendor_error
 from mock_server.pki.authority import (
     COMMON_NAME_MAX_BYTES,
     PRINTABLE_STRING,

@@ -11,12 +11,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from mock_server.domain import accounts, validation
+from mock_server.domain.errors import vendor_error
 from mock_server.domain.evidences import review_evidences
+from mock_server.domain.fakes import fake_identity
 from mock_server.domain.ids import parse_number
 from mock_server.domain.model import SignatureRequest, Status, Upload, VideoId
 from mock_server.domain.ports import RequestDesk
-from mock_server.errors import vendor_error
-from mock_server.fakes import fake_identity
 
 _WAITING = (Status.VIDEOPENDING, Status.VIDEOINCOMPLETE)
 _OUTCOMES = {"complete": Status.VIDEOREVIEW, "incomplete": Status.VIDEOINCOMPLETE, "error": Status.VIDEOERROR}

@@ -15,8 +15,8 @@ from mock_server.domain.model import (
     StatusChange,
     Token,
 )
+from mock_server.domain.sms import OutboxMessage
 from mock_server.pki.authority import certificate_summary
-from mock_server.sms import OutboxMessage
 
 _VENDOR_TIME = "%Y-%m-%dT%H:%M:%S.%f"
 

@@ -1,6 +1,6 @@
 """The data dir's tables: one row per namespace and one table per kind of thing kept about it.
 
-Rows are plain columns and JSON (:mod:`mock_server.codec`), readable with the ``sqlite3`` shell, no
+Rows are plain columns and JSON (:mod:`mock_server.storage.codec`), readable with the ``sqlite3`` shell, no
 pickle. Bytes from 1 KiB up are rows of ``blobs``, by SHA-256, so that one commit (one fsync)
 carries a call's documents with its rows.
 """

@@ -20,7 +20,7 @@ from mock_server.domain.lifecycle import (
     StatusChanged,
     WebhookAttempted,
 )
-from mock_server.tenancy import Tenant
+from mock_server.domain.tenancy import Tenant
 
 # A reader this far behind is told so and ended, rather than holding memory for it.
 BACKLOG = 1000

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from mock_server import codec
 from mock_server.domain.changes import PIECES, ChangeSet
 from mock_server.domain.model import (
     Document,
@@ -32,14 +31,15 @@ from mock_server.domain.model import (
     StatusChange,
     Token,
 )
+from mock_server.domain.scenarios import Scenario
 from mock_server.domain.service import StagedSign
 from mock_server.domain.signparams import SignParams
+from mock_server.domain.sms import IssuedOtp, OutboxMessage
 from mock_server.domain.store import State
-from mock_server.scenarios import Scenario
-from mock_server.schema import COLUMNS, REQUEST_TABLES, DataDirError, Tables
-from mock_server.sms import IssuedOtp, OutboxMessage
-from mock_server.tenancy import Tenant
-from mock_server.webhooks import Attempt, WebhookEvent
+from mock_server.domain.tenancy import Tenant
+from mock_server.domain.webhooks import Attempt, WebhookEvent
+from mock_server.storage import codec
+from mock_server.storage.schema import COLUMNS, REQUEST_TABLES, DataDirError, Tables
 
 Note = tuple[tuple[Any, ...], bytes | None]  # a row's key, and its fingerprint once written (None: deleted)
 _PIECE_TYPES = {"tokens": Token, "raos": Rao, "images": Image, "metadata": Metadata}

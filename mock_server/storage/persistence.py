@@ -1,8 +1,8 @@
-"""``--data-dir``: the sandbox's state in SQLite tables (:mod:`mock_server.schema`), kept in step.
+"""``--data-dir``: the sandbox's state in SQLite tables (:mod:`mock_server.storage.schema`), kept in step.
 
 A flush writes what the domain says changed (:class:`~mock_server.domain.changes.ChangeLog`): the
 rows of those requests and collections whose JSON differs from what was last written
-(:mod:`mock_server.rows`), in one SQLite transaction (WAL, synchronous=FULL) in a thread. The HTTP
+(:mod:`mock_server.storage.rows`), in one SQLite transaction (WAL, synchronous=FULL) in a thread. The HTTP
 layer acknowledges a change, and shows one, only after the flush that carries it has committed
 (:meth:`Persistence.unsaved`). Blobs that no row names any more are removed in the background.
 """
@@ -19,11 +19,29 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mock_server import codec
 from mock_server.domain.changes import PIECES, ChangeSet
-from mock_server.rows import BLOB_REFERENCE, LOADED, Blobs, Loader, Note, RowBuilder, ScenarioTexts, Write, Written
-from mock_server.schema import COLUMNS, NAMESPACE_TABLES, REQUEST_TABLES, SCHEMA, SCHEMA_VERSION, DataDirError, Tables
-from mock_server.tenancy import Tenant, Tenants
+from mock_server.domain.tenancy import Tenant, Tenants
+from mock_server.storage import codec
+from mock_server.storage.rows import (
+    BLOB_REFERENCE,
+    LOADED,
+    Blobs,
+    Loader,
+    Note,
+    RowBuilder,
+    ScenarioTexts,
+    Write,
+    Written,
+)
+from mock_server.storage.schema import (
+    COLUMNS,
+    NAMESPACE_TABLES,
+    REQUEST_TABLES,
+    SCHEMA,
+    SCHEMA_VERSION,
+    DataDirError,
+    Tables,
+)
 
 _FLUSH_INTERVAL_S = 0.5
 _DATABASE = "state.sqlite3"

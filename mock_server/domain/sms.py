@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from mock_server.domain.changes import ChangeLog
 from mock_server.domain.clock import Clock
 from mock_server.domain.ids import RandomSource
-from mock_server.scenarios import current_effects
+from mock_server.domain.scenarios import current_effects
 
 MESSAGES = {
     "ES": "Su código de confirmación para la firma es {otp}. No lo comparta con nadie.",

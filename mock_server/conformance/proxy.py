@@ -29,7 +29,7 @@ import yaml
 from aiohttp import web
 
 from mock_server import __version__
-from mock_server.journal import REDACTED, redact, redact_headers
+from mock_server.domain.journal import REDACTED, redact, redact_headers
 
 SCENARIO_FILE = "recording.yaml"
 HAR_FILE = "session.har"

@@ -14,10 +14,10 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
+from mock_server.domain.journal import Journal
+from mock_server.domain.scenarios import ScenarioBook
 from mock_server.domain.service import Sandbox
-from mock_server.journal import Journal
-from mock_server.scenarios import ScenarioBook
-from mock_server.webhooks import WebhookDispatcher
+from mock_server.domain.webhooks import WebhookDispatcher
 
 HEADER = "X-Mock-Namespace"
 DEFAULT = ""

@@ -31,8 +31,8 @@ from mock_server.domain.lifecycle import (
     WebhookAttempted,
 )
 from mock_server.domain.model import IssuedCertificate, SignatureRequest, Status
+from mock_server.domain.scenarios import current_effects
 from mock_server.domain.service import Sandbox
-from mock_server.scenarios import current_effects
 
 log = logging.getLogger(__name__)
 

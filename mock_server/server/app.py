@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from mock_server import gcpolicy, scenario_library, tenancy
+from mock_server import scenario_library
 from mock_server.api import (
     admin,
     control,
@@ -44,27 +44,29 @@ from mock_server.api.keys import (
     notes_of,
     request_pk_of,
 )
-from mock_server.config import Config
+from mock_server.domain import tenancy
+from mock_server.domain.errors import VendorError, vendor_error
 from mock_server.domain.ids import parse_number
+from mock_server.domain.journal import Journal
 from mock_server.domain.lifecycle import SandboxReset
+from mock_server.domain.live import Feed
 from mock_server.domain.pkspace import PkSpace
 from mock_server.domain.retention import RetentionPolicy
+from mock_server.domain.scenarios import ScenarioBook, ScenarioError, check_operations, magic_values, parse_scenario
 from mock_server.domain.seedfile import SeedData
 from mock_server.domain.service import Runner, Sandbox, SandboxSettings
-from mock_server.errors import VendorError, vendor_error
-from mock_server.journal import Journal
-from mock_server.live import Feed
-from mock_server.logs import log_access
+from mock_server.domain.sms import OtpPolicy
+from mock_server.domain.tenancy import Tenant, Tenants, namespace_seed
+from mock_server.domain.webhooks import WebhookDispatcher, WebhookSettings
 from mock_server.pki.authority import PkiMaterial
 from mock_server.pki.keypool import KeyPool
 from mock_server.pki.signing import warm_up
-from mock_server.scenarios import ScenarioBook, ScenarioError, check_operations, magic_values, parse_scenario
-from mock_server.slow_clients import SandboxApplication, handler_args
-from mock_server.sms import OtpPolicy
-from mock_server.storage import DataDir, Persistence
-from mock_server.tenancy import Tenant, Tenants, namespace_seed
-from mock_server.webhooks import WebhookDispatcher, WebhookSettings
-from mock_server.workers import signing_pool
+from mock_server.server import gcpolicy
+from mock_server.server.config import Config
+from mock_server.server.logs import log_access
+from mock_server.server.slow_clients import SandboxApplication, handler_args
+from mock_server.server.workers import signing_pool
+from mock_server.storage.persistence import DataDir, Persistence
 
 log = logging.getLogger("mock_server")
 

@@ -15,7 +15,7 @@ import zipfile
 from dataclasses import dataclass
 from typing import Any
 
-from mock_server.schema import COLUMNS, NAMESPACE_TABLES, SCHEMA_VERSION, Tables
+from mock_server.storage.schema import COLUMNS, NAMESPACE_TABLES, SCHEMA_VERSION, Tables
 
 FORMAT = "oneshot-mock-state"
 MEDIA_TYPE = "application/zip"

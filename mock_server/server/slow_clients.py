@@ -44,10 +44,10 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.streams import StreamReader
 
 from mock_server.api.envelopes import renderer_for
-from mock_server.config import Config
-from mock_server.errors import VendorError, vendor_error
+from mock_server.domain.errors import VendorError, vendor_error
+from mock_server.server.config import Config
 
-log = logging.getLogger("mock_server.slow_clients")
+log = logging.getLogger("mock_server.server.slow_clients")
 # aiohttp's own limit on a request line, and the bytes kept to find its path.
 _HEAD_KEPT = 8190
 # How much of a refused request's reason and path is shown.

@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urlsplit
 
-from mock_server import __version__, env_options
-from mock_server.config import Config
+from mock_server import __version__
 from mock_server.domain.clock import parse_time
-from mock_server.logs import configure_logging
 from mock_server.pki.authority import KEY_TYPES
-from mock_server.tail import parse_kinds
-from mock_server.workers import SIGNING_PRIORITIES
+from mock_server.server import env_options
+from mock_server.server.config import Config
+from mock_server.server.logs import configure_logging
+from mock_server.server.workers import SIGNING_PRIORITIES
+from mock_server.testing.tail import parse_kinds
 
 
 def _iso_time(value: str) -> datetime:
@@ -275,10 +276,10 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> argpar
 
 def _move_state(args: argparse.Namespace) -> str | None:
     """``export``/``import``: None once done, else the message to exit with."""
-    from mock_server import archive
-    from mock_server.schema import DataDirError
-    from mock_server.storage import DataDir
-    from mock_server.tenancy import NamespaceRefused, check_name
+    from mock_server.domain.tenancy import NamespaceRefused, check_name
+    from mock_server.storage import archive
+    from mock_server.storage.persistence import DataDir
+    from mock_server.storage.schema import DataDirError
 
     try:
         namespace = check_name(args.namespace) if args.namespace is not None else None
@@ -331,7 +332,7 @@ def _proxy(args: argparse.Namespace) -> None:
     """``proxy``: serve until stopped; the recording is complete after each call."""
     from aiohttp import web
 
-    from mock_server.proxy import HAR_FILE, SCENARIO_FILE, Recording, create_proxy
+    from mock_server.conformance.proxy import HAR_FILE, SCENARIO_FILE, Recording, create_proxy
 
     upstream = args.upstream.rstrip("/")
     app = create_proxy(upstream, Recording(args.record, upstream))
@@ -396,7 +397,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the console script."""
     args = parse_args(argv, os.environ)
     if args.command == "fake-evidences":
-        from mock_server.fakes import fake_evidences
+        from mock_server.domain.fakes import fake_evidences
 
         try:
             evidences = fake_evidences(args.seed, args.locale)
@@ -407,8 +408,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "error-scenarios":
         import yaml
 
-        from mock_server.errors import CATALOGUE
-        from mock_server.scenarios import error_scenario
+        from mock_server.domain.errors import CATALOGUE
+        from mock_server.domain.scenarios import error_scenario
 
         args.directory.mkdir(parents=True, exist_ok=True)
         for key in CATALOGUE:
@@ -426,7 +427,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
 
     if args.command == "tail":
-        from mock_server.tail import TailError, events_url, follow
+        from mock_server.testing.tail import TailError, events_url, follow
 
         try:
             follow(events_url(args.url, args.pk, args.kind), _print, namespace=args.namespace,
@@ -454,12 +455,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     configure_logging(config.log_format)
     from aiohttp import web
 
-    from mock_server import gcpolicy
-    from mock_server.app import create_app
+    from mock_server.domain.scenarios import ScenarioError
     from mock_server.domain.seedfile import SeedFileError
-    from mock_server.loop import event_loop_factory
-    from mock_server.scenarios import ScenarioError
-    from mock_server.schema import DataDirError
+    from mock_server.server import gcpolicy
+    from mock_server.server.app import create_app
+    from mock_server.server.loop import event_loop_factory
+    from mock_server.storage.schema import DataDirError
 
     try:
         app = create_app(config)

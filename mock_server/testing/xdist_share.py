@@ -2,7 +2,7 @@
 
 The xdist controller makes a private directory for the run and holds an exclusive lock on its
 ``run.lock`` until the run ends. It starts the sandbox at once, in a thread, while xdist starts its
-workers: holding ``elect.lock``, it runs ``python -m mock_server.xdist_share DIR SERVE-OPTIONS``
+workers: holding ``elect.lock``, it runs ``python -m mock_server.testing.xdist_share DIR SERVE-OPTIONS``
 (``oneshot-mock serve`` and a watch on ``run.lock``) and writes its URL, or why it did not start, to
 ``state.json``; the workers wait on ``elect.lock`` and read it (a worker that gets the lock first starts
 the sandbox itself, the same way). The sandbox shuts down as soon as it can take ``run.lock``: once
@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mock_server.processes import free_port, wait_until_ready
+from mock_server.server.processes import free_port, wait_until_ready
 
 _START_TIMEOUT_S = 60.0
 # Longer than a start, which a waiting worker may have to sit through.
@@ -107,7 +107,7 @@ def _start(directory: Path, *, seed: int, otp: str | None, workers: int) -> dict
     log = directory / "server.log"
     # Never the worker's stdout: it is xdist's channel to the controller.
     with log.open("wb") as sink:
-        process = subprocess.Popen([sys.executable, "-m", "mock_server.xdist_share", str(directory), *options],
+        process = subprocess.Popen([sys.executable, "-m", "mock_server.testing.xdist_share", str(directory), *options],
                                    stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, env=env)
     _started.append(process)
     url = f"http://127.0.0.1:{port}"
@@ -162,7 +162,7 @@ def _locked(path: Path, timeout: float) -> Iterator[None]:
 
 def main(argv: list[str]) -> None:
     """``DIR SERVE-OPTIONS``: ``oneshot-mock serve SERVE-OPTIONS`` until the run behind ``DIR`` ends."""
-    from mock_server.cli import main as cli
+    from mock_server.server.cli import main as cli
 
     directory, options = Path(argv[0]), argv[1:]
     # A bare descriptor, never closed: the kernel lets go of the lock only when this process is gone.

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import jsonschema
 import yaml
 
-from mock_server.errors import CATALOGUE
+from mock_server.domain.errors import CATALOGUE
 
 SCHEMA: dict[str, Any] = json.loads((resources.files("mock_server") / "scenario.schema.json").read_text())
 _VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
