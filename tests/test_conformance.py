@@ -38,7 +38,8 @@ def steps(report: Path) -> list[dict[str, Any]]:
 def test_a_plain_sandbox_as_the_target_is_the_same_at_every_step(tmp_path, family):
     report = tmp_path / "report.json"
     with running_sandbox(tmp_path) as target:
-        done = oneshot_mock("conformance", "--target", target.base, "--family", family, "--report", str(report))
+        done = oneshot_mock("conformance", "--target", target.base, "--family", family, "--phone", "+34611222333",
+                            "--report", str(report))
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     step_lines = [line for line in lines if not line.startswith("report:")][:-1]
@@ -48,6 +49,14 @@ def test_a_plain_sandbox_as_the_target_is_the_same_at_every_step(tmp_path, famil
     assert len(found) == len(step_lines) and {step["verdict"] for step in found} == {"same"}
     flows = {step["flow"] for step in found}
     assert flows == {"read-only", "classic", "hash", "async"}
+    created = {step["flow"]: step for step in found if step["step"] == "create request"}
+    assert set(created) == {"classic", "hash", "async"}
+    if family == "legacy":  # the legacy status read shows the signer: each flow's own, with the phone given
+        shown = {step["flow"]: step["target"]["body"]["details"] for step in found
+                 if step["step"] == "status after create"}
+        assert {flow: (d["given_name"], d["mobile_phone_number"]) for flow, d in shown.items()} == {
+            "classic": ("José María", "+34611222333"), "hash": ("Zoë", "+34611222333"),
+            "async": ("Łukasz Maximilian", "+34611222333")}
     signed = next(step for step in found if step["step"] == "signed document")
     assert signed["target"]["media_type"] == signed["sandbox"]["media_type"] == "application/pdf"
     page = report.with_suffix(".html").read_text()

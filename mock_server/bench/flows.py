@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import heapq
 import itertools
 import json
@@ -15,6 +14,7 @@ from typing import Any
 import aiohttp
 
 from mock_server.bench.inputs import FlowDraw
+from mock_server.domain.hashfile import hash_file
 
 TOKEN = "6d1cae4d55be4cdf9cac50ee36f73406"
 _ASYNC_POLL_S = 0.02
@@ -160,10 +160,8 @@ def _pdf_part(draw: FlowDraw) -> aiohttp.FormData:
 
 
 def _hash_part(draw: FlowDraw) -> aiohttp.FormData:
-    digest = draw.random.randbytes(32)  # the digest of some document: any 32 bytes
-    hash_file = {"messageDigest": base64.b64encode(digest).decode(), "digestAlgorithm": "sha256",
-                 "addAuthAttribute": 1, "addSigningTime": 1, "otherAuthAttributes": []}
     form = aiohttp.FormData()
-    form.add_field("hashfile", json.dumps(hash_file).encode(), filename="digest.json",
+    # The digest of some document: any 32 bytes.
+    form.add_field("hashfile", hash_file(draw.random.randbytes(32)), filename="digest.json",
                    content_type="application/json")
     return form

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -19,20 +18,31 @@ import aiohttp
 from aiohttp import web
 
 from mock_server.conformance.compare import compare_steps
-from mock_server.conformance.flows import FLOWS, FlowStopped, OtpSource, Target, legacy_async, new_async
+from mock_server.conformance.flows import (
+    DEFAULT_PHONE,
+    DIALECTS,
+    FLOWS,
+    FlowStopped,
+    OtpSource,
+    Target,
+    asynchronous,
+)
 from mock_server.conformance.report import Report
-from mock_server.domain.defaults import NAMIRIAL_TOKEN, SANDBOX_PASSWORD, SANDBOX_PIN, default_tokens
+from mock_server.domain.defaults import NAMIRIAL_TOKEN, default_tokens
 from mock_server.server.app import create_app
 from mock_server.server.config import Config
+from mock_server.server.processes import free_port
 
 _CALL_TIMEOUT_S = 60
-# The embedded sandbox signs in with what its own start state holds.
-_SANDBOX_CREDENTIALS = {
-    ("legacy", "token"): {"token": default_tokens()[0].uid},
-    ("new", "token"): {"token": NAMIRIAL_TOKEN},
-    ("legacy", "rao"): {"username": "9001800", "password": SANDBOX_PASSWORD, "pin": SANDBOX_PIN},
-    ("new", "rao"): {"username": "7000001", "password": SANDBOX_PASSWORD, "pin": SANDBOX_PIN},
-}
+
+
+def _sandbox_credentials(family: str, rao: bool) -> dict[str, str]:
+    """What the embedded sandbox signs in with: its built-in token of the family's documentation, or
+    the RAO account behind it."""
+    token = next(t for t in default_tokens() if t.uid == NAMIRIAL_TOKEN) if family == "new" else default_tokens()[0]
+    if rao:
+        return {"username": token.username, "password": token.password or "", "pin": token.pin or ""}
+    return {"token": token.uid}
 
 
 class TargetUnreachable(Exception):
@@ -48,6 +58,7 @@ class Options:
     token: str | None = None
     rao: tuple[str, str, str] | None = None  # username, password, pin
     otp_from: str = "sandbox-control"  # where the target's OTP comes from: its control API, a prompt, or a code
+    phone: str = DEFAULT_PHONE  # the signers' phone on the target
 
 
 async def run(options: Options, prompt: Callable[[str], str] = input) -> Report:
@@ -56,19 +67,19 @@ async def run(options: Options, prompt: Callable[[str], str] = input) -> Report:
     async with (embedded_sandbox() as sandbox_url, callback_receiver() as callback,
                 aiohttp.ClientSession(timeout=timeout) as session):
         target = Target(options.target.rstrip("/"), session, _credentials(options),
-                        _otp_source(options.otp_from, prompt), callback if _is_loopback(options.target) else None)
-        kind = "rao" if options.rao else "token"
-        sandbox = Target(sandbox_url, session, _SANDBOX_CREDENTIALS[(options.family, kind)],
-                         _control_otp, callback)
+                        _otp_source(options.otp_from, prompt), callback if _is_loopback(options.target) else None,
+                        options.phone)
+        sandbox = Target(sandbox_url, session, _sandbox_credentials(options.family, options.rao is not None),
+                         _control_otp, callback, options.phone)
         skipped = []
-        for flow in FLOWS[options.family]:
-            if flow in (legacy_async, new_async) and target.callback is None:
+        for flow in FLOWS:
+            if flow is asynchronous and target.callback is None:
                 skipped.append("async: the target cannot deliver webhooks to this machine (its callback would be "
                                "a loopback address)")
                 continue
             for server in (target, sandbox):
                 with contextlib.suppress(FlowStopped):
-                    await flow(server)
+                    await flow(server, DIALECTS[options.family])
             unanswered = [seen for seen in target.observations if seen.status is None]
             if unanswered and len(unanswered) == len(target.observations):
                 raise TargetUnreachable(f"{options.target} does not answer: {unanswered[0].problem}")
@@ -81,7 +92,7 @@ def _credentials(options: Options) -> dict[str, str]:
         return {"username": username, "password": password, "pin": pin}
     if options.token:
         return {"token": options.token}
-    return dict(_SANDBOX_CREDENTIALS[(options.family, "token")])  # the target is a sandbox too
+    return _sandbox_credentials(options.family, rao=False)  # the target is a sandbox too
 
 
 async def _control_otp(target: Target, pk: int) -> str:
@@ -119,16 +130,10 @@ def _is_loopback(url: str) -> bool:
         return False
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @contextlib.asynccontextmanager
 async def embedded_sandbox() -> AsyncIterator[str]:
     """A sandbox as ``serve`` runs it out of the box, in this process, on a free loopback port; its URL."""
-    port = _free_port()
+    port = free_port()
     runner = web.AppRunner(create_app(Config(port=port)), access_log=None)
     await runner.setup()
     try:
@@ -150,7 +155,7 @@ async def callback_receiver() -> AsyncIterator[str]:
     app.router.add_post("/{tail:.*}", received)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    port = _free_port()
+    port = free_port()
     try:
         await web.TCPSite(runner, "127.0.0.1", port).start()
         yield f"http://127.0.0.1:{port}/conformance/callback"

@@ -25,6 +25,12 @@ ALLOWED_ALGORITHMS = ", ".join(
 _FIELDS = ("messageDigest", "digestAlgorithm", "addAuthAttribute", "addSigningTime", "otherAuthAttributes")
 
 
+def hash_file(digest: bytes) -> bytes:
+    """The hash file a client uploads to have the SHA-256 ``digest`` signed, as the vendor documents it."""
+    return json.dumps({"messageDigest": base64.b64encode(digest).decode(), "digestAlgorithm": "sha256",
+                       "addAuthAttribute": 1, "addSigningTime": 1, "otherAuthAttributes": []}).encode()
+
+
 def parse_hash_file(filename: str, data: bytes) -> HashToSign:
     """Check a hash file; every fault is a 400 naming the file, the field and the problem."""
 

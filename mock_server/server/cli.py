@@ -241,6 +241,8 @@ def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     check.add_argument("--otp-from", default="sandbox-control", metavar="sandbox-control|prompt|CODE",
                        help="where the target's OTPs come from: its /_mock/sms (a sandbox; the default), a prompt "
                             "(the code the phone received), or a fixed CODE")
+    check.add_argument("--phone", default="+34600000000", metavar="NUMBER",
+                       help="the phone of the flows' signers on the target, where its OTPs go (default +34600000000)")
     check.add_argument("--report", type=Path, default=None, metavar="FILE",
                        help="write a JSON report to FILE and an HTML one beside it (FILE with .html)")
 
@@ -312,7 +314,7 @@ def _conformance(args: argparse.Namespace) -> int:
 
     from mock_server.conformance.run import Options, TargetUnreachable, run
 
-    options = Options(args.target, args.family, args.token, args.rao, args.otp_from)
+    options = Options(args.target, args.family, args.token, args.rao, args.otp_from, args.phone)
     try:
         report = asyncio.run(run(options))
     except TargetUnreachable as fault:
