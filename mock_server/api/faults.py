@@ -6,14 +6,13 @@ import asyncio
 import base64
 import json
 import logging
-from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
 
 from mock_server.api.keys import notes_of, request_pk_of, sandbox_of, scenarios_of
 from mock_server.api.parsing import media_type
-from mock_server.domain.errors import vendor_error
+from mock_server.domain.errors import status_line, vendor_error
 from mock_server.domain.ids import parse_number
 from mock_server.domain.lifecycle import ScenarioFired
 from mock_server.domain.model import Status
@@ -105,21 +104,13 @@ def _canned(answer: dict[str, Any]) -> web.Response:
     """A ``respond`` rule's answer: its details in the envelope, its JSON body, or its bytes."""
     status, headers = answer["status"], answer.get("headers")
     if "details" in answer:
-        return web.json_response({"status": _status_line(status), "details": answer["details"]}, status=status,
+        return web.json_response({"status": status_line(status), "details": answer["details"]}, status=status,
                                  headers=headers)
     if "body" in answer:
         return web.json_response(answer["body"], status=status, headers=headers,
                                  content_type=answer.get("content_type", "application/json"))
     return web.Response(body=base64.b64decode(answer["body_base64"]), status=status, headers=headers,
                         content_type=answer.get("content_type", "application/octet-stream"))
-
-
-def _status_line(status: int) -> str:
-    """``"503 Service Unavailable"``; a status HTTP names no phrase for (299) is still one a rule may give."""
-    try:
-        return f"{status} {HTTPStatus(status).phrase}"
-    except ValueError:
-        return str(status)
 
 
 def _fault(request: web.Request, fault: str) -> web.StreamResponse:

@@ -6,12 +6,13 @@ Each ``METHOD path`` becomes one ``respond`` rule per time it was called, in ord
 k, times: 1}``; the last answer goes on answering); JSON answers are kept as JSON, anything else as
 base64 with its content type. Credentials are redacted wherever they would be written: request
 headers and fields in the HAR, and the answers that are credentials (token listings). Nothing else
-is stored, nothing logged. Both files are written again after each exchange, so a stopped proxy
-leaves a complete recording.
+is stored, nothing logged. Both files are written again, in a thread, after each exchange and before
+its answer goes back, so a stopped proxy leaves a complete recording.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -19,7 +20,6 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -29,6 +29,7 @@ import yaml
 from aiohttp import web
 
 from mock_server import __version__
+from mock_server.domain.errors import reason_phrase
 from mock_server.domain.journal import REDACTED, redact, redact_headers
 
 SCENARIO_FILE = "recording.yaml"
@@ -41,6 +42,7 @@ _NOT_FORWARDED = frozenset({"connection", "keep-alive", "proxy-authenticate", "p
                             "trailer", "transfer-encoding", "upgrade", "host", "content-length", "content-encoding"})
 # Of the upstream's headers, what a replay gives back besides the content type.
 _REPLAYED_HEADERS = ("Content-Disposition",)
+_UPSTREAM = web.AppKey("upstream", aiohttp.ClientSession)
 
 
 @dataclass
@@ -66,43 +68,51 @@ class Exchange:
 
 @dataclass
 class Recording:
-    """The exchanges of a session, written to ``directory`` as a scenario and a HAR file."""
+    """The answers of a session, written to ``directory`` as a scenario and a HAR file."""
 
     directory: Path
     upstream: str
-    exchanges: list[Exchange] = field(default_factory=list)
+    # Each exchange's replayed answer (by method and path, in order) and HAR entry, made once when it
+    # comes: writing the files again after each call re-encodes neither.
+    answers: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    _writing: asyncio.Lock = field(default_factory=asyncio.Lock)
 
-    def add(self, exchange: Exchange) -> None:
-        """Keep ``exchange`` and write both files again."""
-        self.exchanges.append(exchange)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        _write(self.directory / SCENARIO_FILE,
-               yaml.safe_dump(self.scenario(), sort_keys=False, allow_unicode=True, width=120))
-        _write(self.directory / HAR_FILE, json.dumps(self.har(), indent=1, ensure_ascii=False))
+    async def add(self, exchange: Exchange) -> None:
+        """Keep ``exchange`` and write both files again, in a thread (a long session's files are
+        megabytes: not on the event loop that forwards the other calls)."""
+        body = _answer_json(exchange)
+        self.answers.setdefault((exchange.method, exchange.path), []).append(_respond(exchange, body))
+        self.entries.append(_har_entry(exchange, body))
+        scenario, har = self.scenario(), self.har()
+        async with self._writing:  # in the order the exchanges came
+            await asyncio.to_thread(self._write, scenario, har)
 
     def scenario(self) -> dict[str, Any]:
         """The scenario that answers each recorded call as the upstream did, the n-th time as the n-th."""
-        calls: dict[tuple[str, str], list[Exchange]] = {}
-        for exchange in self.exchanges:
-            calls.setdefault((exchange.method, exchange.path), []).append(exchange)
         rules = []
-        for (method, path), answers in calls.items():
-            for index, exchange in enumerate(answers):
+        for (method, path), answers in self.answers.items():
+            for index, answer in enumerate(answers):
                 rule: dict[str, Any] = {"match": {"method": method, "path": f"^{re.escape(path)}$"}}
                 if len(answers) > 1:
                     rule["when"] = {"after": index, "times": 1} if index < len(answers) - 1 else {"after": index}
-                rule["then"] = {"respond": _respond(exchange)}
+                rule["then"] = {"respond": answer}
                 rules.append(rule)
         host = urlsplit(self.upstream).hostname or "upstream"
         return {"name": re.sub(r"[^A-Za-z0-9._-]", "-", f"recorded-{host}"),
                 "description": f"Answers recorded from {self.upstream} by oneshot-mock proxy "
-                               f"({len(self.exchanges)} calls)",
+                               f"({len(self.entries)} calls)",
                 "rules": rules}
 
     def har(self) -> dict[str, Any]:
         """The session as HAR 1.2, credentials redacted."""
         return {"log": {"version": "1.2", "creator": {"name": "oneshot-mock proxy", "version": __version__},
-                        "entries": [_har_entry(exchange) for exchange in self.exchanges]}}
+                        "entries": list(self.entries)}}
+
+    def _write(self, scenario: dict[str, Any], har: dict[str, Any]) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        _write(self.directory / SCENARIO_FILE, yaml.safe_dump(scenario, sort_keys=False, allow_unicode=True, width=120))
+        _write(self.directory / HAR_FILE, json.dumps(har, indent=1, ensure_ascii=False))
 
 
 def _write(path: Path, text: str) -> None:
@@ -124,9 +134,8 @@ def _answer_json(exchange: Exchange) -> Any:
     return redact(body)
 
 
-def _respond(exchange: Exchange) -> dict[str, Any]:
+def _respond(exchange: Exchange, body: Any) -> dict[str, Any]:
     answer: dict[str, Any] = {"status": exchange.status}
-    body = _answer_json(exchange)
     if body is not None:
         answer["body"] = body
     else:
@@ -138,7 +147,7 @@ def _respond(exchange: Exchange) -> dict[str, Any]:
     return answer
 
 
-def _har_entry(exchange: Exchange) -> dict[str, Any]:
+def _har_entry(exchange: Exchange, body: Any) -> dict[str, Any]:
     url = urlsplit(exchange.url)
     request: dict[str, Any] = {
         "method": exchange.method, "url": exchange.url, "httpVersion": "HTTP/1.1",
@@ -148,7 +157,6 @@ def _har_entry(exchange: Exchange) -> dict[str, Any]:
     }
     if exchange.request_body:
         request["postData"] = {"mimeType": exchange.request_type, "text": _request_text(exchange)}
-    body = _answer_json(exchange)
     content: dict[str, Any] = {"size": len(exchange.response_body), "mimeType": exchange.response_type}
     if body is not None:
         content["text"] = json.dumps(body, ensure_ascii=False)
@@ -156,7 +164,7 @@ def _har_entry(exchange: Exchange) -> dict[str, Any]:
         content.update(text=base64.b64encode(exchange.response_body).decode(), encoding="base64")
     return {
         "startedDateTime": exchange.started.isoformat(), "time": round(exchange.ms, 1), "request": request,
-        "response": {"status": exchange.status, "statusText": _phrase(exchange.status), "httpVersion": "HTTP/1.1",
+        "response": {"status": exchange.status, "statusText": reason_phrase(exchange.status), "httpVersion": "HTTP/1.1",
                      "headers": [{"name": k, "value": v} for k, v in exchange.response_headers],
                      "cookies": [], "content": content, "redirectURL": "", "headersSize": -1,
                      "bodySize": len(exchange.response_body)},
@@ -177,39 +185,31 @@ def _request_text(exchange: Exchange) -> str:
     return f"({len(exchange.request_body)} bytes of {exchange.request_type or 'no declared type'}, not kept)"
 
 
-def _phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return ""
-
-
 def create_proxy(upstream: str, recording: Recording) -> web.Application:
     """The proxy application: every call goes to ``upstream``; the API families' are recorded."""
     app = web.Application(client_max_size=256 * 2**20)
-    sessions: list[aiohttp.ClientSession] = []
 
     async def forward(request: web.Request) -> web.Response:
         body = await request.read()
         headers = [(str(k), v) for k, v in request.headers.items() if k.lower() not in _NOT_FORWARDED]
         started, clock = datetime.now(UTC), time.perf_counter()
         try:
-            async with sessions[0].request(request.method, upstream + request.path_qs, headers=headers, data=body,
-                                           allow_redirects=False) as answer:
+            async with request.app[_UPSTREAM].request(request.method, upstream + request.path_qs, headers=headers,
+                                                      data=body, allow_redirects=False) as answer:
                 raw = await answer.read()
         except (aiohttp.ClientError, TimeoutError) as fault:
             return web.json_response({"error": f"the upstream {upstream} did not answer: {fault}"}, status=502)
         kept = [(str(k), v) for k, v in answer.headers.items() if k.lower() not in _NOT_FORWARDED]
         if _RECORDED.match(request.path):
-            recording.add(Exchange(started, (time.perf_counter() - clock) * 1000, request.method,
+            await recording.add(Exchange(started, (time.perf_counter() - clock) * 1000, request.method,
                                    upstream + request.path_qs, headers, request.content_type, body, answer.status,
                                    kept, answer.content_type, raw))
         return web.Response(status=answer.status, body=raw, headers=kept)
 
     async def session(app: web.Application):
-        sessions.append(aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120), auto_decompress=True))
-        yield
-        await sessions.pop().close()
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as upstream_session:
+            app[_UPSTREAM] = upstream_session
+            yield
 
     app.cleanup_ctx.append(session)
     app.router.add_route("*", "/{tail:.*}", forward)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 REASONS = {
@@ -26,9 +27,20 @@ REASONS = {
 }
 
 
+def reason_phrase(http_status: int) -> str:
+    """The status's phrase: the vendor's wording of its own statuses, HTTP's for any other, "" for a
+    status HTTP names none for (a scenario may answer 299)."""
+    if http_status in REASONS:
+        return REASONS[http_status]
+    try:
+        return HTTPStatus(http_status).phrase
+    except ValueError:
+        return ""
+
+
 def status_line(http_status: int) -> str:
-    """The legacy envelope's status string, e.g. ``"412 Precondition Failed"``."""
-    return f"{http_status} {REASONS[http_status]}"
+    """The legacy envelope's status string, e.g. ``"412 Precondition Failed"`` (``"299"`` without a phrase)."""
+    return f"{http_status} {reason_phrase(http_status)}".rstrip()
 
 
 @dataclass(frozen=True)
