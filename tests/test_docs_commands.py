@@ -9,7 +9,8 @@ Every ``sh`` block says what it is by the word after ``sh``:
 - ``setup``: the two set-up commands; ``.ci/run`` runs the test command verbatim, and
   ``tests/test_wheel.py`` installs the package as the other one does and starts ``serve``.
 - ``docker``: run as written where a Docker daemon answers, skipped elsewhere.
-- ``synopsis``: a usage line; each option it shows must be one the command accepts.
+- ``synopsis``: a usage line (``python -m MODULE`` or ``oneshot-mock``, with its subcommand); each option
+  it shows must be one the command accepts.
 """
 
 from __future__ import annotations
@@ -235,9 +236,10 @@ def test_ci_runs_the_readme_test_command_verbatim():
 def test_the_synopses_show_only_options_the_commands_accept():
     for page in PAGES:
         for block in (block for block in shell_blocks(page) if block.marker == "synopsis"):
-            module, command = re.match(r"python -m ([\w.]+)((?: [a-z][a-z-]*)*)", block.text).groups()
-            usage = subprocess.run([sys.executable, "-m", module, *command.split(), "--help"], capture_output=True,
-                                   text=True, timeout=60, check=True).stdout
+            # ``oneshot-mock ...`` is ``python -m mock_server ...``
+            module, command = re.match(r"(?:python -m ([\w.]+)|oneshot-mock)((?: [a-z][a-z-]*)*)", block.text).groups()
+            usage = subprocess.run([sys.executable, "-m", module or "mock_server", *command.split(), "--help"],
+                                   capture_output=True, text=True, timeout=60, check=True).stdout
             shown = set(re.findall(r"--[a-z][a-z-]+", block.text))
             assert shown and shown <= set(re.findall(r"--[a-z][a-z-]+", usage)), (block.where(), shown)
 
