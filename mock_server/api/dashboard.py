@@ -30,13 +30,13 @@ from mock_server.api import control, videoid_page
 from mock_server.api.keys import TENANT, TENANTS, sandbox_of, webhooks_of
 from mock_server.api.routing import add
 from mock_server.domain import views
+from mock_server.domain.event_kinds import KINDS as LIVE_KINDS
 from mock_server.domain.ids import parse_number
 from mock_server.domain.model import SignatureRequest, Status
 from mock_server.domain.service import Sandbox
 from mock_server.domain.sms import OutboxMessage
 from mock_server.domain.tenancy import DEFAULT
 from mock_server.domain.webhooks import Attempt, WebhookDispatcher, WebhookEvent
-from mock_server.testing.tail import KINDS as LIVE_KINDS
 
 INDEX = control.PREFIX
 REQUEST_PAGE = control.DASHBOARD_REQUEST

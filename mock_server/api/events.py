@@ -11,9 +11,9 @@ from aiohttp import web
 from mock_server.api.control import PREFIX, ControlError
 from mock_server.api.keys import CONFIG, FEED, TENANT
 from mock_server.api.routing import add
+from mock_server.domain.event_kinds import KINDS, parse_kinds
 from mock_server.domain.ids import parse_number
 from mock_server.domain.live import Feed, Stream
-from mock_server.testing.tail import KINDS, parse_kinds
 
 
 def _frame(event_id: int, kind: str, data: dict[str, Any]) -> bytes:

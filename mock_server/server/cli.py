@@ -22,12 +22,12 @@ from urllib.parse import urlsplit
 
 from mock_server import __version__
 from mock_server.domain.clock import parse_time
+from mock_server.domain.event_kinds import parse_kinds
 from mock_server.pki.authority import KEY_TYPES
 from mock_server.server import env_options
 from mock_server.server.config import Config
 from mock_server.server.logs import configure_logging
 from mock_server.server.workers import SIGNING_PRIORITIES
-from mock_server.testing.tail import parse_kinds
 
 
 def _iso_time(value: str) -> datetime:

@@ -1,5 +1,6 @@
 """``oneshot-mock tail``: follow a sandbox's live events (``GET /_mock/events``) in a terminal, one
-readable line each. Standard library only: it runs beside a sandbox, often in another environment."""
+readable line each. The standard library only (and the event kinds): it runs beside a sandbox, often
+in another environment."""
 
 from __future__ import annotations
 
@@ -12,17 +13,6 @@ from datetime import datetime
 from typing import Any, BinaryIO
 
 NAMESPACE_HEADER = "X-Mock-Namespace"
-# What the stream tells of, for the --kind and ?kind= filters.
-KINDS = ("status", "sms", "webhook", "scenario", "clock")
-
-
-def parse_kinds(text: str) -> tuple[str, ...]:
-    """Comma-separated event kinds, checked: ``ValueError`` names what is not one."""
-    kinds = tuple(dict.fromkeys(kind.strip() for kind in text.split(",") if kind.strip()))
-    unknown = [kind for kind in kinds if kind not in KINDS]
-    if unknown or not kinds:
-        raise ValueError(f"expected one or more of {', '.join(KINDS)}, not {', '.join(unknown) or 'none'}")
-    return kinds
 
 
 class TailError(Exception):
