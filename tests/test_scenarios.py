@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -340,6 +341,20 @@ async def test_delay_range_action_delays_within_the_range(sandbox):
         answer, elapsed = await timed(sandbox.call("GET", "/api/v1/hello"))
         assert answer.status == 200, answer.body
         assert 0.3 <= elapsed < 1.5, elapsed
+
+
+async def test_a_delay_written_as_a_whole_float_is_a_delay(sandbox):
+    """``delay_ms: 300.0`` is an integer to JSON Schema (and YAML writes it so): the draw takes an int."""
+    document = scenario("sluggish", rule({"delay_ms": 300.0}, {"operation": "hello"}),
+                        rule({"delay_ms": [10.0, 20.0]}, {"operation": "version"}))
+    await load(sandbox, document, as_json=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # before Python 3.12 a float was a DeprecationWarning, since then a TypeError
+        answer, elapsed = await timed(sandbox.call("GET", "/api/v1/hello"))
+        assert answer.status == 200 and elapsed >= 0.3, (answer.body, elapsed)
+        assert (await sandbox.call("GET", "/api/v1/version")).status == 200
+    rules = (await loaded(sandbox))["sluggish"]["rules"]
+    assert [rule["then"]["delay_ms"] for rule in rules] == [300, [10, 20]]
 
 
 async def test_connection_reset_fault(sandbox):

@@ -121,6 +121,8 @@ def check_scenario(document: Any, source: str) -> None:
         delay = then.get("delay_ms")
         if isinstance(delay, list) and delay[0] > delay[1]:
             raise ScenarioError(f"{source}: rules[{index}].then.delay_ms: [min, max] with min <= max")
+        if delay is not None:  # JSON's integers include 300.0, which the seeded draw refuses
+            then["delay_ms"] = [int(bound) for bound in delay] if isinstance(delay, list) else int(delay)
         patterns = [("match.path", match.get("path"))] + [
             (f"match.body.{k}", v) for k, v in match.get("body", {}).items()
         ]
