@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import BaseTestServer, TestClient
+from yarl import URL
 
 from mock_server.server.app import create_app
 from mock_server.server.config import Config
 from mock_server.server.processes import free_port
+from mock_server.server.slow_clients import Deadlines, SandboxSite
 from mock_server.server.workers import signing_pool
 from tests.helpers import SandboxClient
 from tests.receivers import Receiver
@@ -35,6 +37,35 @@ def executor():
     pool.shutdown(wait=True, cancel_futures=True)
 
 
+class SandboxTestServer(BaseTestServer):
+    """The sandbox served as ``serve`` serves it (on a SandboxSite, with its connection deadlines),
+    on ``config.port`` of 127.0.0.1, for aiohttp's TestClient."""
+
+    def __init__(self, app: web.Application, config: Config) -> None:
+        super().__init__(host="127.0.0.1", port=config.port)
+        self.app = app
+        self._deadlines = Deadlines.of(config)
+        self._base: URL | None = None
+
+    async def _make_runner(self, **kwargs) -> web.AppRunner:
+        return web.AppRunner(self.app, **kwargs)
+
+    async def start_server(self, loop=None, **kwargs) -> None:
+        if self.runner:
+            return
+        self.runner = await self._make_runner(handler_cancellation=True)
+        await self.runner.setup()
+        site = SandboxSite(self.runner, self._deadlines, host=self.host, port=self.port or 0)
+        await site.start()
+        self.port, self.scheme = site.port, "http"
+        self._base = URL(f"http://{self.host}:{self.port}")
+
+    def make_url(self, path) -> URL:
+        url = URL(path)
+        assert self._base is not None and not url.absolute
+        return self._base.join(url)
+
+
 @pytest.fixture
 async def make_client(aiohttp_client, executor) -> AsyncIterator[MakeClient]:
     """Start a sandbox with some config fields changed; returns a :class:`SandboxClient`."""
@@ -43,7 +74,7 @@ async def make_client(aiohttp_client, executor) -> AsyncIterator[MakeClient]:
         # A known port, so the CRL and OCSP URLs in issued certificates reach this very server.
         port = free_port()
         config = replace(Config(seed=1234, port=port), **changes)
-        client: TestClient = await aiohttp_client(create_app(config, executor), server_kwargs={"port": port})
+        client: TestClient = await aiohttp_client(SandboxTestServer(create_app(config, executor), config))
         return SandboxClient(client)
 
     yield make

@@ -96,6 +96,15 @@ def test_no_module_imports_another_in_a_circle():
     assert found == [], "import circles: " + "; ".join(" -> ".join(circle) for circle in found)
 
 
+def test_no_domain_module_needs_the_facade():
+    """The desks and the services around the sandbox (webhooks, namespaces) work on what they need
+    of it (``mock_server/domain/ports.py``); only the layers above the domain import ``Sandbox``."""
+    graph = import_graph(module_names())
+    leaning = sorted(name for name, imported in graph.items()
+                     if name.startswith("mock_server.domain.") and "mock_server.domain.service" in imported)
+    assert leaning == []
+
+
 def test_the_circle_finder_finds_circles():
     """The check above can fail: a circle of three and one of two are each named, a chain is not."""
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set(), "e": {"f"}, "f": {"e"}, "g": {"d"}}
@@ -141,3 +150,76 @@ def test_the_public_import_paths_still_work():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == ("mock_server.testing.pytest_plugin DeprecationWarning mock_server.pytest_plugin "
                                    "moved to mock_server.testing.pytest_plugin"), done.stdout + done.stderr
+
+
+def private_uses(source: str) -> list[str]:
+    """Where ``source`` leans on aiohttp's internals: a private attribute read of anything but
+    ``self``, or, in a subclass of an aiohttp class, a private attribute the subclass does not set
+    itself and a private method of the base it overrides. Each as ``line: what``."""
+    from aiohttp import web
+
+    found = []
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and _private(node.attr)
+                and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))):
+            found.append(f"{node.lineno}: {ast.unparse(node)}")
+    for cls in (node for node in ast.walk(tree) if isinstance(node, ast.ClassDef)):
+        bases = [getattr(web, base.attr) for base in cls.bases if isinstance(base, ast.Attribute)
+                 and isinstance(base.value, ast.Name) and base.value.id == "web"]
+        if not bases:
+            continue
+        own = {target.attr for node in ast.walk(cls) for target in _targets(node)
+               if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)
+               and target.value.id == "self"}
+        own |= {item.value for node in cls.body if isinstance(node, ast.Assign)
+                and any(isinstance(t, ast.Name) and t.id == "__slots__" for t in node.targets)
+                for item in ast.walk(node.value) if isinstance(item, ast.Constant) and isinstance(item.value, str)}
+        own |= {node.name for node in cls.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)}
+        for node in ast.walk(cls):
+            if (isinstance(node, ast.Attribute) and _private(node.attr) and isinstance(node.value, ast.Name)
+                    and node.value.id == "self" and node.attr not in own):
+                found.append(f"{node.lineno}: {cls.name} reads {node.attr}, which it does not set")
+        for node in cls.body:
+            if (isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and _private(node.name)
+                    and any(hasattr(base, node.name) for base in bases)):
+                found.append(f"{node.lineno}: {cls.name} overrides aiohttp's private {node.name}")
+    return found
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _targets(node: ast.AST) -> list[ast.expr]:
+    if isinstance(node, ast.Assign):
+        return [item for target in node.targets for item in ast.walk(target)]
+    if isinstance(node, ast.AnnAssign | ast.AugAssign):
+        return [node.target]
+    return []
+
+
+def test_nothing_leans_on_aiohttp_internals():
+    """The slow-client deadlines (and everything else) use aiohttp's public API: an upgrade that
+    changes its internals cannot switch them off quietly."""
+    found = {str(path.relative_to(PACKAGE.parent)): uses for path in PACKAGE.rglob("*.py")
+             if "aiohttp" in (text := path.read_text(encoding="utf-8")) and (uses := private_uses(text))}
+    assert found == {}
+
+
+def test_the_internals_check_finds_what_the_old_slow_client_guard_did():
+    old = ("class SandboxApplication(web.Application):\n"
+           "    def _make_handler(self, **kwargs):\n"
+           "        server = super()._make_handler(**kwargs)\n"
+           "        return GuardedServer(loop=server._loop, **server._kwargs)\n"
+           "class GuardedRequestHandler(web.RequestHandler):\n"
+           "    def __init__(self):\n"
+           "        self._heads = 0\n"
+           "    def waiting(self):\n"
+           "        return self._heads != self._request_count and self._waiter is not None\n")
+    assert sorted(private_uses(old)) == [
+        "2: SandboxApplication overrides aiohttp's private _make_handler",
+        "3: super()._make_handler", "4: server._kwargs", "4: server._loop",
+        "9: GuardedRequestHandler reads _request_count, which it does not set",
+        "9: GuardedRequestHandler reads _waiter, which it does not set",
+    ]

@@ -227,6 +227,27 @@ async def test_a_kept_alive_connection_serves_a_request_sent_after_a_pause_longe
     writer.close()
 
 
+async def test_a_pipelined_request_behind_a_slow_one_is_not_taken_for_a_slow_head(make_client, connect):
+    """The second head arrives while the first request is being answered, which takes longer than
+    the header timeout: the client waits for the server, so the connection stays."""
+    sandbox, port = await fast_sandbox(make_client, idle_timeout=30)
+    slow_first = {"name": "slow-first", "rules": [
+        {"match": {"operation": "hello"}, "when": {"times": 1}, "then": {"delay_ms": int(HEADER * 2500)}}]}
+    loaded = await sandbox.call("POST", "/_mock/scenarios", data=json.dumps(slow_first),
+                                headers={"Content-Type": "application/json"})
+    assert loaded.status in (200, 201), loaded.body
+    reader, writer = await connect(port)
+    started = time.monotonic()
+    writer.write(HELLO)
+    await asyncio.sleep(HEADER / 5)
+    writer.write(HELLO)
+    first, second = await read_response(reader), await read_response(reader)
+    assert time.monotonic() - started >= HEADER * 2
+    assert [first[0], second[0]] == [200, 200]
+    assert json.loads(second[2])["details"] == "Hello"
+    writer.close()
+
+
 # (e) everyone else is served while those connections hang
 
 

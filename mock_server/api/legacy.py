@@ -156,14 +156,14 @@ async def generate_otp(request: web.Request) -> web.Response:
 
 async def sign(request: web.Request) -> web.Response:
     body = await parsing.read_json(request, "sign.400.invalid_json")
-    signed = await _sandbox(request).sign(request.match_info["pk"], body)
+    signed = await _sandbox(request).signatures.sign(request.match_info["pk"], body)
     if signed.async_mode:
         return envelope("Your documents are going to be signed. You will receive them in a few seconds")
     return envelope("Documents correctly signed")
 
 
 async def async_status(request: web.Request) -> web.Response:
-    return envelope(_sandbox(request).async_status(request.match_info["pk"]))
+    return envelope(_sandbox(request).signatures.async_status(request.match_info["pk"]))
 
 
 # VideoID ------------------------------------------------------------------
@@ -265,7 +265,7 @@ async def delete_all_documents(request: web.Request) -> web.Response:
 
 async def retrieve_contract(request: web.Request) -> web.Response:
     pk = request.match_info["pk"]
-    data = await _sandbox(request).contract(pk)
+    data = await _sandbox(request).signatures.contract(pk)
     return download(data, "application/pdf", f"contract_{pk}.pdf")
 
 

@@ -119,7 +119,8 @@ async def get_request(request: web.Request) -> web.Response:
 async def request_status(request: web.Request) -> web.Response:
     sandbox = _sandbox(request)
     found = sandbox.read_request(_pk(request), "async_status.404.not_found")
-    return success("Request status", {"status": found.status.value, "async_status": sandbox.async_status(_pk(request))})
+    return success("Request status", {"status": found.status.value,
+                                      "async_status": sandbox.signatures.async_status(_pk(request))})
 
 
 async def generate_otp(request: web.Request) -> web.Response:
@@ -131,7 +132,7 @@ async def generate_otp(request: web.Request) -> web.Response:
 async def sign(request: web.Request) -> web.Response:
     body = await parsing.read_json(request, "sign.400.invalid_json")
     sandbox = _sandbox(request)
-    signed = await sandbox.sign(_pk(request), _legacy_sign_body(body))
+    signed = await sandbox.signatures.sign(_pk(request), _legacy_sign_body(body))
     if signed.async_mode:
         return success("Your documents are going to be signed. You will receive them in a few seconds")
     return success("Documents correctly signed")
@@ -196,7 +197,7 @@ async def list_documents(request: web.Request) -> web.Response:
 
 
 async def retrieve_contract(request: web.Request) -> web.Response:
-    data = await _sandbox(request).contract(_pk(request))
+    data = await _sandbox(request).signatures.contract(_pk(request))
     return download(data, "application/pdf", f"contract_{_pk(request)}.pdf")
 
 

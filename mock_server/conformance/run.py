@@ -32,6 +32,8 @@ from mock_server.domain.defaults import NAMIRIAL_TOKEN, default_tokens
 from mock_server.server.app import create_app
 from mock_server.server.config import Config
 from mock_server.server.processes import free_port
+from mock_server.server.serving import start
+from mock_server.server.slow_clients import Deadlines
 
 _CALL_TIMEOUT_S = 60
 
@@ -134,10 +136,9 @@ def _is_loopback(url: str) -> bool:
 async def embedded_sandbox() -> AsyncIterator[str]:
     """A sandbox as ``serve`` runs it out of the box, in this process, on a free loopback port; its URL."""
     port = free_port()
-    runner = web.AppRunner(create_app(Config(port=port)), access_log=None)
-    await runner.setup()
+    config = Config(port=port)
+    runner, _ = await start(create_app(config), Deadlines.of(config), host="127.0.0.1", port=port)
     try:
-        await web.TCPSite(runner, "127.0.0.1", port).start()
         yield f"http://127.0.0.1:{port}"
     finally:
         await runner.cleanup()

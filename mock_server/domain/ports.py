@@ -1,5 +1,5 @@
-"""What the sandbox's desks (the trust services, the VideoID desk, a seed file) need of the sandbox
-they serve, as protocols.
+"""What the sandbox's desks (the trust services, the VideoID desk, the signature desk, a seed file)
+and the services around it (webhooks, namespaces) need of the sandbox they serve, as protocols.
 
 The desks work on the :class:`~mock_server.domain.service.Sandbox` that builds them without importing
 it: the facade imports its desks, never the other way round, so no domain module imports another in
@@ -9,7 +9,8 @@ a circle (``tests/test_layout.py`` computes the import graph).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from datetime import datetime
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from mock_server.domain import validation
@@ -17,9 +18,11 @@ from mock_server.domain.changes import ChangeLog
 from mock_server.domain.clock import Clock
 from mock_server.domain.ids import RandomSource
 from mock_server.domain.lifecycle import EventBus
-from mock_server.domain.model import Rao, SignatureRequest, Status, Upload
+from mock_server.domain.model import IssuedCertificate, Rao, SignatureRequest, Status, Upload
+from mock_server.domain.retention import Retention
 from mock_server.domain.store import State
 from mock_server.pki.authority import PkiMaterial, RevocationUrls
+from mock_server.pki.revocation import Revocation
 
 Runner = Callable[..., Awaitable[Any]]  # runs a function in a signing worker
 
@@ -32,6 +35,12 @@ class DeskSettings(Protocol):
 
     @property
     def videoid_auto_complete(self) -> float | None: ...
+
+    @property
+    def namespace(self) -> str: ...
+
+    @property
+    def certificate_lifetime(self) -> timedelta: ...
 
 
 class SandboxCore(Protocol):
@@ -96,3 +105,77 @@ class RequestDesk(SandboxCore, Protocol):
     def move(self, request: SignatureRequest, status: Status, at: datetime | None = None) -> None: ...
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None: ...
+
+
+class KeySource(Protocol):
+    """Where one-shot keys come from (the key pool)."""
+
+    async def take(self) -> bytes: ...
+
+
+class OtpCheck(Protocol):
+    """What the signature desk asks of the OTP desk."""
+
+    def redeem(self, request: int, code: str) -> bool: ...
+
+
+class CertificateRegistry(Protocol):
+    """What the signature desk asks of the trust services."""
+
+    def revocations(self) -> tuple[Revocation, ...]: ...
+
+    def register(self, certificate: IssuedCertificate) -> None: ...
+
+
+class SigningSandbox(RequestDesk, Protocol):
+    """What the signature desk signs a request's documents with."""
+
+    @property
+    def keys(self) -> KeySource: ...
+
+    @property
+    def otp(self) -> OtpCheck: ...
+
+    @property
+    def trust(self) -> CertificateRegistry: ...
+
+    @property
+    def commit(self) -> Callable[[], Awaitable[None]]: ...
+
+    def read_request(self, pk: str | int, not_found_key: str, **values: Any) -> SignatureRequest: ...
+
+    def lock(self, request: SignatureRequest) -> AbstractAsyncContextManager[Any]: ...
+
+
+class WebhookSource(Protocol):
+    """What the webhook dispatcher needs of the sandbox whose events it delivers."""
+
+    @property
+    def settings(self) -> DeskSettings: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def changes(self) -> ChangeLog: ...
+
+    @property
+    def events(self) -> EventBus: ...
+
+    @property
+    def retention(self) -> Retention: ...
+
+    @property
+    def commit(self) -> Callable[[], Awaitable[None]]: ...
+
+    def registration_authority(self, ra: int) -> dict[str, Any]: ...
+
+
+class NamespaceSandbox(Protocol):
+    """What the namespaces do with each namespace's sandbox: start, stop and end its background work."""
+
+    def resume(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def close(self) -> None: ...

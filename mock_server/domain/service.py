@@ -8,14 +8,13 @@ import os
 import re
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from mock_server.domain import accounts, library, lifecycle, validation, views
 from mock_server.domain.changes import ChangeLog
 from mock_server.domain.clock import Clock
-from mock_server.domain.contract import ContractFacts, render_contract
 from mock_server.domain.errors import vendor_error
 from mock_server.domain.hashfile import parse_hash_file
 from mock_server.domain.ids import RandomSource, parse_number
@@ -34,7 +33,6 @@ from mock_server.domain.model import (
     Document,
     Download,
     Image,
-    IssuedCertificate,
     Rao,
     SignatureRequest,
     Status,
@@ -44,26 +42,17 @@ from mock_server.domain.pdfchecks import CheckedPdfs
 from mock_server.domain.pkspace import PkSpace
 from mock_server.domain.ports import Runner
 from mock_server.domain.retention import FINISHED, Retention, RetentionPolicy
-from mock_server.domain.scenarios import current_effects
 from mock_server.domain.seedfile import SeedData
-from mock_server.domain.signparams import DocumentOptions, SignParams, parse_sign_body
+from mock_server.domain.signatures import SignatureDesk
 from mock_server.domain.sms import CHANNELS, OtpDesk, OtpPolicy, OutboxMessage
 from mock_server.domain.store import State
 from mock_server.domain.trust import TrustServices
 from mock_server.domain.videoid import VideoIdDesk
-from mock_server.pki.authority import PkiMaterial, RevocationUrls, SignerIdentity, validity_window
+from mock_server.pki.authority import PkiMaterial, RevocationUrls
 from mock_server.pki.cades import HashToSign
 from mock_server.pki.keypool import KeyPool
 from mock_server.pki.pades import DocumentRefused, PdfReport
-from mock_server.pki.signing import (
-    Countersigner,
-    PdfToSign,
-    SignJob,
-    SignOutcome,
-    VisibleSignature,
-    inspect_pdf,
-    sign_request,
-)
+from mock_server.pki.signing import inspect_pdf
 
 log = logging.getLogger(__name__)
 CONTRACT_UID = "contract"
@@ -102,21 +91,13 @@ class SandboxSettings:
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
 
 
-@dataclass(frozen=True)
-class StagedSign:
-    """An asynchronous signing's result, kept (and saved) before it is applied to its request."""
-
-    contract_job: SignJob
-    outcome: SignOutcome
-    at: datetime
-
-
 async def _nothing_to_commit() -> None:
     """In memory, a change is as durable as it gets at once."""
 
 
 class Sandbox:
-    """The whole sandbox behind the HTTP adapters."""
+    """The whole sandbox behind the HTTP adapters: requests, documents and OTPs here; signing in its
+    :class:`~mock_server.domain.signatures.SignatureDesk`, the trust services and VideoID in theirs."""
 
     def __init__(self, settings: SandboxSettings, pki: PkiMaterial, run: Runner,
                  seed: SeedData | None = None, keys: KeyPool | None = None, pks: PkSpace | None = None) -> None:
@@ -133,6 +114,7 @@ class Sandbox:
         self.run = run
         self.trust = TrustServices(self)
         self.videoid = VideoIdDesk(self)
+        self.signatures = SignatureDesk(self)
         self._checked_pdfs = CheckedPdfs(self._inspect)
         # Weak: a lock lives while someone holds or waits for it, not for every request ever made.
         self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -145,7 +127,7 @@ class Sandbox:
         # Makes what changed durable before a background result shows (the data dir's flush).
         self.commit: Callable[[], Awaitable[None]] = _nothing_to_commit
         self.retention = Retention(settings.retention)
-        self.retention.hold_while(self._signing_pending)
+        self.retention.hold_while(self.signatures.pending)
         self.reset()
 
     def reset(self) -> None:
@@ -157,9 +139,7 @@ class Sandbox:
         self.retention.reset()
         self._locks.clear()
         self.next_pk = self._first_pk()
-        self.pending_signs: dict[int, SignParams] = {}
-        # Asynchronous results computed and saved but not applied yet (see _sign_in_background).
-        self.staged_signs: dict[int, StagedSign] = {}
+        self.signatures.reset()
         authorities = self.state.settings.setdefault("registration_authorities", {})
         for ra, url in self.settings.ra_webhooks:
             authorities.setdefault(ra, {})["webhook_url"] = url
@@ -276,10 +256,6 @@ class Sandbox:
         self.otp.forget(set(pks))
         self.events.publish(RequestsEvicted(tuple(pks)))
 
-    def _signing_pending(self, pk: int) -> bool:
-        request = self.state.requests.get(pk)
-        return pk in self.pending_signs or (request is not None and request.signing)
-
     async def request_detail(self, request: SignatureRequest) -> dict[str, Any]:
         """What GET /request/{pk} shows of ``request``, in every family."""
         return views.request_detail(request, await self.trust.rao_certificate(request.rao))
@@ -342,7 +318,7 @@ class Sandbox:
                     "upload_document.400.unsignable", filename=upload.filename, reason=str(refusal)
                 ) from None
             checked.append((upload, report.page_count, None))
-        async with self._lock(request):
+        async with self.lock(request):
             # Checked again: a sign or another upload may have run while the PDFs were inspected.
             self._check_room(request, uploads)
             now = self.clock.now()
@@ -370,7 +346,7 @@ class Sandbox:
             return inspect_pdf(data)
         return await self.run(inspect_pdf, data)
 
-    def _lock(self, request: SignatureRequest) -> asyncio.Lock:
+    def lock(self, request: SignatureRequest) -> asyncio.Lock:
         """Serialises the changes of one request that span an await (signing, uploads)."""
         lock = self._locks.get(request.pk)
         if lock is None:
@@ -417,96 +393,9 @@ class Sandbox:
         else:
             del request.documents[uid]
 
-    async def contract(self, pk: str) -> bytes:
-        """The service contract; the signed one once the request is ISSUED."""
-        request = self.find_request(pk, "retrieve_contract.404.not_found")
-        if request.contract_signed:
-            return await self._signed_contract(request)
-        return await self._contract(request)
-
-    async def _contract(self, request: SignatureRequest) -> bytes:
-        if request.contract is None:
-            identity = request.identity
-            facts = ContractFacts(
-                request_pk=request.pk,
-                signer_name=request.identity.common_name,
-                id_document=f"{identity.id_document_type} {identity.id_document_country} "
-                            f"{identity.serial_number}",
-                email=identity.email,
-                mobile_phone_number=identity.mobile_phone_number,
-                profile=request.profile,
-                registration_authority=str(request.registration_authority),
-                date=request.created_at.strftime("%d/%m/%Y %H:%M:%S UTC"),
-            )
-            request.contract = await self.run(render_contract, facts)
-        return request.contract
-
-    # Signing ------------------------------------------------------------------
-
-    async def sign(self, pk: str, body: dict[str, Any]) -> SignatureRequest:
-        """Issue the one-shot certificate and sign every document and the contract.
-
-        An asynchronous request is checked (status, documents, OTP) now and signed in the
-        background: the caller learns the outcome from the async status and the webhooks.
-        """
-        params = parse_sign_body(body)
-        request = self.find_request(pk, "sign.404.not_found")
-        # Checked before waiting for the lock: the background job holds it until it is done.
-        if request.signing:
-            raise vendor_error("sign.412.in_progress", pk=request.pk)
-        async with self._lock(request):
-            self._check_signable(request, params)
-            if not params.external_auth and not self.otp.redeem(request.pk, params.secret):
-                raise vendor_error("sign.403.invalid_otp")
-            if request.async_mode:
-                request.signing = True
-                # Kept until done, so a restart from a data dir resumes what was acknowledged.
-                self.pending_signs[request.pk] = params
-                self.spawn(self._sign_in_background(request, params))
-                return request
-            contract_job, outcome = await self._sign_all(request, params)
-            self._record(request, contract_job, outcome)
-        if outcome.refused:
-            raise vendor_error("sign.400.documents_refused", outcome.refused)
-        return request
-
-    async def _sign_in_background(self, request: SignatureRequest, params: SignParams) -> None:
-        async with self._lock(request):
-            try:
-                staged = self.staged_signs.get(request.pk)
-                if staged is None:
-                    contract_job, outcome = await self._sign_all(request, params)
-                    staged = self.staged_signs[request.pk] = StagedSign(contract_job, outcome, self.clock.now())
-                    self.changes.request(request.pk)
-                    # Saved before anyone can see it: after a kill the same signature comes back,
-                    # not a new one, and its events come back under the same ids.
-                    await self.commit()
-            except Exception as failure:  # any failure of the job ends the request, as the vendor's would
-                log.exception("asynchronous signing of request %s failed", request.pk)
-                request.failure = f"{type(failure).__name__}: {failure}"
-                self.move(request, Status.CANCELLED)
-            else:
-                self._record(request, staged.contract_job, staged.outcome, staged.at)
-            finally:
-                request.signing = False
-                self.changes.request(request.pk)
-                self.pending_signs.pop(request.pk, None)
-                self.staged_signs.pop(request.pk, None)
-
     def resume(self) -> None:
-        """Finish the asynchronous signings a restored state had acknowledged: a result computed and
-        saved before the restart is applied at once (a client may have seen it), the others signed again."""
-        for pk, params in list(self.pending_signs.items()):
-            request = self.state.requests[pk]
-            staged = self.staged_signs.pop(pk, None)
-            if staged is None:
-                request.signing = True
-                self.spawn(self._sign_in_background(request, params))
-                continue
-            self._record(request, staged.contract_job, staged.outcome, staged.at)
-            request.signing = False
-            del self.pending_signs[pk]
-            self.changes.request(pk)
+        """Finish the asynchronous signings a restored state had acknowledged."""
+        self.signatures.resume()
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run ``work`` in the background; :meth:`close` waits for it."""
@@ -525,164 +414,6 @@ class Sandbox:
         for task in running:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
-
-    def async_status(self, pk: str) -> str:
-        """Where an asynchronous request stands (docs/api-families.md lists the values)."""
-        request = self.read_request(pk, "async_status.404.not_found")
-        if request.signing:
-            return "signing"
-        return {
-            Status.ENROLLREADY: "approved",
-            Status.ISSUED: "signed",
-            Status.CANCELLED: "failed" if request.failure else "cancelled",
-        }.get(request.status, "pending")
-
-    def _check_signable(self, request: SignatureRequest, params: SignParams) -> None:
-        if request.status == Status.ISSUED:
-            raise vendor_error("sign.412.already_issued")
-        if request.status != Status.ENROLLREADY:
-            raise vendor_error("sign.412.invalid_status", status=request.status.value)
-        unknown = [uid for uid in params.options if uid not in request.documents]
-        if unknown:
-            raise vendor_error("sign.404.documents_missing", uids=", ".join(unknown))
-        missing_images: dict[str, str] = {}
-        bad_pages: dict[str, str] = {}
-        for uid, document in request.documents.items():
-            options = self._options_for(uid, params)
-            if options is None or document.hash_file is not None:
-                continue
-            if options.image_data is None and options.image_uid and options.image_uid not in self.state.images:
-                missing_images[uid] = f"The image {options.image_uid} cannot be found on disk"
-            if options.page >= max(document.page_count, 1):
-                bad_pages[uid] = (f"Page {options.page} does not exist in file {uid} "
-                                  f"({document.page_count} pages, numbered from 0)")
-        if missing_images:
-            raise vendor_error("sign.404.image_missing", missing_images)
-        if bad_pages:
-            raise vendor_error("sign.400.invalid_options", bad_pages)
-        if params.metadata_uid and params.metadata_uid not in self.state.metadata:
-            raise vendor_error("sign.404.metadata_missing")
-        wants_countersignature = any(
-            (options := self._options_for(uid, params)) is not None and options.countersign
-            for uid in request.documents
-        )
-        if wants_countersignature or params.countersignature is not None:
-            self._countersigning_rao(params)
-        counter = params.countersignature
-        if wants_countersignature and counter is not None and counter.page is not None:
-            for uid, document in request.documents.items():
-                options = self._options_for(uid, params)
-                if options is not None and options.countersign and counter.page >= max(document.page_count, 1):
-                    bad_pages[uid] = (f"Countersignature page {counter.page} does not exist in file {uid} "
-                                      f"({document.page_count} pages, numbered from 0)")
-            if bad_pages:
-                raise vendor_error("sign.400.invalid_options", bad_pages)
-
-    def _countersigning_rao(self, params: SignParams) -> Rao:
-        """The RAO account whose credentials the ``countersignature`` block carries."""
-        block = params.countersignature
-        if block is None:
-            raise vendor_error("sign.400.missing_parameter", name="countersignature")
-        rao = self.state.raos.get(block.username)
-        if rao is None or (rao.password, rao.pin) != (block.password, block.pin):
-            raise vendor_error("sign.403.countersignature_credentials")
-        return rao
-
-    @staticmethod
-    def _options_for(uid: str, params: SignParams) -> DocumentOptions | None:
-        return params.options.get(uid, params.options_for_all)
-
-    async def _sign_all(self, request: SignatureRequest, params: SignParams) -> tuple[SignJob, SignOutcome]:
-        """Sign the request's documents; the job is kept to sign the contract when it is asked for."""
-        pdfs = []
-        hashes = []
-        for uid, document in request.documents.items():
-            if document.hash_file is not None:
-                hashes.append((uid, document.hash_file))
-                continue
-            options = self._options_for(uid, params)
-            visible = None
-            if options is not None:
-                image = options.image_data
-                if image is None and options.image_uid:
-                    image = self.state.images[options.image_uid].data
-                visible = VisibleSignature(options.page, options.box, image, params.text)
-            pdfs.append(PdfToSign(uid, document.data, visible, options is not None and options.countersign))
-        now = self.clock.now()
-        artefact = current_effects().artefact
-        not_before, not_after = validity_window(now, self.settings.certificate_lifetime)
-        if artefact == "expired_signer":
-            not_before, not_after = now - timedelta(days=2), now - timedelta(days=1)
-        revocations = self.trust.revocations()
-        job = SignJob(
-            identity=request.identity,
-            key_der=await self.keys.take(),
-            certificate_serial=self.rng.serial(),
-            not_before=not_before,
-            not_after=not_after,
-            signing_time=now,
-            revocation_urls=self.revocation_urls,
-            pdfs=tuple(pdfs),
-            hashes=tuple(hashes),
-            # One token per signature; countersigned PDFs carry two.
-            timestamp_serials=tuple(self.rng.serial() for _ in range(2 * len(pdfs) + len(hashes))),
-            # No validation data for an expired or revoked signer: its OCSP answer would say "good".
-            ltv=params.ltv and artefact not in ("expired_signer", "revoked_signer"),
-            artefact=artefact,
-            # A revoked signer is revoked from the start, so validators see it revoked when it signed.
-            revoked_at=not_before if artefact == "revoked_signer" else None,
-            revocations=revocations,
-            crl_number=len(revocations) + 1,
-            countersigner=await self._countersigner(params) if any(p.countersign for p in pdfs) else None,
-        )
-        # The contract's own time-stamp serial is drawn now, so the random sequence does not depend
-        # on whether (or when) a client fetches the signed contract.
-        contract_job = replace(job, pdfs=(), hashes=(), timestamp_serials=(self.rng.serial(),), countersigner=None)
-        return contract_job, await self.run(sign_request, self.pki, job)
-
-    async def _signed_contract(self, request: SignatureRequest) -> bytes:
-        """Sign the contract with the request's certificate, on first demand.
-
-        Signing it at sign time would double the cost of a flow and keep ~25 KB per request
-        that most clients never read; the job re-issues the identical certificate.
-        """
-        async with self._lock(request):
-            if request.signed_contract is None and request.contract_job is not None:
-                job = replace(request.contract_job, pdfs=(PdfToSign(CONTRACT_UID, await self._contract(request)),))
-                outcome = await self.run(sign_request, self.pki, job)
-                request.signed_contract = outcome.signed[CONTRACT_UID]
-                request.contract_job = None
-                self.events.publish(ContractSigned(request))
-        if request.signed_contract is None:
-            raise RuntimeError(f"the contract of request {request.pk} has no signing job")
-        return request.signed_contract
-
-    async def _countersigner(self, params: SignParams) -> Countersigner | None:
-        block = params.countersignature
-        if block is None:
-            return None
-        rao = self._countersigning_rao(params)
-        visible = None
-        if block.page is not None and block.box is not None:
-            visible = VisibleSignature(block.page, block.box, None, block.text)
-        identity = SignerIdentity(
-            given_name="OneShot", surname_1="Operator", surname_2="", id_document_type="IDC",
-            id_document_country="ES", serial_number=rao.username, email="",
-        )
-        return Countersigner(identity, await self.keys.take(), self.rng.serial(), visible)
-
-    def _record(self, request: SignatureRequest, contract_job: SignJob, outcome: SignOutcome,
-                at: datetime | None = None) -> None:
-        now = at or self.clock.now()
-        request.certificate = IssuedCertificate(
-            outcome.certificate_serial, outcome.certificate_der, now, request.pk, outcome.revoked_at
-        )
-        self.trust.register(request.certificate)
-        request.contract_job = contract_job
-        for uid, data in outcome.signed.items():
-            if uid in request.documents:
-                request.documents[uid].signed = data
-        self.move(request, Status.ISSUED, now)
 
     # Settings, tokens, metadata, images: thin pass-throughs keep one entry point.
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from mock_server.domain.journal import Journal
+from mock_server.domain.ports import NamespaceSandbox
 from mock_server.domain.scenarios import ScenarioBook
-from mock_server.domain.service import Sandbox
 from mock_server.domain.webhooks import WebhookDispatcher
 
 HEADER = "X-Mock-Namespace"
@@ -45,7 +45,7 @@ class Tenant:
     """One namespace's sandbox and what hangs off it."""
 
     namespace: str
-    sandbox: Sandbox
+    sandbox: NamespaceSandbox  # the namespace's Sandbox: the API adapters and the store use all of it
     webhooks: WebhookDispatcher
     scenarios: ScenarioBook
     journal: Journal

@@ -31,8 +31,8 @@ from mock_server.domain.lifecycle import (
     WebhookAttempted,
 )
 from mock_server.domain.model import IssuedCertificate, SignatureRequest, Status
+from mock_server.domain.ports import WebhookSource
 from mock_server.domain.scenarios import current_effects
-from mock_server.domain.service import Sandbox
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class WebhookSettings:
 class WebhookDispatcher:
     """Subscribes to the sandbox's events and delivers them in the background."""
 
-    def __init__(self, sandbox: Sandbox, settings: WebhookSettings) -> None:
+    def __init__(self, sandbox: WebhookSource, settings: WebhookSettings) -> None:
         self._sandbox = sandbox
         self.settings = settings
         self.log: list[WebhookEvent] = []

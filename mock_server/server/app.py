@@ -64,7 +64,7 @@ from mock_server.pki.signing import warm_up
 from mock_server.server import gcpolicy
 from mock_server.server.config import Config
 from mock_server.server.logs import log_access
-from mock_server.server.slow_clients import SandboxApplication, handler_args
+from mock_server.server.slow_clients import connection_middleware
 from mock_server.server.workers import signing_pool
 from mock_server.storage.persistence import DataDir, Persistence
 
@@ -265,15 +265,14 @@ def create_app(config: Config, executor: Executor | None = None) -> web.Applicat
     tenants = Tenants(_tenant_builder(config, pki, run, keys, scenario_files, feed, commit), config.max_namespaces,
                       persistence)
 
-    middlewares: list[Any] = [access_log_middleware]
+    middlewares: list[Any] = [connection_middleware, access_log_middleware]
     if persistence is not None:
         persistence.restore(tenants)
         middlewares.append(persistence_middleware(persistence))
     if config.admin_token:
         middlewares.append(admin.guard(config.admin_token))
     middlewares += [error_middleware, namespace_middleware, scenario_middleware]
-    app = SandboxApplication(middlewares=middlewares, client_max_size=config.max_body_bytes,
-                             handler_args=handler_args(config))
+    app = web.Application(middlewares=middlewares, client_max_size=config.max_body_bytes)
     app[CONFIG] = config
     app[TENANTS] = tenants
     dashboard.setup_templates(app)  # the sign-in page too, which the admin guard may answer anywhere

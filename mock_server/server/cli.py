@@ -455,13 +455,13 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     config = _config(args)
     configure_logging(config.log_format)
-    from aiohttp import web
-
     from mock_server.domain.scenarios import ScenarioError
     from mock_server.domain.seedfile import SeedFileError
     from mock_server.server import gcpolicy
     from mock_server.server.app import create_app
     from mock_server.server.loop import event_loop_factory
+    from mock_server.server.serving import run
+    from mock_server.server.slow_clients import Deadlines
     from mock_server.storage.schema import DataDirError
 
     try:
@@ -477,11 +477,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                     "--no-control-api", config.host)
     gcpolicy.install()
 
-    def listening(_: str) -> None:  # aiohttp calls it once the socket is bound, not before
+    def listening() -> None:
         log.info("oneshot-mock %s on http://%s:%s", __version__, config.host, config.port)
 
     try:
-        web.run_app(app, host=config.host, port=config.port, access_log=None, print=listening,
-                    loop=event_loop_factory()())
+        run(app, Deadlines.of(config), config.host, config.port, listening, event_loop_factory()())
     except OSError as fault:  # the port is taken, or the address is not this machine's
         _fail(f"cannot listen on {config.host}:{config.port}: {fault.strerror or fault}")

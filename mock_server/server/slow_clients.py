@@ -1,41 +1,42 @@
 """Deadlines against slow and half-open clients: the request head, the request body, keep-alive idling.
 
-What aiohttp (3.14) gives, and what is added here:
+The sandbox is served by :class:`SandboxSite`, whose connections are :class:`GuardedRequestHandler`
+protocols: aiohttp's own, with deadlines added. Only aiohttp's public API is used: ``web.BaseSite``
+and ``web.RequestHandler`` are subclassed through their public methods, each connection's protocol
+is made from the runner's public ``server`` (as every aiohttp site does), and what a protocol must
+know of its requests (one has begun, one is over, its body) it hears from
+:func:`connection_middleware`, the application's first middleware.
 
 - **Idle**: aiohttp's own ``keepalive_timeout``. Its timer runs from the connection's opening and from
   the end of each response, and closes the connection if no complete request head has arrived by then.
-  Passed to aiohttp as a handler argument, so ``run_app``, ``AppRunner`` and the test server all apply it.
 - **Head**: aiohttp has no head-read timeout of its own (the idle timer above is the only bound, and it is
-  as long as the keep-alive time). :class:`GuardedRequestHandler` arms a timer when the connection opens
-  and, on a kept-alive connection, when the first byte of the next head arrives (the time before that is
-  idling); the timer is cancelled once aiohttp's parser has produced the request, and closes the
-  transport if it fires first. Counting from the first byte on later requests, not from the previous
-  response, keeps ``--idle-timeout`` meaningful when it is longer than ``--header-timeout``.
-- **Body**: while a handler runs and its body is incomplete, a watchdog checks that body bytes keep
-  arriving. No byte for ``body_timeout`` while the server is reading (aiohttp pauses reading when the
+  as long as the keep-alive time). A timer is armed when the connection opens and, on a kept-alive
+  connection, when the first byte of the next head arrives (the time before that is idling); it is
+  cancelled once the request reaches the application, and closes the transport if it fires first
+  while no answer is still being sent (a head that waits behind another answer is the server's
+  delay). Bytes that come while a request is in the application, or before its body is complete,
+  are not a head. Counting from the first byte on
+  later requests, not from the previous response, keeps ``--idle-timeout`` meaningful when it is
+  longer than ``--header-timeout``.
+- **Body**: while a request's body is incomplete, a watchdog checks that body bytes keep arriving.
+  No byte for ``body_timeout`` while the server is reading (aiohttp pauses reading when the
   application does not consume: not the client's fault) fails the body stream with :class:`BodyTimeout`,
   which every body read in the application (JSON, forms, multipart, raw) then raises: the error
   middleware answers the ``api.408.body_timeout`` envelope and the connection is closed. A body nobody
   reads is drained and dropped by aiohttp (``lingering_time``), which treats the timeout as "give up".
   A body still incomplete ``body_deadline`` seconds after it started, however it trickles, fails the
   same way (``api.408.body_deadline``); time the server spent not reading does not count.
-
 - **Malformed requests**: a request line, header or chunking aiohttp's parser refuses is answered by
   ``RequestHandler.handle_error``; overridden here to answer the ``api.400.malformed_http`` envelope
   of the family the request line's path names, with one WARNING line instead of a traceback.
-
-Private aiohttp API used, because aiohttp offers no hook for these (each is a long-standing internal,
-and tests/test_slow_clients.py fails if one changes): ``Application._make_handler`` (the one place every
-runner gets its protocol factory from), ``Server._loop``/``Server._kwargs`` (to build the handler as
-``Server.__call__`` does), ``RequestHandler._waiter`` (aiohttp's own "waiting for a head" test, the one its
-keep-alive timer uses) and ``RequestHandler._request_count`` (messages parsed so far).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import warnings
+import socket
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -64,36 +65,57 @@ class BodyTimeout(VendorError, TimeoutError):
         super().__init__(error.spec, error.details)
 
 
-def handler_args(config: Config) -> dict[str, Any]:
-    """The per-connection settings, as ``web.Application(handler_args=...)``: they reach every
-    request handler however the application is served."""
-    return {
-        "keepalive_timeout": config.idle_timeout,
-        "header_timeout": config.header_timeout,
-        "body_timeout": config.body_timeout,
-        "body_deadline": config.body_deadline,
-    }
+@dataclass(frozen=True)
+class Deadlines:
+    """How long a connection may idle, send a head, stall a body, or send one at all (seconds; 0: no limit)."""
+
+    idle: float
+    header: float
+    body: float
+    body_total: float
+
+    @classmethod
+    def of(cls, config: Config) -> Deadlines:
+        """The deadlines ``config`` sets."""
+        return cls(config.idle_timeout, config.header_timeout, config.body_timeout, config.body_deadline)
 
 
 class GuardedRequestHandler(web.RequestHandler):
     """aiohttp's protocol plus a request-head deadline and a request-body progress watchdog."""
 
-    def __init__(self, manager: web.Server, *, loop: asyncio.AbstractEventLoop, header_timeout: float | None = None,
-                 body_timeout: float | None = None, body_deadline: float | None = None, **kwargs: Any) -> None:
-        super().__init__(manager, loop=loop, **kwargs)
+    def __init__(self, manager: web.Server, deadlines: Deadlines, *, loop: asyncio.AbstractEventLoop,
+                 **kwargs: Any) -> None:
+        super().__init__(manager, loop=loop, keepalive_timeout=deadlines.idle, **kwargs)
         self._guard_loop = loop
-        self._header_timeout = header_timeout
-        self._body_timeout = body_timeout
-        self._body_deadline = body_deadline
-        self._body_started = self._body_checked = 0.0
+        self._deadlines = deadlines
         self._head_timer: asyncio.TimerHandle | None = None
-        self._heads_parsed = 0
-        self._body: StreamReader | None = None
+        # Requests that reached the application on this connection, and whether one is there now.
+        self._requests = 0
+        self._in_application = False
+        self._requests_when_armed = 0
+        self._body: StreamReader | None = None  # the latest request's, while it is incomplete
+        self._last_body: StreamReader | None = None
         self._body_timer: asyncio.TimerHandle | None = None
-        self._body_progress = 0.0
+        self._body_started = self._body_checked = self._body_progress = 0.0
         # The first bytes of the latest request head, for the envelope of a head the parser refuses.
         self._head_start = b""
-        self._head_of = -1
+        self._head_seen = False
+
+    # --- what the application tells ---------------------------------------------------------------
+
+    def request_started(self, body: StreamReader) -> None:
+        """A request reached the application: its head is complete; ``body`` is watched until it is."""
+        self._requests += 1
+        self._in_application = True
+        self._head_seen = False
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        self._watch_body(body)
+
+    def request_finished(self) -> None:
+        """The application is done with the latest request."""
+        self._in_application = False
 
     # --- the request head -------------------------------------------------------------------------
 
@@ -102,24 +124,20 @@ class GuardedRequestHandler(web.RequestHandler):
         self._arm_head_timer()
 
     def data_received(self, data: bytes) -> None:
-        # The first bytes of a head: on a new connection (before aiohttp awaits its first message) or
-        # while aiohttp waits for the next one (a body arriving meanwhile is no head).
-        if data and self._head_of != self._request_count and (self._request_count == 0 or self._waiting_for_head()):
-            self._head_start, self._head_of = bytes(data[:_HEAD_KEPT]), self._request_count
-        if self._body is not None:
+        if data and self._between_requests():
+            if not self._head_seen:  # the first bytes of a head
+                self._head_start, self._head_seen = bytes(data[:_HEAD_KEPT]), True
+            if self._head_timer is None:
+                self._arm_head_timer()  # the first byte of the next head on a kept-alive connection
+        elif self._body is not None:
             self._body_progress = self._guard_loop.time()
-        if self._head_timer is None and data and self._waiting_for_head():
-            self._arm_head_timer()  # the first byte of the next head on a kept-alive connection
         super().data_received(data)
-        if self._head_timer is not None and self._request_count != self._heads_parsed:
-            self._head_timer.cancel()
-            self._head_timer = None
 
     def handle_error(self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None,
                      message: str | None = None) -> web.StreamResponse:
         """A request the HTTP parser refused (bad request line, headers or chunking): one WARNING
         line, and the 400 in the envelope of the family its path names; anything else as aiohttp does."""
-        if not isinstance(exc, HttpProcessingError) or request.writer.output_size > 0:
+        if not isinstance(exc, HttpProcessingError):
             return super().handle_error(request, status, exc, message)
         reason = (exc.message or type(exc).__name__).splitlines()[0].rstrip(":")[:_SHOWN]
         path = request_path(self._head_start)
@@ -134,35 +152,39 @@ class GuardedRequestHandler(web.RequestHandler):
             if timer is not None:
                 timer.cancel()
         self._head_timer = self._body_timer = None
-        self._body = None
+        self._body = self._last_body = None
         super().connection_lost(exc)
 
-    def _waiting_for_head(self) -> bool:
-        # The test aiohttp's keep-alive timer uses: start() awaits its next message.
-        return self._waiter is not None and not self._waiter.done()
+    def _between_requests(self) -> bool:
+        # Bytes now are a head's: no request is in the application and the latest one's body is whole.
+        return not self._in_application and (self._last_body is None or self._last_body.is_eof())
 
     def _arm_head_timer(self) -> None:
-        if self._header_timeout:
-            self._heads_parsed = self._request_count
-            self._head_timer = self._guard_loop.call_later(self._header_timeout, self._head_deadline)
+        if self._deadlines.header:
+            self._requests_when_armed = self._requests
+            self._head_timer = self._guard_loop.call_later(self._deadlines.header, self._head_deadline)
 
     def _head_deadline(self) -> None:
         self._head_timer = None
-        if self._request_count != self._heads_parsed or self.transport is None:
+        transport = self.transport
+        if self._requests != self._requests_when_armed or transport is None:
+            return
+        if transport.get_write_buffer_size():  # type: ignore[attr-defined]
+            self._arm_head_timer()  # an answer is still going out: the head waits for the server
             return
         log.info("closing connection from %s: no complete request head within %gs",
-                 self.peername, self._header_timeout)
+                 self.peername, self._deadlines.header)
         self.force_close()
 
     # --- the request body -------------------------------------------------------------------------
 
-    def watch_body(self, payload: StreamReader) -> None:
-        """Watch a handler's body until it is complete: called as each request starts."""
+    def _watch_body(self, payload: StreamReader) -> None:
         if self._body_timer is not None:
             self._body_timer.cancel()
             self._body_timer = None
-        self._body = None
-        if not (self._body_timeout or self._body_deadline) or payload.is_eof() or payload.exception() is not None:
+        self._body, self._last_body = None, payload
+        limits = (self._deadlines.body, self._deadlines.body_total)
+        if not any(limits) or payload.is_eof() or payload.exception() is not None:
             return
         self._body = payload
         self._body_progress = self._body_started = self._body_checked = self._guard_loop.time()
@@ -170,7 +192,7 @@ class GuardedRequestHandler(web.RequestHandler):
 
     def _schedule_body_check(self) -> None:
         # Checked a few times per period, so that time spent paused by the server is not the client's.
-        period = min(limit for limit in (self._body_timeout, self._body_deadline) if limit)
+        period = min(limit for limit in (self._deadlines.body, self._deadlines.body_total) if limit)
         self._body_timer = self._guard_loop.call_later(min(period / 4, 1.0), self._check_body)
 
     def _check_body(self) -> None:
@@ -185,17 +207,31 @@ class GuardedRequestHandler(web.RequestHandler):
             self._body_progress = now
             self._body_started += now - self._body_checked
         self._body_checked = now
-        if self._body_deadline and now - self._body_started >= self._body_deadline:
-            log.info("request body from %s not complete after %gs: abandoned", self.peername, self._body_deadline)
+        total, stall = self._deadlines.body_total, self._deadlines.body
+        if total and now - self._body_started >= total:
+            log.info("request body from %s not complete after %gs: abandoned", self.peername, total)
             self._body = None
-            payload.set_exception(BodyTimeout(self._body_deadline, "api.408.body_deadline"))
+            payload.set_exception(BodyTimeout(total, "api.408.body_deadline"))
             return
-        if not self._body_timeout or now - self._body_progress < self._body_timeout:
+        if not stall or now - self._body_progress < stall:
             self._schedule_body_check()
             return
-        log.info("request body from %s stalled for %gs: abandoned", self.peername, self._body_timeout)
+        log.info("request body from %s stalled for %gs: abandoned", self.peername, stall)
         self._body = None
-        payload.set_exception(BodyTimeout(self._body_timeout))
+        payload.set_exception(BodyTimeout(stall))
+
+
+@web.middleware
+async def connection_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Tells the connection's protocol when a request begins and ends (the first middleware)."""
+    protocol = request.protocol
+    if not isinstance(protocol, GuardedRequestHandler):  # served by a plain aiohttp site
+        return await handler(request)
+    protocol.request_started(request.content)
+    try:
+        return await handler(request)
+    finally:
+        protocol.request_finished()
 
 
 def request_path(head: bytes) -> str | None:
@@ -207,35 +243,49 @@ def request_path(head: bytes) -> str | None:
     return urlsplit(parts[1].decode("latin-1")).path
 
 
-class GuardedServer(web.Server):
-    """aiohttp's low-level server, making :class:`GuardedRequestHandler` protocols."""
+class SandboxSite(web.BaseSite):
+    """A TCP site (``host`` and ``port``, or a bound ``sock``) whose connections are
+    :class:`GuardedRequestHandler` protocols with ``deadlines``; ``access_log`` as aiohttp's."""
 
-    def __init__(self, handler: Any, **kwargs: Any) -> None:
-        super().__init__(handler, **kwargs)
-        make_request = self.request_factory
+    __slots__ = ("_access_log", "_deadlines", "_guarded_runner", "_host", "_listening", "_port", "_sock")
 
-        def request_factory(message: Any, payload: StreamReader, protocol: Any, writer: Any, task: Any) -> Any:
-            if isinstance(protocol, GuardedRequestHandler):
-                protocol.watch_body(payload)
-            return make_request(message, payload, protocol, writer, task)
+    def __init__(self, runner: web.BaseRunner, deadlines: Deadlines, *, host: str | None = None,
+                 port: int | None = None, sock: socket.socket | None = None,
+                 access_log: logging.Logger | None = None) -> None:
+        super().__init__(runner)
+        self._guarded_runner = runner
+        self._deadlines = deadlines
+        self._host, self._port, self._sock = host, port, sock
+        self._access_log = access_log
+        self._listening: asyncio.Server | None = None
 
-        self.request_factory = request_factory
+    @property
+    def name(self) -> str:
+        host = self._host if self._sock is None else self._sock.getsockname()[0]
+        return f"http://{host}:{self.port}"
 
-    def __call__(self) -> GuardedRequestHandler:
-        # What Server.__call__ does, with the guarded class.
-        return GuardedRequestHandler(self, loop=self._loop, **self._kwargs)
+    @property
+    def port(self) -> int | None:
+        """The port listened on (the one the system chose, for port 0); None before :meth:`start`."""
+        if self._listening is None:
+            return None
+        return self._listening.sockets[0].getsockname()[1]
 
+    async def start(self) -> None:
+        await super().start()
+        loop = asyncio.get_running_loop()
+        server = self._guarded_runner.server
+        assert server is not None
 
-with warnings.catch_warnings():
-    # aiohttp discourages subclassing Application (it warns at class creation); this subclass adds
-    # no state and overrides only the factory of the server every runner asks it for.
-    warnings.simplefilter("ignore", DeprecationWarning)
+        def connection() -> GuardedRequestHandler:
+            return GuardedRequestHandler(server, self._deadlines, loop=loop, access_log=self._access_log)
 
-    class SandboxApplication(web.Application):
-        """``web.Application`` served by :class:`GuardedServer`, whoever runs it."""
+        if self._sock is not None:
+            self._listening = await loop.create_server(connection, sock=self._sock)
+        else:
+            self._listening = await loop.create_server(connection, self._host, self._port)
 
-        def _make_handler(self, **kwargs: Any) -> web.Server:
-            server = super()._make_handler(**kwargs)
-            return GuardedServer(server.request_handler, request_factory=server.request_factory,
-                                 handler_cancellation=server.handler_cancellation, loop=server._loop,
-                                 **server._kwargs)
+    async def stop(self) -> None:
+        if self._listening is not None:
+            self._listening.close()
+        await super().stop()

@@ -32,7 +32,7 @@ from mock_server.domain.model import (
     Token,
 )
 from mock_server.domain.scenarios import Scenario
-from mock_server.domain.service import StagedSign
+from mock_server.domain.signatures import StagedSign
 from mock_server.domain.signparams import SignParams
 from mock_server.domain.sms import IssuedOtp, OutboxMessage
 from mock_server.domain.store import State
@@ -273,8 +273,8 @@ class RowBuilder:
             yield from self._webhook(name, event)
         if found.certificate is not None:
             yield self._certificate(name, pk, found.certificate)
-        for kind, signing, hint in (("pending", sandbox.pending_signs.get(pk), SignParams),
-                                    ("staged", sandbox.staged_signs.get(pk), StagedSign)):
+        for kind, signing, hint in (("pending", sandbox.signatures.pending_signs.get(pk), SignParams),
+                                    ("staged", sandbox.signatures.staged_signs.get(pk), StagedSign)):
             if signing is not None:
                 text = _dump(signing, hint, blobs)
                 yield self._row("signings", (name, pk, kind), (name, pk, kind, text), text)
@@ -475,6 +475,6 @@ class Loader:
         for row in self._dir.rows("signings"):
             if row["namespace"] == namespace:
                 if row["kind"] == "pending":
-                    sandbox.pending_signs[row["pk"]] = self._load(row["signing"], SignParams)
+                    sandbox.signatures.pending_signs[row["pk"]] = self._load(row["signing"], SignParams)
                 else:
-                    sandbox.staged_signs[row["pk"]] = self._load(row["signing"], StagedSign)
+                    sandbox.signatures.staged_signs[row["pk"]] = self._load(row["signing"], StagedSign)

@@ -112,13 +112,12 @@ class ThreadedSandbox:
             self._loop.close()
 
     async def _start(self) -> web.AppRunner:
-        from aiohttp import web
-
         from mock_server.server.app import create_app
+        from mock_server.server.serving import start
+        from mock_server.server.slow_clients import Deadlines
 
-        runner = web.AppRunner(create_app(self.config, self._executor), access_log=None)
-        await runner.setup()
-        await web.SockSite(runner, self._socket).start()
+        runner, _ = await start(create_app(self.config, self._executor), Deadlines.of(self.config),
+                                sock=self._socket)
         return runner
 
 
