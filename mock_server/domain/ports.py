@@ -43,26 +43,36 @@ class DeskSettings(Protocol):
     def certificate_lifetime(self) -> timedelta: ...
 
 
-class SandboxCore(Protocol):
-    """The state and the services every desk works with."""
+class NamespaceServices(Protocol):
+    """What everything around a namespace's sandbox works with: its settings, clock, change log and
+    events, its Registration Authorities' settings, and what makes a change durable."""
 
     @property
     def settings(self) -> DeskSettings: ...
 
     @property
-    def state(self) -> State: ...
-
-    @property
     def clock(self) -> Clock: ...
-
-    @property
-    def rng(self) -> RandomSource: ...
 
     @property
     def changes(self) -> ChangeLog: ...
 
     @property
     def events(self) -> EventBus: ...
+
+    @property
+    def commit(self) -> Callable[[], Awaitable[None]]: ...
+
+    def registration_authority(self, ra: int) -> dict[str, Any]: ...
+
+
+class SandboxCore(NamespaceServices, Protocol):
+    """The state and the services every desk works with."""
+
+    @property
+    def state(self) -> State: ...
+
+    @property
+    def rng(self) -> RandomSource: ...
 
     @property
     def pki(self) -> PkiMaterial: ...
@@ -89,8 +99,6 @@ class RequestDesk(SandboxCore, Protocol):
     def videoid(self) -> VideoIdCreation: ...
 
     def request_defaults(self) -> validation.RequestDefaults: ...
-
-    def registration_authority(self, ra: int) -> dict[str, Any]: ...
 
     def create_request(self, fields: Mapping[str, str], files: list[Upload], pk: int | None = None,
                        webhook_format: str | None = None) -> SignatureRequest: ...
@@ -139,36 +147,16 @@ class SigningSandbox(RequestDesk, Protocol):
     @property
     def trust(self) -> CertificateRegistry: ...
 
-    @property
-    def commit(self) -> Callable[[], Awaitable[None]]: ...
-
     def read_request(self, pk: str | int, not_found_key: str, **values: Any) -> SignatureRequest: ...
 
     def lock(self, request: SignatureRequest) -> AbstractAsyncContextManager[Any]: ...
 
 
-class WebhookSource(Protocol):
+class WebhookSource(NamespaceServices, Protocol):
     """What the webhook dispatcher needs of the sandbox whose events it delivers."""
 
     @property
-    def settings(self) -> DeskSettings: ...
-
-    @property
-    def clock(self) -> Clock: ...
-
-    @property
-    def changes(self) -> ChangeLog: ...
-
-    @property
-    def events(self) -> EventBus: ...
-
-    @property
     def retention(self) -> Retention: ...
-
-    @property
-    def commit(self) -> Callable[[], Awaitable[None]]: ...
-
-    def registration_authority(self, ra: int) -> dict[str, Any]: ...
 
 
 class NamespaceSandbox(Protocol):

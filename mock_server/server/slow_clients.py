@@ -89,10 +89,7 @@ class GuardedRequestHandler(web.RequestHandler):
         self._guard_loop = loop
         self._deadlines = deadlines
         self._head_timer: asyncio.TimerHandle | None = None
-        # Requests that reached the application on this connection, and whether one is there now.
-        self._requests = 0
-        self._in_application = False
-        self._requests_when_armed = 0
+        self._in_application = False  # a request of this connection is in the application
         self._body: StreamReader | None = None  # the latest request's, while it is incomplete
         self._last_body: StreamReader | None = None
         self._body_timer: asyncio.TimerHandle | None = None
@@ -105,7 +102,6 @@ class GuardedRequestHandler(web.RequestHandler):
 
     def request_started(self, body: StreamReader) -> None:
         """A request reached the application: its head is complete; ``body`` is watched until it is."""
-        self._requests += 1
         self._in_application = True
         self._head_seen = False
         if self._head_timer is not None:
@@ -161,13 +157,13 @@ class GuardedRequestHandler(web.RequestHandler):
 
     def _arm_head_timer(self) -> None:
         if self._deadlines.header:
-            self._requests_when_armed = self._requests
             self._head_timer = self._guard_loop.call_later(self._deadlines.header, self._head_deadline)
 
     def _head_deadline(self) -> None:
+        # Cancelled once a request reaches the application: firing, it finds no complete head.
         self._head_timer = None
         transport = self.transport
-        if self._requests != self._requests_when_armed or transport is None:
+        if transport is None:
             return
         if transport.get_write_buffer_size():  # type: ignore[attr-defined]
             self._arm_head_timer()  # an answer is still going out: the head waits for the server
