@@ -21,7 +21,10 @@ import aiohttp
 import pytest
 from yarl import URL
 
+from mock_server.api.keys import TENANTS
 from mock_server.bench.inputs import Draws
+from mock_server.domain import tenancy
+from mock_server.storage.rows import Blobs, RowBuilder, Written
 from tests.conftest import free_port
 from tests.helpers import (
     DEFAULT_TOKEN,
@@ -268,6 +271,23 @@ async def test_a_call_writes_the_rows_of_what_it_changed_only(tmp_path):
     # document with its signed bytes. An OTP writes its SMS and code only; reads write nothing.
     assert sorted(written) == sorted([("requests", pk)] * 2 + [("history", pk)] * 3 + [("documents", pk)] * 2), \
         "each step of the flow wrote the request and what it added, and nothing else"
+
+
+async def test_a_request_encoded_again_in_one_flush_keeps_only_its_latest_rows(sandbox):
+    """A flush serves other calls between the requests it encodes, and encodes again in a later round
+    a request that changed meanwhile: that replaces all the flush had of it, so a document deleted
+    in between is not written back, and the request is written once."""
+    pk = await sandbox.create_request()
+    await sandbox.upload_pdf(pk)
+    tenant = await sandbox.http.app[TENANTS].get(tenancy.DEFAULT)
+    rows = RowBuilder(Written(), Blobs())
+    rows.request(tenant, pk)
+    assert (await sandbox.call("DELETE", f"/api/v1/documents/{pk}")).status == 200
+    rows.request(tenant, pk)
+    write, notes = rows.finish()
+    assert "documents" not in write.upserts, "the deleted document's row was written back"
+    assert [row[1] for row in write.upserts["requests"]] == [pk]
+    assert len(notes) == sum(len(table_rows) for table_rows in write.upserts.values())
 
 
 def test_a_pickled_data_dir_is_refused_with_the_way_out(tmp_path):

@@ -19,6 +19,12 @@ class ChangeSet:
     def __bool__(self) -> bool:
         return bool(self.requests or self.pieces or self.everything)
 
+    def update(self, other: ChangeSet) -> None:
+        """Add what ``other`` holds."""
+        self.requests |= other.requests
+        self.pieces |= other.pieces
+        self.everything |= other.everything
+
     def concerns(self, pk: int | None) -> bool:
         """Whether request ``pk`` is among the changes (any change at all when ``pk`` is None)."""
         if pk is None:
@@ -64,6 +70,4 @@ class ChangeLog:
 
     def give_back(self, changes: ChangeSet) -> None:
         """Put back what a failed save took, so that the next save writes it."""
-        self._pending.requests |= changes.requests
-        self._pending.pieces |= changes.pieces
-        self._pending.everything |= changes.everything
+        self._pending.update(changes)

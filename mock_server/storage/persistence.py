@@ -2,7 +2,8 @@
 
 A flush writes what the domain says changed (:class:`~mock_server.domain.changes.ChangeLog`): the
 rows of those requests and collections whose JSON differs from what was last written
-(:mod:`mock_server.storage.rows`), in one SQLite transaction (WAL, synchronous=FULL) in a thread. The HTTP
+(:mod:`mock_server.storage.rows`), encoded on the event loop in rounds that let other calls through
+between requests, in one SQLite transaction (WAL, synchronous=FULL) in a thread. The HTTP
 layer acknowledges a change, and shows one, only after the flush that carries it has committed
 (:meth:`Persistence.unsaved`). Blobs that no row names any more are removed in the background.
 """
@@ -24,10 +25,8 @@ from mock_server.domain.tenancy import Tenant, Tenants
 from mock_server.storage import codec
 from mock_server.storage.rows import (
     BLOB_REFERENCE,
-    LOADED,
     Blobs,
     Loader,
-    Note,
     RowBuilder,
     ScenarioTexts,
     Write,
@@ -44,6 +43,8 @@ from mock_server.storage.schema import (
 )
 
 _FLUSH_INTERVAL_S = 0.5
+# Rounds of encoding a flush makes at most (see Persistence._encode).
+_ENCODING_ROUNDS = 3
 _DATABASE = "state.sqlite3"
 # Stale blobs are looked for at most this often, and at most 1/20 of the time a search takes.
 _COLLECTION_SPACING_S = 5.0
@@ -86,12 +87,11 @@ class DataDir:
         if version is None:
             self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
-    def rows(self, table: str, order: str = "rowid") -> Iterator[dict[str, Any]]:
-        """Every row of ``table`` (one of the schema's), in ``order``."""
-        cursor = self._db.execute(f"SELECT * FROM {table} ORDER BY {order}")
-        names = [column[0] for column in cursor.description]
-        for values in cursor:
-            yield dict(zip(names, values, strict=True))
+    def rows(self, table: str, order: str = "rowid") -> Iterator[sqlite3.Row]:
+        """Every row of ``table`` (one of the schema's), in ``order``, read by column name."""
+        cursor = self._db.cursor()
+        cursor.row_factory = sqlite3.Row
+        return cursor.execute(f"SELECT * FROM {table} ORDER BY {order}")
 
     def read_blob(self, digest: str) -> bytes:
         """The bytes of blob ``digest``, checked against it."""
@@ -143,7 +143,7 @@ class DataDir:
         """The rows of ``namespace`` by table (without the namespace column), and the blobs they name."""
         tables: Tables = {}
         for table in NAMESPACE_TABLES:
-            rows = [{key: value for key, value in row.items() if key != "namespace"}
+            rows = [{key: row[key] for key in row.keys() if key != "namespace"}
                     for row in self.rows(table) if row["namespace"] == namespace]
             if rows:
                 tables[table] = rows
@@ -240,11 +240,9 @@ class Persistence:
         self._blobs.on_disk = referenced
         # Every stored row is known to exist (so that a change can delete it) but not what it holds:
         # the first change to a request writes its rows again, nothing else is rewritten.
-        loaded = set()
-        for key in self._dir.row_keys():
-            self._written.note(key, LOADED)
-            if key[0] == "namespaces":
-                loaded.add(key[1])
+        keys = list(self._dir.row_keys())
+        self._written.loaded(keys)
+        loaded = {key[1] for key in keys if key[0] == "namespaces"}
         for tenant in tenants.existing():
             if tenant.namespace in loaded:
                 tenant.sandbox.changes.take()  # what building it changed is what was just read back
@@ -267,14 +265,16 @@ class Persistence:
             if self._done >= wanted:
                 return
             taken = self._asked
-            changes = [(tenant, tenant.sandbox.changes.take()) for tenant in self._existing()]
-            self._in_flight = {tenant.namespace: changed for tenant, changed in changes if changed}
+            rows = RowBuilder(self._written, self._blobs)
+            took: list[tuple[Tenant, ChangeSet]] = []
             try:
-                write, notes = self._rows(changes)
+                await self._encode(rows, took)
+                write, notes = rows.finish()
+                self._blobs.end_round()
                 if write:
                     await asyncio.to_thread(self._dir.commit, write)
             except BaseException:
-                for tenant, changed in changes:
+                for tenant, changed in took:
                     tenant.sandbox.changes.give_back(changed)
                 self._blobs.new.clear()
                 self._scenarios.forget()
@@ -287,6 +287,34 @@ class Persistence:
             self._blobs.new.clear()
             self._rows_went |= bool(write.deletes)
             self._done = taken
+
+    async def _encode(self, rows: RowBuilder, took: list[tuple[Tenant, ChangeSet]]) -> None:
+        """Encode what changed into ``rows`` (each change taken is added to ``took``), in rounds.
+
+        Between two requests of a round the event loop serves other calls: a flush of many requests
+        does not hold up a ``/hello`` for all of them. The next round encodes what changed meanwhile,
+        until a round finds nothing new; the last one possible pauses nowhere. The namespaces' rows
+        follow at once, so the write holds the state of one moment, as if encoded in one go.
+        """
+        for round_number in range(_ENCODING_ROUNDS):
+            changes = [(tenant, tenant.sandbox.changes.take()) for tenant in self._existing()]
+            changes = [(tenant, changed) for tenant, changed in changes if changed]
+            if not changes:
+                break
+            took.extend(changes)
+            for tenant, changed in changes:
+                self._in_flight.setdefault(tenant.namespace, ChangeSet()).update(changed)
+            pauses = round_number < _ENCODING_ROUNDS - 1
+            rows.forget_orphans()
+            for tenant, changed in changes:
+                for pk in rows.request_pks(tenant, changed):
+                    rows.request(tenant, pk)
+                    if pauses:
+                        await asyncio.sleep(0)
+        for tenant in self._existing():
+            changed = self._in_flight.get(tenant.namespace)
+            if changed or self._scenarios.moved(tenant):
+                rows.namespace(tenant, changed or ChangeSet(), self._scenarios)
 
     def writing(self) -> asyncio.Lock:
         """The write barrier: no flush runs while it is held."""
@@ -302,16 +330,6 @@ class Persistence:
 
     def _existing(self) -> list[Tenant]:
         return self._tenants.existing() if self._tenants else []
-
-    def _rows(self, changes: list[tuple[Tenant, ChangeSet]]) -> tuple[Write, list[Note]]:
-        """The rows to write for ``changes``, encoded now, on the event loop, so they are consistent."""
-        rows = RowBuilder(self._written, self._blobs)
-        for tenant, changed in changes:
-            if changed or self._scenarios.moved(tenant):
-                rows.namespace(tenant, changed, self._scenarios)
-        rows.write.blobs = dict(self._blobs.new)
-        self._blobs.end_round()
-        return rows.write, rows.notes
 
     def start(self) -> None:
         """Flush in the background what changes outside HTTP calls."""

@@ -14,7 +14,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -51,10 +51,16 @@ BLOB_REFERENCE = re.compile(r"blob:([0-9a-f]{64})")
 DIGESTS_KEPT_S = 2.0
 
 
+class StoredRow(Protocol):
+    """A row as a :class:`RowSource` gives it: its values by column name."""
+
+    def __getitem__(self, column: str) -> Any: ...
+
+
 class RowSource(Protocol):
     """Where a :class:`Loader` reads rows: a data dir, or an archive's tables."""
 
-    def rows(self, table: str, order: str = "rowid") -> Iterator[dict[str, Any]]: ...
+    def rows(self, table: str, order: str = "rowid") -> Iterator[StoredRow]: ...
 
 
 class Blobs:
@@ -135,6 +141,12 @@ class Written:
             if not self._groups[group]:
                 del self._groups[group]
 
+    def loaded(self, keys: Iterable[tuple[Any, ...]]) -> None:
+        """Note each row of ``keys`` as read back at start (:data:`LOADED`)."""
+        groups = self._groups
+        for key in keys:
+            groups.setdefault(_group(key), {})[key] = LOADED
+
     def forget(self, namespace: str) -> None:
         """Forget every row of ``namespace`` (deleted from the data dir)."""
         self._groups = {group: keys for group, keys in self._groups.items() if group[0] != namespace}
@@ -200,16 +212,64 @@ def _rng_state(text: str) -> tuple[Any, ...]:
     return int(version), tuple(internal), None if gauss == "None" else float(gauss)
 
 
+@dataclass
+class _Part:
+    """The rows encoded of one request, or of the namespaces, and their notes."""
+
+    write: Write = field(default_factory=Write)
+    notes: list[Note] = field(default_factory=list)
+
+
 class RowBuilder:
-    """Turns what changed into row writes, skipping rows whose JSON is what was last written."""
+    """Turns what changed into row writes, skipping rows whose JSON is what was last written.
+
+    A request's rows are kept apart by request: a request encoded again (it changed after it was
+    encoded) replaces what was encoded of it before, deletions included.
+    """
 
     def __init__(self, written: Written, blobs: Blobs) -> None:
         self._written = written
         self._blobs = blobs
-        self.write = Write()
-        self.notes: list[Note] = []
+        self._requests: dict[tuple[str, int], _Part] = {}
+        self._namespaces = _Part()
+        # Where the rows being encoded go: a request's part, or the namespaces'.
+        self._part = self._namespaces
+        # By namespace: certificates that outlive their request (revoked ones stay in the CRL).
+        self._orphans: dict[str, dict[int, list[IssuedCertificate]]] = {}
+
+    def request_pks(self, tenant: Tenant, changed: ChangeSet) -> list[int]:
+        """The pks whose rows ``changed`` may have changed: the requests it names, or all of them."""
+        pks = changed.requests
+        if changed.everything:
+            pks = set(tenant.sandbox.state.requests) | self._written.requests_of(tenant.namespace)
+        return sorted(pks)
+
+    def request(self, tenant: Tenant, pk: int) -> None:
+        """Encode request ``pk`` of ``tenant`` as it is now (gone: its rows are deleted)."""
+        name, state = tenant.namespace, tenant.sandbox.state
+        self._part = self._requests[(name, pk)] = _Part()
+        try:
+            found = state.requests.get(pk)
+            kept = set(self._request_rows(tenant, found) if found is not None else ())
+            if found is None:
+                orphans = self._orphans.get(name)
+                if orphans is None:
+                    orphans = self._orphans[name] = {}
+                    for certificate in state.certificates.values():
+                        orphans.setdefault(certificate.request_pk, []).append(certificate)
+                kept.update(self._certificate(name, pk, certificate) for certificate in orphans.get(pk, []))
+            for key in self._written.keys_of(name, pk):
+                if key not in kept:
+                    self._drop(key[0], key)
+        finally:
+            self._part = self._namespaces
+
+    def forget_orphans(self) -> None:
+        """Look for certificates without a request again (requests went since)."""
+        self._orphans.clear()
 
     def namespace(self, tenant: Tenant, changed: ChangeSet, scenarios: ScenarioTexts) -> None:
+        """Encode ``tenant``'s own row (next pk, clock, seed, settings, scenarios) and the pieces ``changed`` names."""
         sandbox, name = tenant.sandbox, tenant.namespace
         state = sandbox.state
         settings = json.dumps(state.settings, **_JSON)
@@ -219,28 +279,19 @@ class RowBuilder:
         # The scenarios (the magic values' alone are tens of KB) stand in by their fingerprint: this
         # row is looked at on every flush.
         self._row("namespaces", (name,), row, "\x00".join(map(str, (*row[1:-1], scenario_fingerprint.hex()))))
-        pks = changed.requests
-        if changed.everything:
-            pks = set(state.requests) | self._written.requests_of(name)
-        orphans: dict[int, list[IssuedCertificate]] | None = None
-        for pk in sorted(pks):
-            if pk not in state.requests and orphans is None:
-                # Certificates that outlive their request (revoked ones stay in the CRL).
-                orphans = {}
-                for certificate in state.certificates.values():
-                    orphans.setdefault(certificate.request_pk, []).append(certificate)
-            self._request(tenant, pk, (orphans or {}).get(pk, []))
         for piece in PIECES if changed.everything else changed.pieces:
             self._piece(name, piece, getattr(state, piece))
 
-    def _request(self, tenant: Tenant, pk: int, orphans: list[IssuedCertificate]) -> None:
-        name = tenant.namespace
-        found = tenant.sandbox.state.requests.get(pk)
-        kept = set(self._request_rows(tenant, found) if found is not None else ())
-        kept.update(self._certificate(name, pk, certificate) for certificate in orphans)
-        for key in self._written.keys_of(name, pk):
-            if key not in kept:
-                self._drop(key[0], key)
+    def finish(self) -> tuple[Write, list[Note]]:
+        """Everything encoded, as one write, and the notes to make once it is committed."""
+        write, notes = Write(), []
+        for part in (*self._requests.values(), self._namespaces):
+            for table, rows in part.write.upserts.items():
+                write.upserts.setdefault(table, []).extend(rows)
+            write.deletes.extend(part.write.deletes)
+            notes.extend(part.notes)
+        write.blobs = dict(self._blobs.new)
+        return write, notes
 
     def _request_rows(self, tenant: Tenant, found: SignatureRequest) -> Iterator[tuple[Any, ...]]:
         name, pk, sandbox, blobs = tenant.namespace, found.pk, tenant.sandbox, self._blobs
@@ -256,7 +307,7 @@ class RowBuilder:
         for seq, change in enumerate(found.history):
             row = (name, pk, seq, change.status.value, change.previous.value if change.previous else None,
                    change.at.isoformat())
-            yield self._row("status_history", (name, pk, seq), row, json.dumps(row[3:]))
+            yield self._row("status_history", (name, pk, seq), row, "\x00".join(map(str, row[3:])))
         for uid, document in found.documents.items():
             text = _dump(document, Document, blobs)
             yield self._row("documents", (name, pk, uid),
@@ -308,8 +359,8 @@ class RowBuilder:
         full = (table, *key)
         fingerprint = _fingerprint(text)
         if self._written.changed(full, fingerprint):
-            self.write.upsert(table, row)
-            self.notes.append((full, fingerprint))
+            self._part.write.upsert(table, row)
+            self._part.notes.append((full, fingerprint))
         return full
 
     def _drop(self, table: str, key: tuple[Any, ...]) -> None:
@@ -323,8 +374,8 @@ class RowBuilder:
         elif table == "webhook_attempts":
             columns, rest = ("event_id", "seq"), rest[1:]
         where = " AND ".join(["namespace = ?", *(f"{column} = ?" for column in columns)])
-        self.write.delete(table, where, (name, *rest))
-        self.notes.append((key, None))
+        self._part.write.delete(table, where, (name, *rest))
+        self._part.notes.append((key, None))
 
 
 def _without_attempts(event: WebhookEvent) -> WebhookEvent:
@@ -337,10 +388,14 @@ def namespace_rows(tenant: Tenant) -> tuple[Tables, dict[str, bytes]]:
     """Every row of ``tenant``'s state, as the data dir stores it, and the blobs they name."""
     blobs = Blobs()
     builder = RowBuilder(Written(), blobs)
-    builder.namespace(tenant, ChangeSet(everything=True), ScenarioTexts())
+    everything = ChangeSet(everything=True)
+    for pk in builder.request_pks(tenant, everything):
+        builder.request(tenant, pk)
+    builder.namespace(tenant, everything, ScenarioTexts())
+    write, _ = builder.finish()
     tables = {table: [dict(zip(COLUMNS[table][1:], row[1:], strict=True)) for row in rows]
-              for table, rows in builder.write.upserts.items()}
-    return tables, dict(blobs.new)
+              for table, rows in write.upserts.items()}
+    return tables, write.blobs
 
 
 def load_namespace(tenant: Tenant, tables: Tables, blobs: dict[str, bytes]) -> int:
