@@ -273,12 +273,16 @@ async def test_a_call_writes_the_rows_of_what_it_changed_only(tmp_path):
         "each step of the flow wrote the request and what it added, and nothing else"
 
 
-async def test_a_request_encoded_again_in_one_flush_keeps_only_its_latest_rows(sandbox):
+@pytest.mark.parametrize("index", range(4))
+async def test_a_request_encoded_again_in_one_flush_keeps_only_its_latest_rows(sandbox, index):
     """A flush serves other calls between the requests it encodes, and encodes again in a later round
     a request that changed meanwhile: that replaces all the flush had of it, so a document deleted
-    in between is not written back, and the request is written once."""
-    pk = await sandbox.create_request()
-    await sandbox.upload_pdf(pk)
+    in between is not written back, and the request is written once. Each case is a signed request
+    (SMS, certificate, signed document) of a drawn signer and document."""
+    draw = Draws(20261203).flow("encoded-again", index)
+    pk = await sandbox.create_request(**draw.identity)
+    await sandbox.upload_pdf(pk, draw.document.pdf)
+    assert (await sandbox.sign(pk, {"secret": await sandbox.otp(pk)})).status == 200
     tenant = await sandbox.http.app[TENANTS].get(tenancy.DEFAULT)
     rows = RowBuilder(Written(), Blobs())
     rows.request(tenant, pk)
@@ -287,6 +291,7 @@ async def test_a_request_encoded_again_in_one_flush_keeps_only_its_latest_rows(s
     write, notes = rows.finish()
     assert "documents" not in write.upserts, "the deleted document's row was written back"
     assert [row[1] for row in write.upserts["requests"]] == [pk]
+    assert {"status_history", "sms", "certificates"} <= set(write.upserts), "what the request keeps is encoded"
     assert len(notes) == sum(len(table_rows) for table_rows in write.upserts.values())
 
 

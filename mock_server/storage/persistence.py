@@ -266,16 +266,17 @@ class Persistence:
                 return
             taken = self._asked
             rows = RowBuilder(self._written, self._blobs)
-            took: list[tuple[Tenant, ChangeSet]] = []
             try:
-                await self._encode(rows, took)
+                await self._encode(rows)
                 write, notes = rows.finish()
                 self._blobs.end_round()
                 if write:
                     await asyncio.to_thread(self._dir.commit, write)
             except BaseException:
-                for tenant, changed in took:
-                    tenant.sandbox.changes.give_back(changed)
+                # No namespace goes while the flush holds the lock (deleting one takes it).
+                for tenant in self._existing():
+                    if tenant.namespace in self._in_flight:
+                        tenant.sandbox.changes.give_back(self._in_flight[tenant.namespace])
                 self._blobs.new.clear()
                 self._scenarios.forget()
                 raise
@@ -288,8 +289,8 @@ class Persistence:
             self._rows_went |= bool(write.deletes)
             self._done = taken
 
-    async def _encode(self, rows: RowBuilder, took: list[tuple[Tenant, ChangeSet]]) -> None:
-        """Encode what changed into ``rows`` (each change taken is added to ``took``), in rounds.
+    async def _encode(self, rows: RowBuilder) -> None:
+        """Encode what changed into ``rows``, in rounds; what each round takes joins ``_in_flight``.
 
         Between two requests of a round the event loop serves other calls: a flush of many requests
         does not hold up a ``/hello`` for all of them. The next round encodes what changed meanwhile,
@@ -301,7 +302,6 @@ class Persistence:
             changes = [(tenant, changed) for tenant, changed in changes if changed]
             if not changes:
                 break
-            took.extend(changes)
             for tenant, changed in changes:
                 self._in_flight.setdefault(tenant.namespace, ChangeSet()).update(changed)
             pauses = round_number < _ENCODING_ROUNDS - 1
