@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -118,6 +119,23 @@ def test_signing_workers_run_at_the_chosen_priority(tmp_path, args, expected):
             time.sleep(0.1)
         assert os.sched_getscheduler(server.process.pid) == os.SCHED_OTHER
         assert os.getpriority(os.PRIO_PROCESS, server.process.pid) == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="SCHED_BATCH is Linux's")
+def test_the_data_dir_commits_in_a_thread_whose_wake_ups_do_not_preempt_the_event_loop(tmp_path):
+    """Each commit wakes the data dir's thread; under SCHED_BATCH it waits for the loop's time slice
+    to end instead of taking the core from it (hello p50 under load: 2.2-2.7 ms before, 1.7-2.0 after)."""
+    with running_sandbox(tmp_path, "--data-dir", str(tmp_path / "data")) as server:
+        reset = urllib.request.Request(server.base + "/_mock/reset", method="POST")
+        with urllib.request.urlopen(reset, timeout=30) as answer:  # a write: it commits
+            assert answer.status == 200
+        pid = server.process.pid
+        policies = {}
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError):  # a thread that has just gone
+                policies[int(tid)] = os.sched_getscheduler(int(tid))
+        assert policies[pid] == os.SCHED_OTHER
+        assert os.SCHED_BATCH in policies.values(), policies
 
 
 @pytest.mark.parametrize("persisted", [False, True], ids=["in-memory", "data-dir"])

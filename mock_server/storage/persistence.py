@@ -14,11 +14,13 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from mock_server.domain.changes import PIECES, ChangeSet
 from mock_server.domain.tenancy import Tenant, Tenants
@@ -50,6 +52,16 @@ _DATABASE = "state.sqlite3"
 _COLLECTION_SPACING_S = 5.0
 _COLLECTION_DUTY = 20
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def _no_wakeup_preemption() -> None:
+    """Run the calling thread under SCHED_BATCH where Linux has it: the same share of the CPU, but
+    its wake-ups do not preempt the event loop's thread."""
+    # Woken for each commit under normal scheduling, the thread took the core from the loop, often
+    # while the loop held the GIL (docs/benchmark.md: the data-dir hello p50 under load).
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
 
 
 class DataDir:
@@ -220,6 +232,11 @@ class Persistence:
         # What the flush under way took and has not committed yet, by namespace.
         self._in_flight: dict[str, ChangeSet] = {}
         self._loop_task: asyncio.Task | None = None
+        # The data dir's disk work: a commit (one at a time, under the lock) and the stale-blob search.
+        self._threads = ThreadPoolExecutor(2, "oneshot-data-dir", initializer=_no_wakeup_preemption)
+
+    async def _off_loop(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._threads, fn, *args)
 
     def restore(self, tenants: Tenants) -> int:
         """Load the data dir into ``tenants`` (creating its namespaces), then keep them in step with it.
@@ -271,7 +288,7 @@ class Persistence:
                 write, notes = rows.finish()
                 self._blobs.end_round()
                 if write:
-                    await asyncio.to_thread(self._dir.commit, write)
+                    await self._off_loop(self._dir.commit, write)
             except BaseException:
                 # No namespace goes while the flush holds the lock (deleting one takes it).
                 for tenant in self._existing():
@@ -323,7 +340,7 @@ class Persistence:
     async def forget(self, namespace: str) -> None:
         """Remove every stored row of ``namespace``; called inside :meth:`writing`, before the
         namespace leaves the tenants (so no flush in between writes it back)."""
-        await asyncio.to_thread(self._dir.delete_namespace, namespace)
+        await self._off_loop(self._dir.delete_namespace, namespace)
         self._written.forget(namespace)
         self._scenarios.forget()
         self._rows_went = True
@@ -352,9 +369,9 @@ class Persistence:
             self._rows_went = False
             self._blobs.tracked = set()
         try:
-            referenced = await asyncio.to_thread(self._dir.referenced_blobs)
+            referenced = await self._off_loop(self._dir.referenced_blobs)
             async with self._lock:
-                removed = await asyncio.to_thread(self._dir.collect_garbage, referenced | self._blobs.tracked)
+                removed = await self._off_loop(self._dir.collect_garbage, referenced | self._blobs.tracked)
                 self._blobs.on_disk -= removed
         except BaseException:
             self._rows_went = True
@@ -373,4 +390,5 @@ class Persistence:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
         await self.flush()
+        self._threads.shutdown()
         self._dir.close()
