@@ -124,7 +124,7 @@ def test_signing_workers_run_at_the_chosen_priority(tmp_path, args, expected):
 @pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="SCHED_BATCH is Linux's")
 def test_the_data_dir_commits_in_a_thread_whose_wake_ups_do_not_preempt_the_event_loop(tmp_path):
     """Each commit wakes the data dir's thread; under SCHED_BATCH it waits for the loop's time slice
-    to end instead of taking the core from it (hello p50 under load: 2.2-2.7 ms before, 1.7-2.0 after)."""
+    to end instead of taking the core from it (docs/benchmark.md has what that is worth)."""
     with running_sandbox(tmp_path, "--data-dir", str(tmp_path / "data")) as server:
         reset = urllib.request.Request(server.base + "/_mock/reset", method="POST")
         with urllib.request.urlopen(reset, timeout=30) as answer:  # a write: it commits
